@@ -1,0 +1,161 @@
+"""`routeiq`: the operator CLI (local stack, topics, schemas).
+
+This is the CLI's composition root: it loads settings once and hands clients to the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from routeiq.contracts.topics import TOPICS
+from routeiq.errors import IncompatibleSchemaError, RouteIQError
+from routeiq.kafka import apply_topics, make_admin
+
+from routeiq_cli import schemas as schema_ops
+from routeiq_cli.stack import runner
+from routeiq_cli.stack.settings import StackSettings, repo_root
+
+
+def _settings() -> StackSettings:
+    return StackSettings.load()
+
+
+@click.group()
+def cli() -> None:
+    """RouteIQ operator commands."""
+
+
+# ---------------------------------------------------------------- stack
+
+
+@cli.group()
+def stack() -> None:
+    """The native local stack (Kafka, registry, S3, Redis, MLflow) under supervisord."""
+
+
+@stack.command("up")
+def stack_up() -> None:
+    """Install what is missing and start everything, health-gated, in dependency order."""
+    runner.up(_settings())
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop everything; data is kept."""
+    runner.down(_settings())
+
+
+@stack.command("status")
+def stack_status() -> None:
+    """Show each component's state and health (exit 1 if any is unhealthy)."""
+    if not runner.status(_settings()):
+        sys.exit(1)
+
+
+@stack.command("clean")
+def stack_clean() -> None:
+    """Stop everything and delete all state (topics, messages, schemas, objects, runs)."""
+    runner.clean(_settings())
+
+
+@stack.command("endpoints")
+def stack_endpoints() -> None:
+    """Print where everything listens."""
+    click.echo(runner.endpoints_table(_settings()))
+
+
+# ---------------------------------------------------------------- topics
+
+
+@cli.group()
+def topics() -> None:
+    """Topics declared in routeiq.contracts.topics."""
+
+
+@topics.command("apply")
+def topics_apply() -> None:
+    """Create missing topics and align configs (idempotent; never deletes)."""
+    for change in apply_topics(make_admin(_settings().kafka), TOPICS):
+        click.echo(f"{change.action:<10} {change.name} {change.details}".rstrip())
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Show the declaration."""
+    for spec in TOPICS:
+        click.echo(
+            f"{spec.name:<34} partitions={spec.partitions} key={spec.key!r} "
+            f"subject={spec.value_subject} {spec.compatibility.value} {spec.configs or ''}"
+        )
+
+
+# ---------------------------------------------------------------- schemas
+
+
+@cli.group()
+def schemas() -> None:
+    """Avro contracts in schemas/ and the schema registry."""
+
+
+@schemas.command("register")
+def schemas_register() -> None:
+    """Register every released version (and an unreleased working copy) in order."""
+    client = SchemaRegistryClient(_settings().registry.client_config())
+    for result in schema_ops.register_all(client, TOPICS):
+        verb = "registered" if result.registered else "present"
+        click.echo(f"{verb:<10} {result.subject} {result.label} id={result.schema_id}")
+
+
+@schemas.command("check")
+@click.option("--offline", is_flag=True, help="Only check against released files.")
+def schemas_check(offline: bool) -> None:
+    """Working copies against every released version and the running registry."""
+    registry_url = None if offline else _settings().registry.url
+    failed = False
+    for finding in schema_ops.check(TOPICS, registry_url):
+        failed = failed or not finding.ok
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'} {finding.subject}: {finding.message}")
+    if failed:
+        sys.exit(1)
+
+
+@schemas.command("release")
+def schemas_release() -> None:
+    """Freeze changed working copies as new released versions (after checking them)."""
+    written = schema_ops.release(TOPICS)
+    for path in written:
+        click.echo(f"released {path}")
+    if not written:
+        click.echo("nothing to release: every working copy equals its latest version")
+
+
+@schemas.command("docs")
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=None, help="Default: docs/contracts.md"
+)
+def schemas_docs(output: Path | None) -> None:
+    """Regenerate the Markdown table of fields per contract."""
+    target = output or repo_root() / "docs" / "contracts.md"
+    target.write_text(schema_ops.render_docs(TOPICS))
+    click.echo(f"wrote {target}")
+
+
+def main() -> None:
+    """Entry point: RouteIQ errors print their reason and exit 1, without a traceback."""
+    try:
+        cli(standalone_mode=True)
+    except IncompatibleSchemaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        for reason in exc.reasons:
+            click.echo(f"  - {reason}", err=True)
+        sys.exit(1)
+    except RouteIQError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

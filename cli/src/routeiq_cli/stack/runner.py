@@ -1,0 +1,236 @@
+"""`make up` / `make down` / `make status` / `make clean` for the local stack.
+
+``up`` is idempotent: a component that is already running and healthy costs one probe, topics
+and schemas are applied idempotently, so a second ``up`` is a fast no-op.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from routeiq.contracts.topics import TOPICS
+from routeiq.errors import RouteIQError
+from routeiq.kafka import apply_topics, broker_version, make_admin
+from routeiq.storage import ArtifactStore, make_minio
+
+from routeiq_cli.schemas import register_all
+from routeiq_cli.stack.components import Component, components, install_kafka, port_open
+from routeiq_cli.stack.settings import StackSettings
+from routeiq_cli.stack.supervisor import Supervisor, SupervisorError
+
+Echo = Callable[[str], None]
+
+
+class StackError(RouteIQError):
+    """A component failed to start or pass its health check."""
+
+
+@dataclass
+class StepTimer:
+    echo: Echo
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[dict[str, str]]:
+        """Time a step; the body may set ``result["status"]`` to say what happened."""
+        result = {"status": "ok"}
+        start = time.monotonic()
+        try:
+            yield result
+        except Exception:
+            self.echo(f"  ✗ {name:<22} failed after {time.monotonic() - start:5.1f}s")
+            raise
+        self.echo(f"  ✓ {name:<22} {result['status']:<34} {time.monotonic() - start:5.1f}s")
+
+
+def _wait_healthy(sup: Supervisor, component: Component, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    reason = "not checked"
+    while time.monotonic() < deadline:
+        state = sup.state(component.name)
+        if state in {"FATAL", "EXITED", "BACKOFF", "STOPPED"}:
+            raise StackError(
+                f"{component.title} exited ({state}) while starting. Last log lines:\n"
+                + sup.log_tail(component.name)
+            )
+        reason = component.health() or ""
+        if not reason:
+            return
+        time.sleep(0.25)
+    raise StackError(
+        f"{component.title} failed its health check within {timeout_s:.0f}s ({reason}). "
+        f"Last log lines:\n{sup.log_tail(component.name)}"
+    )
+
+
+def _start(sup: Supervisor, component: Component, settings: StackSettings) -> str:
+    state = sup.state(component.name)
+    if state == "RUNNING" and component.health() is None:
+        return "already running"
+    if state not in {"RUNNING", "STARTING"}:
+        busy = [p for p in component.ports if port_open(settings.host, p)]
+        if busy:
+            raise StackError(
+                f"{component.title}: port(s) {busy} on {settings.host} are already in use by "
+                "another process; stop it or choose other ports (ROUTEIQ_STACK_*_PORT)"
+            )
+        if component.prepare is not None:
+            component.prepare()
+        try:
+            sup.start(component.name)
+        except SupervisorError as exc:
+            raise StackError(
+                f"{component.title} did not start ({exc}). Last log lines:\n"
+                + sup.log_tail(component.name)
+            ) from exc
+    _wait_healthy(sup, component, settings.start_timeout_s)
+    return "started"
+
+
+def _buckets(settings: StackSettings) -> str:
+    store = ArtifactStore(make_minio(settings.s3))
+    created = [
+        name
+        for name, versioned in (
+            (settings.models_bucket, True),
+            (settings.shards_bucket, False),
+            (settings.mlflow_bucket, False),
+        )
+        if store.ensure_bucket(name, versioned=versioned)
+    ]
+    return f"created {', '.join(created)}" if created else "present"
+
+
+def up(settings: StackSettings, echo: Echo = print) -> None:
+    """Install what is missing, start every component in order, apply topics and schemas."""
+    timer = StepTimer(echo)
+    settings.state.mkdir(parents=True, exist_ok=True)
+    total = time.monotonic()
+    echo(f"stack (state in {settings.state}):")
+    with timer.step("kafka jars") as r:
+        r["status"] = "downloaded" if install_kafka(settings) else "cached"
+    comps = components(settings)
+    sup = Supervisor(settings)
+    with timer.step("supervisord") as r:
+        from routeiq_cli.stack.supervisor import render_config
+
+        r["status"] = sup.ensure_started(render_config(settings, comps))
+    for component in comps:
+        with timer.step(component.name) as r:
+            r["status"] = _start(sup, component, settings)
+        if component.name == "s3":
+            with timer.step("buckets") as r:
+                r["status"] = _buckets(settings)
+    with timer.step("topics") as r:
+        changes = apply_topics(make_admin(settings.kafka), TOPICS)
+        counts = {a: sum(c.action == a for c in changes) for a in ("created", "updated")}
+        r["status"] = ", ".join(f"{n} {a}" for a, n in counts.items() if n) or "unchanged"
+    with timer.step("schemas") as r:
+        client = SchemaRegistryClient(settings.registry.client_config())
+        results = register_all(client, TOPICS)
+        new = sum(1 for res in results if res.registered)
+        r["status"] = f"{new} registered" if new else "unchanged"
+    echo(f"ready in {time.monotonic() - total:.1f}s\n")
+    echo(endpoints_table(settings))
+
+
+def endpoints_table(settings: StackSettings) -> str:
+    """Where everything listens, as printed after ``up``."""
+    try:
+        version = broker_version(make_admin(settings.kafka)).get(
+            "inter.broker.protocol.version", "?"
+        )
+    except RouteIQError:
+        version = "?"
+    rows = [
+        (
+            "Kafka",
+            f"{settings.host}:{settings.kafka_port}",
+            f"Apache Kafka, KRaft, protocol {version}",
+        ),
+        ("Schema registry", settings.registry.url, "Confluent REST API"),
+        (
+            "S3 (SeaweedFS)",
+            settings.s3.url,
+            f"key {settings.s3_access_key}; buckets {settings.models_bucket} (versioned), "
+            f"{settings.shards_bucket}, {settings.mlflow_bucket}",
+        ),
+        ("Redis", settings.redis.url, ""),
+        ("MLflow", settings.mlflow_url, f"artifacts in s3://{settings.mlflow_bucket}/"),
+    ]
+    lines = ["endpoints:"]
+    lines += [f"  {name:<16} {where:<28} {note}".rstrip() for name, where, note in rows]
+    lines.append(f"  logs             {settings.state / 'logs'}")
+    return "\n".join(lines)
+
+
+def down(settings: StackSettings, echo: Echo = print) -> None:
+    """Stop every component (reverse order) and supervisord; all data is kept."""
+    sup = Supervisor(settings)
+    if not sup.running():
+        echo("stack is not running")
+        return
+    timer = StepTimer(echo)
+    for component in reversed(components(settings)):
+        with timer.step(f"stop {component.name}"):
+            sup.stop(component.name)
+    with timer.step("stop supervisord"):
+        sup.shutdown()
+
+
+def clean(settings: StackSettings, echo: Echo = print) -> None:
+    """Stop everything and delete the state folder (topics, schemas, objects, runs)."""
+    down(settings, echo)
+    if settings.state.exists():
+        shutil.rmtree(settings.state)
+        echo(f"removed {settings.state}")
+
+
+def health(settings: StackSettings) -> dict[str, str | None]:
+    """Each component's health: None when healthy, else the reason."""
+    sup = Supervisor(settings)
+    up_ = sup.running()
+    report: dict[str, str | None] = {}
+    for component in components(settings):
+        if not up_:
+            report[component.name] = "supervisord is not running"
+            continue
+        state = sup.state(component.name)
+        report[component.name] = component.health() if state == "RUNNING" else state
+    return report
+
+
+def status(settings: StackSettings, echo: Echo = print) -> bool:
+    """Print each component's process state and health; True when all are healthy."""
+    sup = Supervisor(settings)
+    running = sup.running()
+    healthy = True
+    echo(f"state folder: {settings.state}")
+    for component in components(settings):
+        if not running:
+            healthy = False
+            echo(f"  {component.name:<16} DOWN      supervisord is not running")
+            continue
+        info = sup.info(component.name)
+        problem = component.health() if info["statename"] == "RUNNING" else info["statename"]
+        healthy = healthy and problem is None
+        detail = str(info["description"]) if info["pid"] else ""
+        verdict = "healthy" if problem is None else f"UNHEALTHY: {problem}"
+        echo(
+            f"  {component.name:<16} {info['statename']:<9} {verdict:<10} "
+            f"{component.endpoint:<28} {detail}"
+        )
+    if running and healthy:
+        try:
+            info = broker_version(make_admin(settings.kafka))
+            echo(f"  kafka broker: {info}")
+            subjects = httpx.get(f"{settings.registry.url}/subjects", timeout=5).json()
+            echo(f"  registry subjects: {len(subjects)}")
+        except (RouteIQError, httpx.HTTPError) as exc:
+            echo(f"  (details unavailable: {exc})")
+    return healthy

@@ -1,0 +1,100 @@
+"""Settings of the local stack (`make up`): ports, state folder, credentials, bucket names.
+
+Every value can be changed through ``ROUTEIQ_STACK_<NAME>``; unknown names are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+from routeiq.errors import ConfigError
+from routeiq.settings import (
+    KafkaSettings,
+    RedisSettings,
+    RegistrySettings,
+    S3Settings,
+    ServiceSettings,
+)
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding ``stack/kafka/pom.xml``)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "stack" / "kafka" / "pom.xml").is_file():
+            return parent
+    raise ConfigError(f"cannot find the RouteIQ repository above {here}")
+
+
+class StackSettings(ServiceSettings):
+    """Where the local stack listens and keeps its state."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTEIQ_STACK_")
+
+    state_dir: Path = Field(default_factory=lambda: repo_root() / ".routeiq")
+    build_dir: Path = Field(default_factory=lambda: repo_root() / "stack" / ".build")
+    host: str = "127.0.0.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = "768m"
+    registry_port: int = Field(default=8081, ge=1, le=65535)
+    s3_port: int = Field(default=8333, ge=1, le=65535)
+    s3_master_port: int = Field(default=9333, ge=1, le=65535)
+    s3_volume_port: int = Field(default=8380, ge=1, le=65535)
+    s3_filer_port: int = Field(default=8888, ge=1, le=65535)
+    s3_admin_port: int = Field(default=23646, ge=1, le=65535)
+    s3_access_key: str = "routeiq"
+    s3_secret_key: SecretStr = SecretStr("routeiq-secret")
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    models_bucket: str = "routeiq-models"
+    shards_bucket: str = "routeiq-shards"
+    mlflow_bucket: str = "routeiq-mlflow"
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> StackSettings:
+        ports = {
+            name: getattr(self, name) for name in type(self).model_fields if name.endswith("_port")
+        }
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} both use port {port}")
+            # SeaweedFS also listens on gRPC at port + 10000 for master, volume, filer, admin.
+            grpc = name in {"s3_master_port", "s3_volume_port", "s3_filer_port", "s3_admin_port"}
+            if grpc and port + 10000 > 65535:
+                raise ValueError(f"{name}={port}: SeaweedFS also needs port {port + 10000}")
+            seen[port] = name
+        return self
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir.resolve()
+
+    # Client-side views of the stack, in the shapes the services' settings use.
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=f"{self.host}:{self.kafka_port}")
+
+    @property
+    def registry(self) -> RegistrySettings:
+        return RegistrySettings(url=f"http://{self.host}:{self.registry_port}")
+
+    @property
+    def s3(self) -> S3Settings:
+        return S3Settings(
+            endpoint=f"{self.host}:{self.s3_port}",
+            access_key=SecretStr(self.s3_access_key),
+            secret_key=self.s3_secret_key,
+        )
+
+    @property
+    def redis(self) -> RedisSettings:
+        return RedisSettings(url=f"redis://{self.host}:{self.redis_port}/0")
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"

@@ -1,0 +1,181 @@
+"""Avro serde in Confluent's wire format: magic byte 0, 4-byte big-endian schema id, Avro body.
+
+Encoding uses fastavro against the contract's parsed schema; the schema id comes from the
+registry once per (subject, schema) and is cached, so the hot path is one fastavro call plus
+a 5-byte header. Decoding resolves the writer's schema by id (cached) against our reader
+schema, which is how a consumer keeps reading while producers move to newer versions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from routeiq.contracts.catalog import Contract
+from routeiq.errors import RegistryError, SerializationError
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+
+
+class SchemaIdResolver(Protocol):
+    """Maps a (subject, schema) to its registry id and an id back to its schema text."""
+
+    def id_for(self, subject: str, schema_text: str) -> int: ...
+
+    def schema_for(self, schema_id: int) -> str: ...
+
+
+class RegistryResolver:
+    """``SchemaIdResolver`` over a Confluent-compatible registry, with caches.
+
+    ``auto_register=False`` (the production default) only looks schemas up: contracts are
+    registered by ``routeiq schemas register`` in CI/deploy, never implicitly by a service.
+    """
+
+    def __init__(self, client: SchemaRegistryClient, *, auto_register: bool = False) -> None:
+        self._client = client
+        self._auto_register = auto_register
+        self._ids: dict[tuple[str, str], int] = {}
+        self._texts: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def id_for(self, subject: str, schema_text: str) -> int:
+        key = (subject, schema_text)
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        schema = Schema(schema_text, "AVRO")
+        try:
+            if self._auto_register:
+                schema_id = int(self._client.register_schema(subject, schema))
+            else:
+                schema_id = int(self._client.lookup_schema(subject, schema).schema_id)
+        except SchemaRegistryError as exc:
+            raise RegistryError(
+                f"schema for subject {subject!r} is not registered: {exc.error_message}",
+                error_code=exc.error_code,
+                http_status=exc.http_status_code,
+            ) from exc
+        with self._lock:
+            self._ids[key] = schema_id
+        return schema_id
+
+    def schema_for(self, schema_id: int) -> str:
+        cached = self._texts.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            text = str(self._client.get_schema(schema_id).schema_str)
+        except SchemaRegistryError as exc:
+            raise SerializationError(f"unknown schema id {schema_id}: {exc.error_message}") from exc
+        with self._lock:
+            self._texts[schema_id] = text
+        return text
+
+
+class AvroSerde:
+    """Encode and decode one contract's records in Confluent wire format."""
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        schema_text: str,
+        resolver: SchemaIdResolver,
+    ) -> None:
+        self.subject = subject
+        self._schema_text = schema_text
+        self._resolver = resolver
+        self._schema = fastavro.parse_schema(json.loads(schema_text))
+        self._schema_id: int | None = None
+        self._writers: dict[int, Any] = {}
+
+    @classmethod
+    def for_contract(
+        cls, contract: Contract, *, subject: str, resolver: SchemaIdResolver
+    ) -> AvroSerde:
+        """Serde for a contract's working copy (the version this code writes and reads)."""
+        return cls(subject=subject, schema_text=contract.working_text(), resolver=resolver)
+
+    @property
+    def schema_id(self) -> int:
+        """The registry id of our schema under ``subject`` (resolved on first use)."""
+        if self._schema_id is None:
+            self._schema_id = self._resolver.id_for(self.subject, self._schema_text)
+        return self._schema_id
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Record → wire bytes. Unknown or missing fields raise ``SerializationError``."""
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC_BYTE, self.schema_id))
+        try:
+            fastavro.schemaless_writer(buffer, self._schema, record, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SerializationError(f"cannot encode {self.subject} record: {exc}") from exc
+        return buffer.getvalue()
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """Wire bytes → record, resolving the writer's schema against ours."""
+        if data is None or len(data) < _HEADER.size:
+            raise SerializationError(
+                f"{self.subject}: {0 if data is None else len(data)} bytes is too short for "
+                "the Confluent wire format (magic byte + 4-byte schema id)"
+            )
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC_BYTE:
+            raise SerializationError(f"{self.subject}: unknown magic byte {magic}, expected 0")
+        writer = self._writer_schema(schema_id)
+        try:
+            result = fastavro.schemaless_reader(
+                io.BytesIO(data[_HEADER.size :]), writer, self._schema
+            )
+        except (ValueError, TypeError, KeyError, EOFError, IndexError, StopIteration) as exc:
+            raise SerializationError(
+                f"{self.subject}: cannot decode with schema id {schema_id}: {exc!r}"
+            ) from exc
+        if not isinstance(result, dict):
+            raise SerializationError(f"{self.subject}: decoded a non-record value")
+        return result
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            try:
+                writer = fastavro.parse_schema(json.loads(self._resolver.schema_for(schema_id)))
+            except (ValueError, TypeError) as exc:
+                raise SerializationError(f"schema id {schema_id} does not parse: {exc}") from exc
+            self._writers[schema_id] = writer
+        return writer
+
+
+class LocalResolver:
+    """An in-process ``SchemaIdResolver`` (ids assigned in order), for tools and offline tests."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._texts: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def id_for(self, subject: str, schema_text: str) -> int:
+        canonical = json.dumps(json.loads(schema_text), separators=(",", ":"))
+        with self._lock:
+            if canonical not in self._ids:
+                new_id = len(self._ids) + 1
+                self._ids[canonical] = new_id
+                self._texts[new_id] = schema_text
+            return self._ids[canonical]
+
+    def schema_for(self, schema_id: int) -> str:
+        try:
+            return self._texts[schema_id]
+        except KeyError as exc:
+            raise SerializationError(f"unknown schema id {schema_id}") from exc

@@ -1,0 +1,117 @@
+"""The one declaration of RouteIQ's topics: names, partitions, configs and value contracts.
+
+``routeiq topics apply`` creates these idempotently; ``routeiq schemas register`` registers each
+value contract under ``<topic>-value`` (TopicNameStrategy) with the declared compatibility level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from routeiq.contracts.catalog import (
+    DEAD_LETTER,
+    FEEDBACK,
+    MODEL_ANNOUNCEMENT,
+    RETRAIN_REQUEST,
+    ROUTER_DECISION,
+    Contract,
+)
+from routeiq.contracts.compatibility import CompatibilityLevel
+
+# Decisions and feedback are joined by decision id in the labeler: same key, same partition
+# count, so the join is co-partitioned (Faust tables require it).
+JOIN_PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic RouteIQ owns and the contract of its values."""
+
+    name: str
+    partitions: int
+    contract: Contract
+    key: str
+    configs: dict[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
+    # FULL_TRANSITIVE: every consumer, old or new, reads every event ever written.
+    compatibility: CompatibilityLevel = CompatibilityLevel.FULL_TRANSITIVE
+
+    @property
+    def value_subject(self) -> str:
+        """Subject name under Confluent's TopicNameStrategy."""
+        return f"{self.name}-value"
+
+    def with_name(self, name: str) -> TopicSpec:
+        """Same spec under another name (tests create private copies of real topics)."""
+        return TopicSpec(
+            name=name,
+            partitions=self.partitions,
+            contract=self.contract,
+            key=self.key,
+            configs=dict(self.configs),
+            replication_factor=self.replication_factor,
+            compatibility=self.compatibility,
+        )
+
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+_MONTH_MS = str(30 * 24 * 3600 * 1000)
+
+ROUTER_DECISIONS = TopicSpec(
+    name="routeiq.router_decision.v1",
+    partitions=JOIN_PARTITIONS,
+    contract=ROUTER_DECISION,
+    key="decision id",
+    configs={"retention.ms": _WEEK_MS, "compression.type": "producer"},
+)
+FEEDBACK_EVENTS = TopicSpec(
+    name="routeiq.feedback.v1",
+    partitions=JOIN_PARTITIONS,
+    contract=FEEDBACK,
+    key="decision id",
+    configs={"retention.ms": _WEEK_MS, "compression.type": "producer"},
+)
+RETRAIN_REQUESTS = TopicSpec(
+    name="routeiq.retrain.requests.v1",
+    partitions=3,
+    contract=RETRAIN_REQUEST,
+    key="model name",
+    configs={"retention.ms": _MONTH_MS},
+)
+MODEL_ANNOUNCEMENTS = TopicSpec(
+    name="routeiq.model.announcements.v1",
+    # One partition: every gateway reads every announcement in order; compaction keeps the
+    # latest per model name so a starting gateway learns the current model from the log.
+    partitions=1,
+    contract=MODEL_ANNOUNCEMENT,
+    key="model name",
+    configs={
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "0",
+        "segment.ms": str(3600 * 1000),
+        "min.cleanable.dirty.ratio": "0.1",
+    },
+)
+DEAD_LETTERS = TopicSpec(
+    name="routeiq.deadletter.v1",
+    partitions=3,
+    contract=DEAD_LETTER,
+    key="source topic",
+    configs={"retention.ms": _MONTH_MS},
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    ROUTER_DECISIONS,
+    FEEDBACK_EVENTS,
+    RETRAIN_REQUESTS,
+    MODEL_ANNOUNCEMENTS,
+    DEAD_LETTERS,
+)
+
+
+def topic(name: str) -> TopicSpec:
+    """Look a declared topic up by name."""
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown topic {name!r}; declared: {', '.join(t.name for t in TOPICS)}")

@@ -1,0 +1,192 @@
+"""Typed settings shared by every service.
+
+Each service declares one ``ServiceSettings`` subclass with its own env prefix (for example
+``ROUTEIQ_REGISTRY_``); nested groups use ``__`` (``ROUTEIQ_REGISTRY_KAFKA__BOOTSTRAP_SERVERS``).
+``load()`` is the only place that reads the environment, and it refuses unknown variables
+under the prefix so that a typo fails at start instead of silently using a default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from routeiq.errors import ConfigError
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Group):
+    """How to reach Kafka. ``extra`` passes librdkafka properties through unchanged."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    session_timeout_ms: int = Field(default=45_000, ge=1_000)
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _has_host_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties common to producers, consumers and admin clients."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        config.update(self.extra)
+        return config
+
+
+class RegistrySettings(_Group):
+    """How to reach the schema registry (ours or Confluent's: same API)."""
+
+    url: str = "http://127.0.0.1:8081"
+    basic_auth_user_info: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"registry url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    def client_config(self) -> dict[str, str]:
+        """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
+        config = {"url": self.url}
+        if self.basic_auth_user_info is not None:
+            config["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return config
+
+
+class S3Settings(_Group):
+    """An S3 endpoint (SeaweedFS locally, MinIO in compose and Kubernetes)."""
+
+    endpoint: str = "127.0.0.1:8333"
+    access_key: SecretStr = SecretStr("routeiq")
+    secret_key: SecretStr = SecretStr("routeiq-secret")
+    secure: bool = False
+    region: str = "us-east-1"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_scheme(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError(
+                f"endpoint is host:port without a scheme (use secure=true for TLS), got {value!r}"
+            )
+        return value
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+
+class RedisSettings(_Group):
+    """How to reach Redis."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _is_redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"redis url must start with redis://, rediss:// or unix://, got {value!r}"
+            )
+        return value
+
+
+class TelemetrySettings(_Group):
+    """OpenTelemetry export. No endpoint means spans are created but not exported."""
+
+    otlp_endpoint: str | None = None
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class ServiceSettings(BaseSettings):
+    """Base for every service's settings: strict, immutable, loaded once by ``__main__``."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build settings from the environment (or ``environ``), refusing unknown variables.
+
+        Raises ``ConfigError`` naming every offending variable and validation failure.
+        """
+        env = dict(os.environ if environ is None else environ)
+        prefix = str(cls.model_config.get("env_prefix", "")).upper()
+        if prefix:
+            known = {name.upper() for name in cls.model_fields}
+            unknown = sorted(
+                key
+                for key in env
+                if key.upper().startswith(prefix)
+                and key.upper()[len(prefix) :].split("__", 1)[0] not in known
+            )
+            if unknown:
+                raise ConfigError(
+                    f"unknown setting(s) {', '.join(unknown)}; "
+                    f"known under {prefix}: {', '.join(sorted(known))}"
+                )
+        try:
+            if environ is None:
+                return cls(**overrides)
+            # pydantic-settings reads os.environ; hand it an explicit mapping instead.
+            values: dict[str, Any] = {}
+            for key, value in env.items():
+                if prefix and key.upper().startswith(prefix):
+                    _assign(values, key[len(prefix) :].lower().split("__"), value)
+            values.update(overrides)
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid {cls.__name__}: {_describe(exc)}") from exc
+
+
+def _assign(target: dict[str, Any], path: list[str], value: str) -> None:
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    # Complex values (dicts, lists) arrive as JSON, as pydantic-settings expects from env vars.
+    parsed: Any = value
+    if value[:1] in "[{":
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+    target[path[-1]] = parsed
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)

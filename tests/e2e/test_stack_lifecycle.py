@@ -1,0 +1,124 @@
+"""`make up` / `make up` / `make down && make up` / `make clean` on a private stack.
+
+Runs a second stack on its own ports and state folder, so the shared developer stack is
+untouched: up → up again is a no-op → down → up keeps every topic, message and schema → clean.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from routeiq.contracts.catalog import FEEDBACK
+from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.contracts.topics import FEEDBACK_EVENTS, TOPICS
+from routeiq.kafka import make_consumer, make_producer
+from routeiq_cli.stack import runner
+from routeiq_cli.stack.components import port_open
+from routeiq_cli.stack.settings import StackSettings
+
+pytestmark = pytest.mark.e2e
+
+PORTS = {
+    "KAFKA_PORT": 39092, "KAFKA_CONTROLLER_PORT": 39093, "REGISTRY_PORT": 38081,
+    "S3_PORT": 38333, "S3_MASTER_PORT": 39333, "S3_VOLUME_PORT": 38380,
+    "S3_FILER_PORT": 38888, "S3_ADMIN_PORT": 38646, "REDIS_PORT": 36379, "MLFLOW_PORT": 35000,
+}
+
+
+@pytest.fixture
+def private_stack(tmp_path_factory):
+    env = {f"ROUTEIQ_STACK_{k}": str(v) for k, v in PORTS.items()}
+    env["ROUTEIQ_STACK_STATE_DIR"] = str(tmp_path_factory.mktemp("stack") / "state")
+    env["ROUTEIQ_STACK_KAFKA_HEAP"] = "384m"
+    settings = StackSettings.load(env)
+    busy = [p for p in PORTS.values() if port_open(settings.host, p)]
+    if busy:
+        pytest.fail(f"ports {busy} are taken; the lifecycle test needs them free")
+    yield settings
+    runner.clean(settings, echo=lambda _: None)
+
+
+def _steps(lines: list[str]) -> dict[str, str]:
+    return {line.split()[1]: line for line in lines if line.strip().startswith("✓")}
+
+
+def _feedback(i: int) -> dict:
+    return {"feedback_id": str(uuid.uuid4()), "decision_id": f"d-{i}", "score": i / 10,
+            "source": "test", "created_at": 1_763_000_000_000 + i}
+
+
+def _read_all(settings: StackSettings, serde: AvroSerde, expected: int) -> list[dict]:
+    consumer = make_consumer(
+        settings.kafka, group_id=f"lifecycle-{uuid.uuid4().hex[:6]}", client_id="test",
+        overrides={"session.timeout.ms": 6000},
+    )
+    consumer.subscribe([FEEDBACK_EVENTS.name])
+    out: list[dict] = []
+    try:
+        for _ in range(120):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                out.append(serde.decode(msg.value()))
+            if len(out) >= expected:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def _registry_state(settings: StackSettings) -> dict:
+    url = settings.registry.url
+    state = {}
+    for spec in TOPICS:
+        subject = spec.value_subject
+        versions = httpx.get(f"{url}/subjects/{subject}/versions", timeout=10).json()
+        state[subject] = [
+            httpx.get(f"{url}/subjects/{subject}/versions/{v}", timeout=10).json()["id"]
+            for v in versions
+        ]
+    return state
+
+
+def test_up_noop_down_up_keeps_everything_then_clean(private_stack) -> None:
+    settings = private_stack
+    first: list[str] = []
+    runner.up(settings, echo=first.append)
+    steps = _steps(first)
+    for name in ("kafka", "schema-registry", "s3", "redis", "mlflow"):
+        assert "started" in steps[name]
+    assert "5 created" in steps["topics"]
+    assert "6 registered" in steps["schemas"]  # router_decision v1+v2, four others v1
+
+    registry = SchemaRegistryClient(settings.registry.client_config())
+    serde = AvroSerde.for_contract(FEEDBACK, subject=FEEDBACK_EVENTS.value_subject,
+                                   resolver=RegistryResolver(registry))
+    producer = make_producer(settings.kafka, client_id="lifecycle")
+    sent = [_feedback(i) for i in range(5)]
+    for record in sent:
+        producer.produce(FEEDBACK_EVENTS.name, key=record["decision_id"], value=serde.encode(record))
+    assert producer.flush(30) == 0
+    schemas_before = _registry_state(settings)
+
+    again: list[str] = []
+    runner.up(settings, echo=again.append)
+    steps = _steps(again)
+    assert all("already running" in steps[n] for n in ("kafka", "schema-registry", "s3",
+                                                       "redis", "mlflow"))
+    assert "unchanged" in steps["topics"] and "unchanged" in steps["schemas"]
+
+    runner.down(settings, echo=lambda _: None)
+    assert not any(port_open(settings.host, p) for p in PORTS.values())
+    assert any(problem is not None for problem in runner.health(settings).values())
+
+    runner.up(settings, echo=lambda _: None)
+    assert _registry_state(settings) == schemas_before
+    received = _read_all(settings, serde, len(sent))
+    assert sorted(r["decision_id"] for r in received) == sorted(r["decision_id"] for r in sent)
+    assert {r["feedback_id"] for r in received} == {r["feedback_id"] for r in sent}
+
+    runner.clean(settings, echo=lambda _: None)
+    assert not settings.state.exists()

@@ -1,0 +1,46 @@
+"""The local stack's generated configuration (no process is started here)."""
+
+from __future__ import annotations
+
+import configparser
+
+from routeiq_cli.stack.components import _kafka_properties, components
+from routeiq_cli.stack.settings import StackSettings
+from routeiq_cli.stack.supervisor import render_config
+
+
+def _settings(tmp_path) -> StackSettings:
+    return StackSettings.load(
+        {
+            "ROUTEIQ_STACK_STATE_DIR": str(tmp_path),
+            "ROUTEIQ_STACK_KAFKA_PORT": "29092",
+            "ROUTEIQ_STACK_REDIS_PORT": "26379",
+        }
+    )
+
+
+def test_supervisord_config_declares_every_component_in_order(tmp_path) -> None:
+    settings = _settings(tmp_path)
+    comps = components(settings)
+    parser = configparser.RawConfigParser()
+    parser.read_string(render_config(settings, comps))
+    programs = [s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")]
+    assert programs == ["kafka", "schema-registry", "s3", "redis", "mlflow"]
+    for name in programs:
+        section = parser[f"program:{name}"]
+        # The runner starts programs itself, one at a time, gated on health checks.
+        assert section["autostart"] == "false"
+        assert section["stdout_logfile"].startswith(str(tmp_path.resolve()))
+    assert "--port 26379" in parser["program:redis"]["command"]
+    assert 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"' in parser["program:mlflow"]["environment"]
+
+
+def test_kafka_runs_kraft_with_declared_topics_only(tmp_path) -> None:
+    props = dict(
+        line.split("=", 1)
+        for line in _kafka_properties(_settings(tmp_path), tmp_path / "data").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"].startswith("PLAINTEXT://127.0.0.1:29092")
+    assert props["auto.create.topics.enable"] == "false"
