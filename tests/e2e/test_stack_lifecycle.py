@@ -11,7 +11,6 @@ import uuid
 import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from routeiq.contracts.catalog import FEEDBACK
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import FEEDBACK_EVENTS, TOPICS
@@ -23,9 +22,16 @@ from routeiq_cli.stack.settings import StackSettings
 pytestmark = pytest.mark.e2e
 
 PORTS = {
-    "KAFKA_PORT": 39092, "KAFKA_CONTROLLER_PORT": 39093, "REGISTRY_PORT": 38081,
-    "S3_PORT": 38333, "S3_MASTER_PORT": 39333, "S3_VOLUME_PORT": 38380,
-    "S3_FILER_PORT": 38888, "S3_ADMIN_PORT": 38646, "REDIS_PORT": 36379, "MLFLOW_PORT": 35000,
+    "KAFKA_PORT": 39092,
+    "KAFKA_CONTROLLER_PORT": 39093,
+    "REGISTRY_PORT": 38081,
+    "S3_PORT": 38333,
+    "S3_MASTER_PORT": 39333,
+    "S3_VOLUME_PORT": 38380,
+    "S3_FILER_PORT": 38888,
+    "S3_ADMIN_PORT": 38646,
+    "REDIS_PORT": 36379,
+    "MLFLOW_PORT": 35000,
 }
 
 
@@ -47,13 +53,20 @@ def _steps(lines: list[str]) -> dict[str, str]:
 
 
 def _feedback(i: int) -> dict:
-    return {"feedback_id": str(uuid.uuid4()), "decision_id": f"d-{i}", "score": i / 10,
-            "source": "test", "created_at": 1_763_000_000_000 + i}
+    return {
+        "feedback_id": str(uuid.uuid4()),
+        "decision_id": f"d-{i}",
+        "score": i / 10,
+        "source": "test",
+        "created_at": 1_763_000_000_000 + i,
+    }
 
 
 def _read_all(settings: StackSettings, serde: AvroSerde, expected: int) -> list[dict]:
     consumer = make_consumer(
-        settings.kafka, group_id=f"lifecycle-{uuid.uuid4().hex[:6]}", client_id="test",
+        settings.kafka,
+        group_id=f"lifecycle-{uuid.uuid4().hex[:6]}",
+        client_id="test",
         overrides={"session.timeout.ms": 6000},
     )
     consumer.subscribe([FEEDBACK_EVENTS.name])
@@ -94,21 +107,26 @@ def test_up_noop_down_up_keeps_everything_then_clean(private_stack) -> None:
     assert "6 registered" in steps["schemas"]  # router_decision v1+v2, four others v1
 
     registry = SchemaRegistryClient(settings.registry.client_config())
-    serde = AvroSerde.for_contract(FEEDBACK, subject=FEEDBACK_EVENTS.value_subject,
-                                   resolver=RegistryResolver(registry))
+    serde = AvroSerde.for_contract(
+        FEEDBACK, subject=FEEDBACK_EVENTS.value_subject, resolver=RegistryResolver(registry)
+    )
     producer = make_producer(settings.kafka, client_id="lifecycle")
     sent = [_feedback(i) for i in range(5)]
     for record in sent:
-        producer.produce(FEEDBACK_EVENTS.name, key=record["decision_id"], value=serde.encode(record))
+        producer.produce(
+            FEEDBACK_EVENTS.name, key=record["decision_id"], value=serde.encode(record)
+        )
     assert producer.flush(30) == 0
     schemas_before = _registry_state(settings)
 
     again: list[str] = []
     runner.up(settings, echo=again.append)
     steps = _steps(again)
-    assert all("already running" in steps[n] for n in ("kafka", "schema-registry", "s3",
-                                                       "redis", "mlflow"))
-    assert "unchanged" in steps["topics"] and "unchanged" in steps["schemas"]
+    assert all(
+        "already running" in steps[n] for n in ("kafka", "schema-registry", "s3", "redis", "mlflow")
+    )
+    assert "unchanged" in steps["topics"]
+    assert "unchanged" in steps["schemas"]
 
     runner.down(settings, echo=lambda _: None)
     assert not any(port_open(settings.host, p) for p in PORTS.values())

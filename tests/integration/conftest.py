@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from routeiq.contracts.topics import ROUTER_DECISIONS, TopicSpec
 from routeiq.kafka import apply_topics, make_admin
 from routeiq.settings import KafkaSettings, RedisSettings, RegistrySettings, S3Settings

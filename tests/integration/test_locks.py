@@ -7,7 +7,6 @@ import time
 
 import pytest
 import redis
-
 from routeiq.errors import LockError
 from routeiq.locks import RenewingLock
 
@@ -64,7 +63,10 @@ def test_release_from_another_thread(client, unique) -> None:
 
 def test_timeout_raises_lock_error(client, unique) -> None:
     name = unique("lock")
-    with RenewingLock(client, name, ttl_s=5).held():
-        with pytest.raises(LockError, match="timed out"):
-            with RenewingLock(client, name, ttl_s=5, blocking_timeout_s=0.2).held():
-                pass
+    contender = RenewingLock(client, name, ttl_s=5, blocking_timeout_s=0.2)
+    with (
+        RenewingLock(client, name, ttl_s=5).held(),
+        pytest.raises(LockError, match="timed out"),
+        contender.held(),
+    ):
+        pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from routeiq.storage import ArtifactStore, make_minio
 
 pytestmark = pytest.mark.integration

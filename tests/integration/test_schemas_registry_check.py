@@ -6,7 +6,6 @@ import json
 
 import pytest
 from confluent_kafka.schema_registry import Schema
-
 from routeiq.contracts.compatibility import CompatibilityLevel, parse_schema
 from routeiq.contracts.topics import FEEDBACK_EVENTS, TOPICS
 from routeiq_cli import schemas as schema_ops
@@ -20,8 +19,9 @@ def test_the_committed_working_copies_pass_against_the_registry(stack) -> None:
     assert sum("registry: working copy is compatible" in f.message for f in findings) == len(TOPICS)
 
 
-def test_an_incompatible_working_copy_is_refused_with_the_reason(stack, registry_client,
-                                                                 unique) -> None:
+def test_an_incompatible_working_copy_is_refused_with_the_reason(
+    stack, registry_client, unique
+) -> None:
     spec = FEEDBACK_EVENTS.with_name(unique("test.feedback"))
     registry_client.set_compatibility(spec.value_subject, CompatibilityLevel.FULL_TRANSITIVE.value)
     registry_client.register_schema(
@@ -42,4 +42,5 @@ def test_a_missing_subject_is_reported(stack, unique) -> None:
     (finding,) = schema_ops._check_registry(
         stack.registry_url, spec, spec.contract.working_schema()
     )
-    assert not finding.ok and "not registered" in finding.message
+    assert not finding.ok
+    assert "not registered" in finding.message

@@ -11,7 +11,6 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.errors import RegistryError
@@ -47,8 +46,9 @@ def _register(registry_client, subject: str) -> int:
     return registry_client.register_schema(subject, Schema(SCHEMA, "AVRO"))
 
 
-def test_our_serde_produces_and_consumes_through_kafka(stack, registry_client, topic_factory,
-                                                        unique) -> None:
+def test_our_serde_produces_and_consumes_through_kafka(
+    stack, registry_client, topic_factory, unique
+) -> None:
     spec = topic_factory()
     schema_id = _register(registry_client, spec.value_subject)
     serde = AvroSerde.for_contract(
@@ -75,25 +75,46 @@ def test_our_serde_produces_and_consumes_through_kafka(stack, registry_client, t
 
 def _decision() -> dict:
     return {
-        "event_id": str(uuid.uuid4()), "trace_id": "0" * 32, "span_id": "1" * 16,
+        "event_id": str(uuid.uuid4()),
+        "trace_id": "0" * 32,
+        "span_id": "1" * 16,
         "timestamp": 1_763_000_000_000,
-        "input": {"query_length": 42, "requested_model": "auto", "user_id": None,
-                  "team_id": "t1"},
+        "input": {"query_length": 42, "requested_model": "auto", "user_id": None, "team_id": "t1"},
         "strategy": {"name": "threshold", "version": "1"},
         "candidate_deployments": [
-            {"model_name": "gpt-4", "provider": "openai", "score": 0.7, "available": True,
-             "propensity": 0.95},
-            {"model_name": "mixtral", "provider": "offline", "score": 0.3, "available": True,
-             "propensity": 0.05},
+            {
+                "model_name": "gpt-4",
+                "provider": "openai",
+                "score": 0.7,
+                "available": True,
+                "propensity": 0.95,
+            },
+            {
+                "model_name": "mixtral",
+                "provider": "offline",
+                "score": 0.3,
+                "available": True,
+                "propensity": 0.05,
+            },
         ],
-        "selected_deployment": "gpt-4", "selection_reason": "threshold",
+        "selected_deployment": "gpt-4",
+        "selection_reason": "threshold",
         "timings": {"total_ms": 120.0, "strategy_ms": 3.5, "embedding_ms": 2.9},
-        "outcome": {"status": "SUCCESS", "input_tokens": 10, "output_tokens": 20,
-                    "total_tokens": 30, "error_type": None, "cost_usd": 0.0012,
-                    "upstream_latency_ms": 110.0},
+        "outcome": {
+            "status": "SUCCESS",
+            "input_tokens": 10,
+            "output_tokens": 20,
+            "total_tokens": 30,
+            "error_type": None,
+            "cost_usd": 0.0012,
+            "upstream_latency_ms": 110.0,
+        },
         "fallback": {"used": False, "attempted_deployments": [], "reason": None},
-        "router_version": "v3", "exploration": False, "ab_arm": "B",
-        "query_embedding": [0.5, -0.25, 1.0], "embedding_model": "all-MiniLM-L6-v2",
+        "router_version": "v3",
+        "exploration": False,
+        "ab_arm": "B",
+        "query_embedding": [0.5, -0.25, 1.0],
+        "embedding_model": "all-MiniLM-L6-v2",
         "domain": "math",
     }
 
@@ -121,7 +142,8 @@ def test_confluent_serializer_and_our_deserializer_interoperate(
 
 def test_producing_an_unregistered_contract_is_refused_by_default(registry_client, unique) -> None:
     serde = AvroSerde.for_contract(
-        ROUTER_DECISION, subject=unique("never-registered") + "-value",
+        ROUTER_DECISION,
+        subject=unique("never-registered") + "-value",
         resolver=RegistryResolver(registry_client),
     )
     with pytest.raises(RegistryError, match="not registered") as info:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from confluent_kafka.admin import ConfigResource
-
 from routeiq.contracts.topics import TOPICS
 from routeiq.kafka import broker_version
 from routeiq.storage import ArtifactStore, make_minio
@@ -16,7 +15,11 @@ pytestmark = pytest.mark.integration
 
 def test_every_component_is_healthy(stack) -> None:
     assert runner.health(stack.settings) == {
-        "kafka": None, "schema-registry": None, "s3": None, "redis": None, "mlflow": None,
+        "kafka": None,
+        "schema-registry": None,
+        "s3": None,
+        "redis": None,
+        "mlflow": None,
     }
 
 
@@ -51,8 +54,11 @@ def test_buckets_exist_and_the_model_bucket_is_versioned(stack) -> None:
     store = ArtifactStore(make_minio(stack.s3))
     assert store.is_versioned(stack.settings.models_bucket)
     names = {b.name for b in make_minio(stack.s3).list_buckets()}
-    assert {stack.settings.models_bucket, stack.settings.shards_bucket,
-            stack.settings.mlflow_bucket} <= names
+    assert {
+        stack.settings.models_bucket,
+        stack.settings.shards_bucket,
+        stack.settings.mlflow_bucket,
+    } <= names
 
 
 def test_up_again_is_a_no_op(stack) -> None:
@@ -61,5 +67,6 @@ def test_up_again_is_a_no_op(stack) -> None:
     steps = {line.split()[1]: line for line in lines if line.strip().startswith("✓")}
     for name in ("kafka", "schema-registry", "s3", "redis", "mlflow"):
         assert "already running" in steps[name], steps[name]
-    assert "unchanged" in steps["topics"] and "unchanged" in steps["schemas"]
+    assert "unchanged" in steps["topics"]
+    assert "unchanged" in steps["schemas"]
     assert "present" in steps["buckets"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from routeiq.errors import ArtifactNotFoundError, IntegrityError
 from routeiq.storage import ArtifactStore, make_minio
 
@@ -29,9 +28,12 @@ def test_every_version_stays_readable_in_the_versioned_bucket(store, stack, uniq
     bucket, key = stack.settings.models_bucket, f"{unique('models/test')}/manifest.json"
     first = store.put_bytes(bucket, key, b'{"v": 1}')
     second = store.put_bytes(bucket, key, b'{"v": 2}')
-    assert first.version_id and second.version_id and first.version_id != second.version_id
+    assert first.version_id
+    assert second.version_id
+    assert first.version_id != second.version_id
     assert [v.version_id for v in store.versions(bucket, key)] == [
-        second.version_id, first.version_id
+        second.version_id,
+        first.version_id,
     ]
     assert store.get_bytes(bucket, key, version_id=first.version_id) == b'{"v": 1}'
     assert store.get_bytes(bucket, key) == b'{"v": 2}'

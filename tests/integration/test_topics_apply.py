@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
-
 from routeiq.contracts.topics import MODEL_ANNOUNCEMENTS, TopicSpec
 from routeiq.errors import TransportError
 from routeiq.kafka import apply_topics
@@ -28,14 +27,14 @@ def test_apply_creates_then_is_idempotent_then_repairs_drift(admin, unique) -> N
             ConfigResource.Type.TOPIC,
             spec.name,
             incremental_configs=[
-                ConfigEntry("cleanup.policy", "delete",
-                            incremental_operation=AlterConfigOpType.SET)
+                ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SET)
             ],
         )
         for future in admin.incremental_alter_configs([resource]).values():
             future.result()
         (change,) = apply_topics(admin, [spec])
-        assert change.action == "updated" and "cleanup.policy" in change.details
+        assert change.action == "updated"
+        assert "cleanup.policy" in change.details
         assert _configs(admin, spec.name)["cleanup.policy"] == "compact"
     finally:
         for future in admin.delete_topics([spec.name], operation_timeout=30).values():

@@ -43,10 +43,12 @@ def records(schema: Any, names: dict[str, Any] | None = None) -> st.SearchStrate
             min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
         ).map(_millis)
     if kind == "record":
-        full = schema["name"] if "." in schema["name"] else schema["name"]
-        names[full] = schema
+        # Later references may use the short or the full name.
+        names[schema["name"]] = schema
         names[schema["name"].rsplit(".", 1)[-1]] = schema
-        return st.fixed_dictionaries({f["name"]: records(f["type"], names) for f in schema["fields"]})
+        return st.fixed_dictionaries(
+            {f["name"]: records(f["type"], names) for f in schema["fields"]}
+        )
     if kind == "enum":
         names[schema["name"]] = schema
         return st.sampled_from(schema["symbols"])
@@ -65,9 +67,7 @@ _FIELD_TYPES = ["int", "long", "string", "double", "boolean", "bytes"]
 @st.composite
 def record_schemas(draw: st.DrawFn, name: str = "R") -> dict[str, Any]:
     """Small random record schemas (distinct field names, primitive or nullable types)."""
-    field_names = draw(
-        st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=6, unique=True)
-    )
+    field_names = draw(st.lists(st.sampled_from("abcdefghij"), min_size=1, max_size=6, unique=True))
     fields = []
     for field_name in field_names:
         base = draw(st.sampled_from(_FIELD_TYPES))

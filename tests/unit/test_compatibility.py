@@ -7,7 +7,6 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from routeiq.contracts.compatibility import (
     CompatibilityLevel,
     canonical_text,
@@ -86,14 +85,17 @@ def test_transitive_levels_check_every_earlier_version() -> None:
     problems = check_compatibility(_parse(V3), history, L.BACKWARD_TRANSITIVE)
     assert [p.against_version for p in problems] == [1]
     assert "reader_field_missing_default_value" in problems[0].kinds
-    assert "version 1" in problems[0].explain() and "b" in problems[0].explain()
+    assert "version 1" in problems[0].explain()
+    assert "b" in problems[0].explain()
 
 
 def test_type_change_is_explained_with_its_location() -> None:
     new = _rec({"name": "a", "type": "string"})
     (problem,) = check_compatibility(_parse(new), [(4, _parse(V1))], L.BACKWARD)
     text = problem.explain()
-    assert "version 4" in text and "/fields/0/type" in text and "string" in text
+    assert "version 4" in text
+    assert "/fields/0/type" in text
+    assert "string" in text
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from routeiq.contracts import CONTRACTS, TOPICS, schemas_dir
 from routeiq.contracts.compatibility import check_compatibility, parse_schema
 from routeiq.errors import IncompatibleSchemaError
@@ -51,8 +50,19 @@ def test_offline_check_reports_all_ok() -> None:
     assert all(f.ok for f in findings), [f.message for f in findings if not f.ok]
 
 
-FORBIDDEN = {"prompt", "prompts", "response", "responses", "messages", "content", "text",
-             "completion", "query", "answer", "question"}
+FORBIDDEN = {
+    "prompt",
+    "prompts",
+    "response",
+    "responses",
+    "messages",
+    "content",
+    "text",
+    "completion",
+    "query",
+    "answer",
+    "question",
+}
 
 
 def _field_names(schema) -> set[str]:
@@ -98,8 +108,9 @@ def test_release_freezes_a_compatible_change_and_records_its_hash(tmp_path) -> N
     root = _copy_schemas(tmp_path)
     path = root / "feedback.avsc"
     doc = json.loads(path.read_text())
-    doc["fields"].append({"name": "locale", "type": ["null", "string"], "default": None,
-                          "doc": "test"})
+    doc["fields"].append(
+        {"name": "locale", "type": ["null", "string"], "default": None, "doc": "test"}
+    )
     path.write_text(json.dumps(doc, indent=2))
     written = schema_ops.release(TOPICS, root=root)
     assert [p.relative_to(root).as_posix() for p in written] == ["released/feedback/v2.avsc"]

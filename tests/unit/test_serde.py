@@ -8,7 +8,6 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from routeiq.contracts import CONTRACTS
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, LocalResolver
@@ -66,8 +65,13 @@ def test_events_written_with_v2_are_read_by_v1_consumers(data) -> None:
 
 
 def _feedback() -> dict:
-    return {"feedback_id": "f", "decision_id": "d", "score": 1.0, "source": "user",
-            "created_at": 1_700_000_000_000}
+    return {
+        "feedback_id": "f",
+        "decision_id": "d",
+        "score": 1.0,
+        "source": "user",
+        "created_at": 1_700_000_000_000,
+    }
 
 
 def test_unknown_field_is_refused_so_no_text_can_sneak_in() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
-
 from routeiq.errors import ConfigError
 from routeiq.settings import KafkaSettings, S3Settings, ServiceSettings
 from routeiq_cli.stack.settings import StackSettings
@@ -54,7 +53,8 @@ def test_invalid_values_are_refused_with_the_field_and_reason(env, reason) -> No
 
 def test_secrets_never_show_in_repr() -> None:
     s = DemoSettings.load({"ROUTEIQ_DEMO_API_KEY": "hunter2"})
-    assert "hunter2" not in repr(s) and "hunter2" not in str(s.model_dump())
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(s.model_dump())
     assert s.api_key.get_secret_value() == "hunter2"
 
 
@@ -64,8 +64,9 @@ def test_s3_endpoint_without_scheme() -> None:
 
 
 def test_stack_ports_are_configurable_and_must_not_clash(tmp_path) -> None:
-    s = StackSettings.load({"ROUTEIQ_STACK_KAFKA_PORT": "19092",
-                            "ROUTEIQ_STACK_STATE_DIR": str(tmp_path)})
+    s = StackSettings.load(
+        {"ROUTEIQ_STACK_KAFKA_PORT": "19092", "ROUTEIQ_STACK_STATE_DIR": str(tmp_path)}
+    )
     assert s.kafka.bootstrap_servers == "127.0.0.1:19092"
     assert s.state == tmp_path.resolve()
     with pytest.raises(ConfigError, match="both use port 6379"):

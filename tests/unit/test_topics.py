@@ -40,7 +40,8 @@ def test_names_are_unique_and_versioned() -> None:
 
 def test_with_name_copies_everything_but_the_name() -> None:
     copy = ROUTER_DECISIONS.with_name("t-123")
-    assert copy.name == "t-123" and copy.value_subject == "t-123-value"
+    assert copy.name == "t-123"
+    assert copy.value_subject == "t-123-value"
     assert (copy.partitions, copy.configs, copy.contract) == (
         ROUTER_DECISIONS.partitions,
         ROUTER_DECISIONS.configs,

@@ -315,8 +315,12 @@ def components(settings: StackSettings) -> list[Component]:
                 f"-s3.config={_s3_config(settings)}",
                 # Only S3 is used: no WebDAV, Iceberg/Lance catalogs, admin UI or IAM API, so
                 # the server holds just the four configurable ports (and their gRPC +10000).
-                "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-admin.ui=false", f"-admin.port={settings.s3_admin_port}", "-s3.iam=false",
+                "-webdav=false",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-admin.ui=false",
+                f"-admin.port={settings.s3_admin_port}",
+                "-s3.iam=false",
                 # Buckets are created explicitly (with versioning where needed), never implicitly.
                 "-s3.autoCreateBucket=false",
             ],

@@ -53,6 +53,9 @@ class StackSettings(ServiceSettings):
     shards_bucket: str = "routeiq-shards"
     mlflow_bucket: str = "routeiq-mlflow"
     start_timeout_s: float = Field(default=120.0, gt=0)
+    # Point the CLI at another cluster (compose, Kubernetes) instead of the local stack.
+    kafka_bootstrap: str | None = None
+    registry_url: str | None = None
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> StackSettings:
@@ -77,11 +80,13 @@ class StackSettings(ServiceSettings):
     # Client-side views of the stack, in the shapes the services' settings use.
     @property
     def kafka(self) -> KafkaSettings:
-        return KafkaSettings(bootstrap_servers=f"{self.host}:{self.kafka_port}")
+        return KafkaSettings(
+            bootstrap_servers=self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+        )
 
     @property
     def registry(self) -> RegistrySettings:
-        return RegistrySettings(url=f"http://{self.host}:{self.registry_port}")
+        return RegistrySettings(url=self.registry_url or f"http://{self.host}:{self.registry_port}")
 
     @property
     def s3(self) -> S3Settings:

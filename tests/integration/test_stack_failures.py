@@ -1,0 +1,83 @@
+"""A component that fails to start stops `make up` with the reason and its log tail.
+
+Uses a real supervisord in a temporary state folder with a program that crashes, so the
+shared stack is not touched and no network is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from routeiq_cli.stack.components import Component
+from routeiq_cli.stack.runner import StackError, _start
+from routeiq_cli.stack.settings import StackSettings
+from routeiq_cli.stack.supervisor import Supervisor, render_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    settings = StackSettings.load(
+        {"ROUTEIQ_STACK_STATE_DIR": str(tmp_path / "state"), "ROUTEIQ_STACK_START_TIMEOUT_S": "3"}
+    )
+    sup = Supervisor(settings)
+    yield settings, sup
+    sup.shutdown()
+
+
+def _component(name: str, script: str, health) -> Component:
+    return Component(
+        name=name, title=name.title(), command=[sys.executable, "-c", script],
+        ports=[], health=health, endpoint="-",
+    )
+
+
+def test_a_crashing_component_fails_with_its_log_tail(sandbox) -> None:
+    settings, sup = sandbox
+    crash = _component(
+        "crasher",
+        "import sys; print('listening on nothing'); print('FATAL: bad config x=1', flush=True);"
+        " sys.exit(3)",
+        lambda: "not up",
+    )
+    sup.ensure_started(render_config(settings, [crash]))
+    with pytest.raises(StackError) as info:
+        _start(sup, crash, settings)
+    message = str(info.value)
+    assert "Crasher" in message
+    assert "FATAL: bad config x=1" in message
+
+
+def test_a_component_that_never_gets_healthy_times_out_with_the_reason(sandbox) -> None:
+    settings, sup = sandbox
+    hang = _component(
+        "hanger", "import time; print('warming up', flush=True); time.sleep(60)",
+        lambda: "GET /health: HTTP 503",
+    )
+    sup.ensure_started(render_config(settings, [hang]))
+    with pytest.raises(StackError) as info:
+        _start(sup, hang, settings)
+    message = str(info.value)
+    assert "failed its health check within 3s (GET /health: HTTP 503)" in message
+    assert "warming up" in message
+    sup.stop("hanger")
+
+
+def test_a_port_held_by_a_stranger_is_refused_before_starting(sandbox) -> None:
+    import socket
+
+    settings, sup = sandbox
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        comp = Component(
+            name="clash", title="Clash", command=[sys.executable, "-c", "pass"],
+            ports=[port], health=lambda: None, endpoint="-",
+        )
+        sup.ensure_started(render_config(settings, [comp]))
+        with pytest.raises(StackError, match=f"port\\(s\\) \\[{port}\\].*already in use"):
+            _start(sup, comp, settings)
