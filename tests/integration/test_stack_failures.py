@@ -30,8 +30,12 @@ def sandbox(tmp_path):
 
 def _component(name: str, script: str, health) -> Component:
     return Component(
-        name=name, title=name.title(), command=[sys.executable, "-c", script],
-        ports=[], health=health, endpoint="-",
+        name=name,
+        title=name.title(),
+        command=[sys.executable, "-c", script],
+        ports=[],
+        health=health,
+        endpoint="-",
     )
 
 
@@ -54,7 +58,8 @@ def test_a_crashing_component_fails_with_its_log_tail(sandbox) -> None:
 def test_a_component_that_never_gets_healthy_times_out_with_the_reason(sandbox) -> None:
     settings, sup = sandbox
     hang = _component(
-        "hanger", "import time; print('warming up', flush=True); time.sleep(60)",
+        "hanger",
+        "import time; print('warming up', flush=True); time.sleep(60)",
         lambda: "GET /health: HTTP 503",
     )
     sup.ensure_started(render_config(settings, [hang]))
@@ -75,8 +80,12 @@ def test_a_port_held_by_a_stranger_is_refused_before_starting(sandbox) -> None:
         stranger.listen()
         port = stranger.getsockname()[1]
         comp = Component(
-            name="clash", title="Clash", command=[sys.executable, "-c", "pass"],
-            ports=[port], health=lambda: None, endpoint="-",
+            name="clash",
+            title="Clash",
+            command=[sys.executable, "-c", "pass"],
+            ports=[port],
+            health=lambda: None,
+            endpoint="-",
         )
         sup.ensure_started(render_config(settings, [comp]))
         with pytest.raises(StackError, match=f"port\\(s\\) \\[{port}\\].*already in use"):

@@ -115,8 +115,6 @@ def _kafka_properties(settings: StackSettings, data_dir: Path) -> str:
             "offsets.topic.num.partitions=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             # Every topic is declared (routeiq topics apply) with explicit partitions.
             "auto.create.topics.enable=false",
@@ -302,27 +300,31 @@ def components(settings: StackSettings) -> list[Component]:
             name="s3",
             title="S3 (SeaweedFS)",
             command=[
+                # `weed server` rather than `weed mini`: mini always starts an admin server
+                # and WebDAV; server runs exactly master, volume, filer and S3 (4 ports, each
+                # plus 10000 for gRPC).
                 _venv_bin("weed"),
-                "mini",
+                "server",
                 f"-dir={state / 's3' / 'data'}",
                 f"-ip={host}",
                 f"-ip.bind={host}",
                 "-master.telemetry=false",
+                # A single master elects itself; the default timeout makes restarts take 14 s.
+                "-master.electionTimeout=1s",
                 f"-master.port={settings.s3_master_port}",
+                # Defaults are 30 GB volumes, at most 8: small volumes, as many as disk allows.
+                "-master.volumeSizeLimitMB=1024",
+                "-volume.max=0",
                 f"-volume.port={settings.s3_volume_port}",
+                "-filer",
                 f"-filer.port={settings.s3_filer_port}",
+                "-s3",
                 f"-s3.port={settings.s3_port}",
                 f"-s3.config={_s3_config(settings)}",
-                # Only S3 is used: no WebDAV, Iceberg/Lance catalogs, admin UI or IAM API, so
-                # the server holds just the four configurable ports (and their gRPC +10000).
-                "-webdav=false",
+                # Only S3 is used: no Iceberg/Lance catalogs, no IAM API.
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
-                "-admin.ui=false",
-                f"-admin.port={settings.s3_admin_port}",
                 "-s3.iam=false",
-                # Buckets are created explicitly (with versioning where needed), never implicitly.
-                "-s3.autoCreateBucket=false",
             ],
             ports=[
                 settings.s3_port,

@@ -44,7 +44,6 @@ class StackSettings(ServiceSettings):
     s3_master_port: int = Field(default=9333, ge=1, le=65535)
     s3_volume_port: int = Field(default=8380, ge=1, le=65535)
     s3_filer_port: int = Field(default=8888, ge=1, le=65535)
-    s3_admin_port: int = Field(default=23646, ge=1, le=65535)
     s3_access_key: str = "routeiq"
     s3_secret_key: SecretStr = SecretStr("routeiq-secret")
     redis_port: int = Field(default=6379, ge=1, le=65535)
@@ -64,13 +63,15 @@ class StackSettings(ServiceSettings):
         }
         seen: dict[int, str] = {}
         for name, port in ports.items():
-            if port in seen:
-                raise ValueError(f"{name} and {seen[port]} both use port {port}")
-            # SeaweedFS also listens on gRPC at port + 10000 for master, volume, filer, admin.
-            grpc = name in {"s3_master_port", "s3_volume_port", "s3_filer_port", "s3_admin_port"}
+            # SeaweedFS also listens on gRPC at port + 10000 for S3, master, volume and filer.
+            grpc = name in {"s3_port", "s3_master_port", "s3_volume_port", "s3_filer_port"}
             if grpc and port + 10000 > 65535:
                 raise ValueError(f"{name}={port}: SeaweedFS also needs port {port + 10000}")
-            seen[port] = name
+            taken = [(port, name)] + ([(port + 10000, f"{name} (gRPC)")] if grpc else [])
+            for number, label in taken:
+                if number in seen:
+                    raise ValueError(f"{label} and {seen[number]} both use port {number}")
+                seen[number] = label
         return self
 
     @property

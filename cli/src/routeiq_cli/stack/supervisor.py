@@ -145,7 +145,8 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         try:
-            self._proxy().supervisor.startProcess(name, True)
+            # No waiting on supervisord's startsecs: the runner's health probe is the real gate.
+            self._proxy().supervisor.startProcess(name, False)
         except xmlrpc.client.Fault as exc:
             if "ALREADY_STARTED" not in exc.faultString:
                 raise SupervisorError(f"cannot start {name}: {exc.faultString}") from exc
