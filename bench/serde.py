@@ -5,7 +5,8 @@ Measures, for RouterDecision events with and without a 384-d query embedding:
                         (Confluent wire format, schema id resolved through the registry, cached);
   2. encode + produce — each of the above followed by Producer.produce to a real Kafka topic,
                         until every message is acknowledged (flush), idempotent acks=all.
-Each measurement is repeated and the median is reported, with ours/baseline ratios.
+Each measurement is repeated, interleaved with its baseline (alternating which goes first),
+and the median is reported with the ours/baseline ratio.
 
 Run: `make bench` (starts the stack if needed) or `uv run python bench/serde.py`.
 """
@@ -93,14 +94,29 @@ def make_events(n: int, *, embedding_dim: int, seed: int = 7) -> list[dict]:
     return events
 
 
-def median_rate(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
-    """Run ``fn`` (returns bytes produced) ``repeats`` times; median events/s and bytes."""
-    rates, size = [], 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        size = fn()
-        rates.append(time.perf_counter() - start)
-    return statistics.median(rates), size
+def paired_medians(
+    baseline: Callable[[], int], ours: Callable[[], int], repeats: int
+) -> tuple[float, float, int, int]:
+    """Median seconds of each, runs interleaved and alternating which goes first.
+
+    Interleaving keeps slow drifts (broker log flushes, GC, page cache) from favouring the
+    side that happens to run first. Returns (baseline s, ours s, baseline bytes, ours bytes).
+    """
+    times: dict[str, list[float]] = {"base": [], "ours": []}
+    sizes = {"base": 0, "ours": 0}
+    runs = {"base": baseline, "ours": ours}
+    for i in range(repeats):
+        order = ("base", "ours") if i % 2 == 0 else ("ours", "base")
+        for name in order:
+            start = time.perf_counter()
+            sizes[name] = runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return (
+        statistics.median(times["base"]),
+        statistics.median(times["ours"]),
+        sizes["base"],
+        sizes["ours"],
+    )
 
 
 def main() -> None:
@@ -175,11 +191,10 @@ def main() -> None:
         for label, dim in (("no embedding", 0), ("384-d embedding", 384)):
             events = make_events(args.events, embedding_dim=dim)
             for stage, run in (("encode", encode_all), ("encode+produce", produce_all)):
-                base_t, base_bytes = median_rate(
-                    lambda r=run, ev=events: r(plain_encode, ev), args.repeats
-                )
-                ours_t, ours_bytes = median_rate(
-                    lambda r=run, ev=events: r(serde.encode, ev), args.repeats
+                base_t, ours_t, base_bytes, ours_bytes = paired_medians(
+                    lambda r=run, ev=events: r(plain_encode, ev),
+                    lambda r=run, ev=events: r(serde.encode, ev),
+                    args.repeats,
                 )
                 base_rate, ours_rate = len(events) / base_t, len(events) / ours_t
                 print(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from routeiq_cli.stack.components import Component
 from routeiq_cli.stack.runner import StackError, _start
 from routeiq_cli.stack.settings import StackSettings

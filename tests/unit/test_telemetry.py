@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from routeiq.settings import TelemetrySettings
 from routeiq.telemetry import configure_tracing
 

@@ -1,0 +1,57 @@
+"""The registry's settings: ``ROUTEIQ_REGISTRY_*`` environment variables, validated at start.
+
+``ROUTEIQ_REGISTRY_KAFKA__BOOTSTRAP_SERVERS`` (and the other ``KAFKA__*`` names) configure the
+Kafka clients; unknown names under the prefix are refused by ``ServiceSettings.load``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+from routeiq.contracts.compatibility import CompatibilityLevel
+from routeiq.settings import KafkaSettings, ServiceSettings
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic).
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+class RegistryServiceSettings(ServiceSettings):
+    """Where the registry listens, which topic holds its state and how to reach Kafka."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTEIQ_REGISTRY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    topic: str = "_schemas"
+    # Replication factor used only when the registry creates the topic itself.
+    topic_replication_factor: int = Field(default=1, ge=1, le=32)
+    # Confluent's default; applies to subjects without a level of their own until PUT /config.
+    default_compatibility: CompatibilityLevel = CompatibilityLevel.BACKWARD
+    kafka: KafkaSettings = KafkaSettings()
+    # Reaching Kafka, creating the topic and replaying it must finish within this, or exit 1.
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+    # A write must be durable and read back by the registry within this (else 50002).
+    write_timeout_s: float = Field(default=30.0, gt=0)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("topic")
+    @classmethod
+    def _legal_topic(cls, value: str) -> str:
+        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
+            raise ValueError(
+                f"not a legal Kafka topic name: {value!r} (1-249 of a-z A-Z 0-9 . _ -)"
+            )
+        return value
+
+    @field_validator("default_compatibility", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

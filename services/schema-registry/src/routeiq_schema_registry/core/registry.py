@@ -1,0 +1,564 @@
+"""The schema registry's operations (Confluent semantics), over a ``SchemaLog``. No HTTP here.
+
+Writes are serialized by one writer lock. A write first reads the log to its end (so records
+written by anyone else are applied), decides against the current state, appends its records and
+returns only after reading them back and applying them: a read right after a write sees it, and
+the state never holds anything the log does not. Reads take the state lock briefly.
+
+This registry assumes it is the only writer of its topic (Confluent elects one primary for the
+same reason): two registries writing the same topic at once could give two schemas one id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import avro.schema
+from routeiq.contracts.compatibility import CompatibilityLevel, check_compatibility, parse_schema
+from routeiq.errors import IncompatibleSchemaError, TransportError
+
+from routeiq_schema_registry.core import records as rec
+from routeiq_schema_registry.core.log import SchemaLog
+from routeiq_schema_registry.core.schema_text import normalized_of, parsed, stored_text
+from routeiq_schema_registry.core.state import RegistryState, SchemaVersion
+from routeiq_schema_registry.errors import (
+    InvalidCompatibilityLevelError,
+    InvalidSchemaError,
+    InvalidVersionError,
+    NotReadyError,
+    SchemaNotFoundError,
+    StoreTimeoutError,
+    SubjectCompatibilityNotConfiguredError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LATEST = "latest"
+_MAX_VERSION = 2**31 - 1
+# How long one read of the log may wait; deadlines are checked between reads.
+_READ_SLICE_S = 0.5
+
+
+@dataclass(frozen=True)
+class SchemaRequest:
+    """A schema as a request carries it (register, lookup, compatibility test)."""
+
+    schema: str
+    schema_type: str | None = None
+    references: Sequence[Any] | None = None
+    extras: tuple[str, ...] = ()  # other request properties that would change the meaning
+
+
+def parse_version(version: str | int) -> int | None:
+    """A version as Confluent accepts it: 1..2^31-1, or ``latest`` / ``-1`` (returned as None)."""
+    text = str(version).strip()
+    if text.lower() == LATEST:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidVersionError(version) from None
+    if number == -1:
+        return None
+    if not 1 <= number <= _MAX_VERSION:
+        raise InvalidVersionError(version)
+    return number
+
+
+def parse_level(level: object) -> CompatibilityLevel:
+    """One of the seven levels, in any letter case; anything else is 42203."""
+    if not isinstance(level, str):
+        raise InvalidCompatibilityLevelError(level)
+    try:
+        return CompatibilityLevel(level.strip().upper())
+    except ValueError:
+        raise InvalidCompatibilityLevelError(level) from None
+
+
+class SchemaRegistry:
+    """Subjects, versions, ids and compatibility levels, kept in a ``SchemaLog``."""
+
+    def __init__(
+        self,
+        *,
+        log: SchemaLog,
+        default_compatibility: CompatibilityLevel = CompatibilityLevel.BACKWARD,
+        write_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._log = log
+        self._default_level = default_compatibility
+        self._write_timeout_s = write_timeout_s
+        self._clock = clock
+        self._sleep = sleep
+        self._state = RegistryState()
+        self._state_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._replay_target: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, *, timeout_s: float = 60.0, retry_interval_s: float = 1.0) -> None:
+        """Prepare the log and replay it to its end; then the registry is ready.
+
+        The end is found by appending a NOOP record and reading up to it (Confluent does the
+        same). Transport failures (Kafka still starting) are retried until ``timeout_s``.
+        """
+        deadline = self._clock() + timeout_s
+        while True:
+            try:
+                with self._write_lock:
+                    self._log.prepare(max(0.1, deadline - self._clock()))
+                    offset = self._log.append(
+                        rec.NOOP_KEY, None, timeout_s=max(0.1, deadline - self._clock())
+                    )
+                    self._replay_target = offset + 1
+                    self._catch_up(offset + 1, deadline)
+                break
+            except TransportError as exc:
+                if self._clock() + retry_interval_s >= deadline:
+                    raise
+                logger.warning("log not available yet (%s); retrying", exc)
+                self._sleep(retry_interval_s)
+        self._ready.set()
+        with self._state_lock:
+            logger.info(
+                "replayed the log up to offset %d: %d subjects, largest id %d",
+                self._state.next_offset,
+                len(self._state.subjects()),
+                self._state.max_id,
+            )
+
+    @property
+    def ready(self) -> bool:
+        """True once the log has been replayed to its end."""
+        return self._ready.is_set()
+
+    def progress(self) -> dict[str, int | bool | None]:
+        """How far the replay is: applied offset and target."""
+        with self._state_lock:
+            return {
+                "ready": self.ready,
+                "applied_offset": self._state.next_offset,
+                "replay_target": self._replay_target,
+            }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data (tests compare a live and a replayed registry)."""
+        with self._state_lock:
+            return self._state.snapshot()
+
+    def close(self, *, timeout_s: float = 5.0) -> None:
+        """Close the log once no write or replay uses it; give up (and leave it to process exit)
+        if one is still running after ``timeout_s``: librdkafka must not be closed under a call."""
+        if self._write_lock.acquire(timeout=timeout_s):
+            try:
+                self._log.close()
+            finally:
+                self._write_lock.release()
+        else:
+            logger.warning("a write or the replay is still running; not closing the log")
+
+    # ------------------------------------------------------------------ reading the log
+
+    def _catch_up(self, target: int, deadline: float) -> None:
+        """Read and apply the log until everything before ``target`` is applied."""
+        while self._state.next_offset < target:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise StoreTimeoutError(
+                    f"the log was read up to offset {self._state.next_offset}, not {target}, "
+                    "in the time allowed"
+                )
+            batch = self._log.read(self._state.next_offset, timeout_s=min(remaining, _READ_SLICE_S))
+            with self._state_lock:
+                for record in batch.records:
+                    if record.offset >= self._state.next_offset:
+                        self._state.apply(record)
+                self._state.advance_to(batch.next_offset)
+
+    def _write(self, records: list[tuple[bytes, bytes | None]], deadline: float) -> None:
+        """Append records (in order) and apply them; the caller holds the writer lock."""
+        last = -1
+        for key, value in records:
+            last = self._log.append(key, value, timeout_s=max(0.1, deadline - self._clock()))
+        if last >= 0:
+            self._catch_up(last + 1, deadline)
+
+    def _writing(self, decide: Callable[[float], T]) -> T:
+        """Run a write under the writer lock: catch up with the log, then ``decide(deadline)``,
+        which checks the request against the state and calls ``_write``."""
+        self._require_ready()
+        deadline = self._clock() + self._write_timeout_s
+        with self._write_lock:
+            end = self._log.end_offset(timeout_s=max(0.1, deadline - self._clock()))
+            self._catch_up(end, deadline)
+            return decide(deadline)
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            progress = self.progress()
+            raise NotReadyError(
+                "the registry is still replaying its log (applied up to offset "
+                f"{progress['applied_offset']} of {progress['replay_target']}); retry shortly"
+            )
+
+    # ------------------------------------------------------------------ subjects and versions
+
+    def subjects(self, *, deleted: bool = False, deleted_only: bool = False) -> list[str]:
+        """Subjects with a live version; ``deleted`` adds soft-deleted ones, ``deleted_only``
+        lists only those."""
+        self._require_ready()
+        with self._state_lock:
+            out = []
+            for subject in self._state.subjects():
+                live = any(not sv.deleted for sv in self._state.versions(subject).values())
+                if (deleted_only and not live) or (not deleted_only and (live or deleted)):
+                    out.append(subject)
+            return out
+
+    def versions(
+        self, subject: str, *, deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
+        """Version numbers of ``subject`` (40401 when there is none to show)."""
+        self._require_ready()
+        with self._state_lock:
+            all_versions = self._state.versions(subject)
+        if deleted_only:
+            shown = [v for v, sv in all_versions.items() if sv.deleted]
+        else:
+            shown = [v for v, sv in all_versions.items() if deleted or not sv.deleted]
+        if not shown and not (deleted_only and all_versions):
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        return sorted(shown)
+
+    def version(self, subject: str, version: str | int, *, deleted: bool = False) -> SchemaVersion:
+        """One version (``latest`` / ``-1``: the newest visible one)."""
+        self._require_ready()
+        number = parse_version(version)
+        with self._state_lock:
+            visible = self._visible(subject, deleted=deleted)
+        if number is None:
+            return visible[max(visible)]
+        if number not in visible:
+            raise VersionNotFoundError(f"Version {number} not found.")
+        return visible[number]
+
+    def _visible(self, subject: str, *, deleted: bool) -> dict[int, SchemaVersion]:
+        versions = {
+            v: sv for v, sv in self._state.versions(subject).items() if deleted or not sv.deleted
+        }
+        if not versions:
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        return versions
+
+    def referenced_by(self, subject: str, version: str | int) -> list[int]:
+        """Ids of schemas referencing this version: none, as references are not supported."""
+        self.version(subject, version)
+        return []
+
+    def lookup(
+        self,
+        subject: str,
+        request: SchemaRequest,
+        *,
+        normalize: bool = False,
+        deleted: bool = False,
+    ) -> SchemaVersion:
+        """The version of ``subject`` holding this schema (40401 / 40403 when there is none)."""
+        self._require_ready()
+        schema = _parse_request(request)
+        text = stored_text(schema, normalize=normalize)
+        with self._state_lock:
+            candidates = self._visible(subject, deleted=deleted)
+        matches = [sv for sv in candidates.values() if _same(text, sv.schema, normalize)]
+        if not matches:
+            raise SchemaNotFoundError("Schema not found")
+        return max(matches, key=lambda sv: (not sv.deleted, sv.version))
+
+    def register(
+        self, subject: str, request: SchemaRequest, *, normalize: bool = False
+    ) -> SchemaVersion:
+        """Register a schema under ``subject``; return the version that holds it.
+
+        A schema already live in the subject returns that version (no new one). Otherwise the
+        subject's level is checked against its live versions, the id of an identical schema
+        anywhere is reused (else the largest id + 1) and the next version number is taken.
+        """
+        self._require_ready()
+        schema = _parse_request(request)
+        text = stored_text(schema, normalize=normalize)
+
+        def decide(deadline: float) -> SchemaVersion:
+            with self._state_lock:
+                versions = self._state.versions(subject)
+                live = [versions[v] for v in sorted(versions) if not versions[v].deleted]
+                for sv in reversed(live):
+                    if _same(text, sv.schema, normalize):
+                        return sv
+                level = self._level_of(subject)
+                problems = check_compatibility(
+                    schema, [(sv.version, parsed(sv.schema)) for sv in live], level
+                )
+                if problems:
+                    reasons = [p.explain() for p in problems]
+                    raise IncompatibleSchemaError(
+                        "Schema being registered is incompatible with an earlier schema for "
+                        f'subject "{subject}" under {level.value}: ' + "; ".join(reasons),
+                        reasons=reasons,
+                    )
+                existing_id = self._state.id_of_text(text)
+                schema_id = existing_id if existing_id is not None else self._state.max_id + 1
+                version = max(versions, default=0) + 1
+            self._write(
+                [
+                    (
+                        rec.schema_key(subject, version),
+                        rec.schema_value(subject, version, schema_id, text, False),
+                    )
+                ],
+                deadline,
+            )
+            with self._state_lock:
+                return self._state.versions(subject)[version]
+
+        return self._writing(decide)
+
+    def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
+        """Soft-delete every live version (and the subject's level), or with ``permanent``
+        remove every version of a subject soft-deleted before; return the versions."""
+
+        def decide(deadline: float) -> list[int]:
+            with self._state_lock:
+                versions = self._state.versions(subject)
+                level = self._state.level(subject)
+            if not versions:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            live = sorted(v for v, sv in versions.items() if not sv.deleted)
+            if permanent:
+                if live:
+                    raise SubjectNotSoftDeletedError(
+                        f"Subject '{subject}' was not deleted first before being permanently "
+                        "deleted"
+                    )
+                self._write(
+                    [(rec.schema_key(subject, v), None) for v in sorted(versions)], deadline
+                )
+                return sorted(versions)
+            if not live:
+                raise SubjectSoftDeletedError(
+                    f"Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
+                )
+            records: list[tuple[bytes, bytes | None]] = [
+                (
+                    rec.delete_subject_key(subject),
+                    rec.delete_subject_value(subject, max(versions)),
+                )
+            ]
+            for v in live:
+                sv = versions[v]
+                records.append(
+                    (
+                        rec.schema_key(subject, v),
+                        rec.schema_value(subject, v, sv.schema_id, sv.schema, True),
+                    )
+                )
+            if level is not None:
+                # As Confluent does: a deleted subject's own level goes with it.
+                records.append((rec.config_key(subject), None))
+            self._write(records, deadline)
+            return live
+
+        return self._writing(decide)
+
+    def delete_version(self, subject: str, version: str | int, *, permanent: bool = False) -> int:
+        """Soft-delete one version, or remove a soft-deleted one with ``permanent``."""
+        number = parse_version(version)
+
+        def decide(deadline: float) -> int:
+            with self._state_lock:
+                versions = self._visible(subject, deleted=permanent)
+            target = max(versions) if number is None else number
+            sv = versions.get(target)
+            if sv is None:
+                with self._state_lock:
+                    soft = self._state.versions(subject).get(target)
+                if soft is not None:
+                    raise VersionSoftDeletedError(
+                        f"Subject '{subject}' Version {target} was soft deleted.Set "
+                        "permanent=true to delete permanently"
+                    )
+                raise VersionNotFoundError(f"Version {target} not found.")
+            if permanent:
+                if not sv.deleted:
+                    raise VersionNotSoftDeletedError(
+                        f"Subject '{subject}' Version {target} was not deleted first before "
+                        "being permanently deleted"
+                    )
+                self._write([(rec.schema_key(subject, target), None)], deadline)
+            else:
+                self._write(
+                    [
+                        (
+                            rec.schema_key(subject, target),
+                            rec.schema_value(subject, target, sv.schema_id, sv.schema, True),
+                        )
+                    ],
+                    deadline,
+                )
+            return target
+
+        return self._writing(decide)
+
+    # ------------------------------------------------------------------ schemas by id
+
+    def schema_by_id(self, schema_id: int) -> str:
+        """The schema text of an id (soft-deleted versions still serve their id)."""
+        self._require_ready()
+        with self._state_lock:
+            text = self._state.schema_text(schema_id)
+        if text is None:
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        return text
+
+    def versions_of_id(self, schema_id: int, *, deleted: bool = False) -> list[SchemaVersion]:
+        """Every (subject, version) carrying ``schema_id``."""
+        self._require_ready()
+        with self._state_lock:
+            holders = self._state.holders(schema_id)
+        if not holders:
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
+        return [sv for sv in holders if deleted or not sv.deleted]
+
+    # ------------------------------------------------------------------ compatibility
+
+    def compatibility(
+        self, subject: str | None = None, *, default_to_global: bool = False
+    ) -> CompatibilityLevel:
+        """The level of ``subject`` (None: the global level, or the configured default)."""
+        self._require_ready()
+        with self._state_lock:
+            if subject is None:
+                return self._level_of(None)
+            own = self._state.level(subject)
+            if own is not None:
+                return own
+            if default_to_global:
+                return self._level_of(None)
+        raise SubjectCompatibilityNotConfiguredError(
+            f"Subject '{subject}' does not have subject-level compatibility configured"
+        )
+
+    def _level_of(self, subject: str | None) -> CompatibilityLevel:
+        """The level that applies to ``subject``: its own, else the global one, else default."""
+        if subject is not None:
+            own = self._state.level(subject)
+            if own is not None:
+                return own
+        return self._state.level(None) or self._default_level
+
+    def set_compatibility(self, subject: str | None, level: object) -> CompatibilityLevel:
+        """Set the level of ``subject`` (None: global)."""
+        self._require_ready()
+        parsed_level = parse_level(level)
+
+        def decide(deadline: float) -> CompatibilityLevel:
+            with self._state_lock:
+                unchanged = self._state.level(subject) is parsed_level
+            if not unchanged:
+                self._write([(rec.config_key(subject), rec.config_value(parsed_level))], deadline)
+            return parsed_level
+
+        return self._writing(decide)
+
+    def delete_compatibility(self, subject: str | None) -> CompatibilityLevel:
+        """Remove the level of ``subject`` (None: global, back to the default); return the
+        level that applied before."""
+
+        def decide(deadline: float) -> CompatibilityLevel:
+            with self._state_lock:
+                own = self._state.level(subject)
+                before = self._level_of(subject)
+            if subject is not None and own is None:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            if own is not None:
+                self._write([(rec.config_key(subject), None)], deadline)
+            return before
+
+        return self._writing(decide)
+
+    def test_compatibility(
+        self,
+        subject: str,
+        request: SchemaRequest,
+        version: str | int | None = LATEST,
+        *,
+        normalize: bool = False,
+    ) -> list[str]:
+        """Why ``request`` could not be registered next to ``version`` under the subject's
+        level (empty: compatible).
+
+        ``latest`` (or None: all versions) checks the live versions the level asks for, as a
+        registration would. A given version N checks N, and with a transitive level every live
+        version up to N. A subject without versions accepts anything.
+        """
+        self._require_ready()
+        number = None if version is None else parse_version(version)
+        schema = _parse_request(request)
+        if normalize:
+            schema = parsed(stored_text(schema, normalize=True))
+        with self._state_lock:
+            versions = self._state.versions(subject)
+            live = [versions[v] for v in sorted(versions) if not versions[v].deleted]
+            level = self._level_of(subject)
+        if number is not None:
+            if number not in {sv.version for sv in live}:
+                raise VersionNotFoundError(f"Version {number} not found.")
+            live = [sv for sv in live if sv.version <= number]
+        problems = check_compatibility(
+            schema, [(sv.version, parsed(sv.schema)) for sv in live], level
+        )
+        return [p.explain() for p in problems]
+
+
+def _parse_request(request: SchemaRequest) -> avro.schema.Schema:
+    """The request's Avro schema, or 42201 saying what is wrong or unsupported."""
+    schema_type = request.schema_type
+    if schema_type is not None and str(schema_type).upper() != "AVRO":
+        raise InvalidSchemaError(
+            f"Unsupported schema type {schema_type!r}: this registry supports AVRO only"
+        )
+    if request.references:
+        raise InvalidSchemaError(
+            f"Schema references are not supported by this registry (got "
+            f"{len(request.references)}); inline the referenced named types into the schema"
+        )
+    if request.extras:
+        raise InvalidSchemaError(
+            f"{' and '.join(request.extras)} not supported by this registry; send the schema "
+            "without them"
+        )
+    return parse_schema(request.schema)
+
+
+def _same(text: str, stored: str, normalize: bool) -> bool:
+    """Whether a request's stored form matches a stored schema (normalized on both sides if
+    asked)."""
+    if text == stored:
+        return True
+    return normalize and normalized_of(stored) == text
