@@ -1,0 +1,257 @@
+"""The routing engine: strategy registry, deterministic A/B split, ε-exploration, propensities.
+
+Every decision records the probability with which each candidate would have been chosen
+(its propensity) under the policy actually in force, which is what makes logged traffic
+usable for off-policy training and evaluation:
+
+    p(a) = (1 − ε)·[a = greedy] + ε / K     (ε-greedy over K available candidates)
+    p(a) = 1 / K                             (a strategy that itself randomises uniformly)
+
+The configuration (default strategy, A/B weights, per-domain overrides, ε) is an immutable
+snapshot swapped atomically by the admin API; requests in flight keep the one they started
+with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from routeiq.errors import ConfigError
+from routeiq.routing.strategies import (
+    BundleHolder,
+    CheapestStrategy,
+    Choice,
+    LearnedStrategy,
+    ModelOption,
+    PolicyStrategy,
+    RandomStrategy,
+    RouteInput,
+    Strategy,
+    StrongestStrategy,
+    ThresholdStrategy,
+)
+
+KINDS = ("random", "cheapest", "strongest", "threshold", "policy", "learned")
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Which strategy serves whom. ``ab`` maps strategy names to weights (empty: default)."""
+
+    default: str
+    ab: Mapping[str, float] = field(default_factory=dict)
+    domain_overrides: Mapping[str, str] = field(default_factory=dict)
+    epsilon: float = 0.05
+    salt: str = "routeiq"
+
+    def validate(self, known: Sequence[str]) -> None:
+        names = set(known)
+        missing = ({self.default} | set(self.ab) | set(self.domain_overrides.values())) - names
+        if missing:
+            raise ConfigError(
+                f"unknown strategy name(s) {sorted(missing)}; registered: {sorted(names)}"
+            )
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if any(w < 0 for w in self.ab.values()):
+            raise ConfigError("A/B weights must be >= 0")
+        if self.ab and sum(self.ab.values()) <= 0:
+            raise ConfigError("A/B weights must not all be zero")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "default": self.default,
+            "ab": dict(self.ab),
+            "domain_overrides": dict(self.domain_overrides),
+            "epsilon": self.epsilon,
+        }
+
+
+@dataclass
+class Decision:
+    """Everything the gateway serves and logs about one routing decision."""
+
+    selected: str
+    reason: str
+    strategy: str
+    strategy_version: str
+    arm: str | None
+    exploration: bool
+    propensities: dict[str, float]
+    scores: dict[str, float | None]
+    router_version: str | None
+    embedding: NDArray[np.float32] | None
+    embedding_ms: float
+    strategy_ms: float
+
+
+def assign_arm(unit_key: str, weights: Mapping[str, float], salt: str) -> str:
+    """Deterministic weighted split: the same unit key always lands in the same arm."""
+    digest = hashlib.blake2b(f"{salt}:{unit_key}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    total = sum(weights.values())
+    acc = 0.0
+    for name in sorted(weights):  # sorted: the split does not depend on dict order
+        acc += weights[name] / total
+        if u < acc:
+            return name
+    return sorted(weights)[-1]
+
+
+class StrategyRegistry:
+    """Strategy instances by name; built-ins are registered by the gateway at start."""
+
+    def __init__(self, *, holder: BundleHolder, rng: _random.Random | None = None) -> None:
+        self.holder = holder
+        self._rng = rng
+        self._strategies: dict[str, Strategy] = {}
+        self._lock = threading.Lock()
+
+    def build(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
+        """Instantiate a strategy of ``kind`` (validating its parameters) without registering."""
+        p = dict(params or {})
+        if kind == "random":
+            return RandomStrategy(name, p, rng=self._rng)
+        if kind == "cheapest":
+            return CheapestStrategy(name, p)
+        if kind == "strongest":
+            return StrongestStrategy(name, p)
+        if kind == "policy":
+            return PolicyStrategy(name, p)
+        if kind == "threshold":
+            return ThresholdStrategy(name, p, holder=self.holder)
+        if kind == "learned":
+            fallback_name = str(p.pop("fallback", "cheapest"))
+            fallback = self.get(fallback_name)
+            if fallback.kind == "learned":
+                raise ConfigError("a learned strategy cannot fall back to another learned one")
+            strategy = LearnedStrategy(name, p, holder=self.holder, fallback=fallback)
+            strategy.params["fallback"] = fallback_name
+            return strategy
+        raise ConfigError(f"unknown strategy kind {kind!r}; known: {', '.join(KINDS)}")
+
+    def register(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
+        if not name or len(name) > 64:
+            raise ConfigError("a strategy name is 1-64 characters")
+        strategy = self.build(name, kind, params)
+        with self._lock:
+            self._strategies[name] = strategy
+        return strategy
+
+    def get(self, name: str) -> Strategy:
+        try:
+            return self._strategies[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown strategy {name!r}; registered: {', '.join(sorted(self._strategies))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._strategies)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [self._strategies[n].describe() for n in self.names()]
+
+
+class RoutingEngine:
+    """Routes one request: A/B arm → strategy → ε-exploration → decision with propensities."""
+
+    def __init__(
+        self,
+        registry: StrategyRegistry,
+        config: RoutingConfig,
+        *,
+        rng: _random.Random | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        config.validate(registry.names())
+        self.registry = registry
+        self._config = config
+        self._rng = rng or _random.Random()  # noqa: S311 - exploration, not cryptography
+        self._rng_lock = threading.Lock()
+        self._clock = clock
+
+    @property
+    def config(self) -> RoutingConfig:
+        return self._config
+
+    def configure(self, **changes: Any) -> RoutingConfig:
+        """Validate and atomically install a new configuration (admin API)."""
+        new = replace(self._config, **changes)
+        new.validate(self.registry.names())
+        self._config = new
+        return new
+
+    def strategy_for(
+        self, request: RouteInput, config: RoutingConfig
+    ) -> tuple[Strategy, str | None]:
+        if request.domain and request.domain in config.domain_overrides:
+            return (
+                self.registry.get(config.domain_overrides[request.domain]),
+                f"domain:{request.domain}",
+            )
+        if config.ab:
+            arm = assign_arm(request.unit_key, config.ab, config.salt)
+            return self.registry.get(arm), arm
+        return self.registry.get(config.default), None
+
+    def route(
+        self,
+        request: RouteInput,
+        candidates: Sequence[ModelOption],
+        *,
+        want_embedding: bool = False,
+    ) -> Decision:
+        """Choose a candidate for ``request``. ``candidates`` must be non-empty."""
+        if not candidates:
+            raise ConfigError("no candidate models to route between")
+        config = self._config
+        strategy, arm = self.strategy_for(request, config)
+        embedding_ms = 0.0
+        if want_embedding or strategy.needs_embedding:
+            t0 = self._clock()
+            request.embedding()
+            embedding_ms = (self._clock() - t0) * 1000.0
+        t0 = self._clock()
+        choice: Choice = strategy.choose(request, candidates)
+        k = len(candidates)
+        eps = config.epsilon if k > 1 else 0.0
+        with self._rng_lock:
+            explore = self._rng.random() < eps
+            explored_pick = self._rng.choice(list(candidates)).name if explore else None
+        if choice.uniform:
+            propensities = {c.name: 1.0 / k for c in candidates}
+            selected, exploration = choice.model, False
+        else:
+            propensities = {
+                c.name: (1.0 - eps) * (c.name == choice.model) + eps / k for c in candidates
+            }
+            selected = explored_pick if explored_pick is not None else choice.model
+            exploration = explore
+        strategy_ms = (self._clock() - t0) * 1000.0
+        reason = choice.reason
+        if exploration and selected != choice.model:
+            reason = f"exploration (ε={eps:g}) instead of {choice.model}: {reason}"
+        return Decision(
+            selected=selected,
+            reason=reason,
+            strategy=strategy.name,
+            strategy_version=f"{strategy.kind}/{strategy.version}",
+            arm=arm,
+            exploration=exploration,
+            propensities=propensities,
+            scores=choice.scores,
+            router_version=choice.router_version,
+            embedding=request.peek_embedding(),
+            embedding_ms=embedding_ms,
+            strategy_ms=strategy_ms,
+        )

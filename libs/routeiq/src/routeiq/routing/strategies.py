@@ -1,0 +1,452 @@
+"""Routing strategies: given a query and the candidate models, which one should serve it.
+
+A strategy is deterministic: it returns a greedy choice, a score per candidate and a reason.
+Exploration and A/B assignment happen around it, in ``engine.py``, so every strategy gets the
+same propensity logging. Built-in kinds:
+
+* ``random``     uniform over available candidates (its propensities are 1/K by construction);
+* ``cheapest`` / ``strongest``  by price / by prior quality rank;
+* ``threshold``  RouteLLM-style: strong-vs-weak win score, strong when the score clears a
+                 threshold calibrated for a target share of strong calls;
+* ``policy``     static map, keyword and length rules, domain overrides, cost-budget downgrade;
+* ``learned``    the active learned router's expected quality per candidate minus a cost
+                 weight times its estimated cost.
+"""
+
+from __future__ import annotations
+
+import abc
+import random as _random
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from routeiq.errors import ConfigError
+from routeiq.routing.bundle import LoadedBundle
+from routeiq.routing.features import TextFeatures, matches_keywords, text_features
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A model group the gateway can call, with what routing needs to know about it."""
+
+    name: str
+    provider: str = "openai"
+    input_price: float = 0.0  # USD per million tokens
+    output_price: float = 0.0
+    quality_rank: float = 0.0  # prior strength: higher is stronger
+    expected_output_tokens: int = 256
+
+    def est_cost(self, input_tokens: int, output_tokens: int | None = None) -> float:
+        out = self.expected_output_tokens if output_tokens is None else output_tokens
+        return (input_tokens * self.input_price + out * self.output_price) / 1e6
+
+
+class RouteInput:
+    """What a strategy may look at for one request. The text never leaves the process.
+
+    The embedding is computed lazily (once) by ``embed`` because only some strategies need it.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        requested_model: str = "auto",
+        unit_key: str = "",
+        domain: str | None = None,
+        embed: Callable[[str], NDArray[np.float32]] | None = None,
+    ) -> None:
+        self.text = text
+        self.requested_model = requested_model
+        self.unit_key = unit_key
+        self.domain = domain
+        self._embed = embed
+        self._embedding: NDArray[np.float32] | None = None
+        self._features: TextFeatures | None = None
+
+    @property
+    def features(self) -> TextFeatures:
+        if self._features is None:
+            self._features = text_features(self.text)
+        return self._features
+
+    @property
+    def has_embedding(self) -> bool:
+        return self._embedding is not None
+
+    def embedding(self) -> NDArray[np.float32]:
+        if self._embedding is None:
+            if self._embed is None:
+                raise ConfigError("this route has no embedding function")
+            self._embedding = self._embed(self.text)
+        return self._embedding
+
+    def peek_embedding(self) -> NDArray[np.float32] | None:
+        return self._embedding
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A strategy's deterministic answer."""
+
+    model: str
+    reason: str
+    scores: dict[str, float | None] = field(default_factory=dict)
+    router_version: str | None = None
+    # True when the strategy itself randomises (random): the engine then logs 1/K propensities.
+    uniform: bool = False
+
+
+class Strategy(abc.ABC):
+    """A named, versioned routing strategy."""
+
+    kind: ClassVar[str]
+    version: ClassVar[str] = "1"
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.params = dict(params or {})
+
+    @abc.abstractmethod
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        """Pick one of ``candidates`` (never empty, all available)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "capabilities": sorted(self.capabilities),
+            "params": self.params,
+        }
+
+    @property
+    def needs_embedding(self) -> bool:
+        return "needs_embedding" in self.capabilities
+
+
+def _check_params(kind: str, params: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = set(params) - allowed
+    if unknown:
+        raise ConfigError(
+            f"strategy {kind}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+
+
+class RandomStrategy(Strategy):
+    kind = "random"
+    capabilities = frozenset({"baseline"})
+
+    def __init__(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        rng: _random.Random | None = None,
+    ) -> None:
+        super().__init__(name, params)
+        _check_params(self.kind, self.params, {"seed"})
+        self._rng = rng or _random.Random(self.params.get("seed"))  # noqa: S311 - not crypto
+        self._lock = threading.Lock()
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        with self._lock:
+            pick = self._rng.choice(list(candidates))
+        return Choice(pick.name, "uniform random choice", uniform=True)
+
+
+class CheapestStrategy(Strategy):
+    kind = "cheapest"
+    capabilities = frozenset({"cost_aware"})
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        tokens = request.features.est_tokens
+        costs = {c.name: c.est_cost(tokens) for c in candidates}
+        pick = min(candidates, key=lambda c: (costs[c.name], -c.quality_rank, c.name))
+        return Choice(
+            pick.name,
+            f"lowest estimated cost ${costs[pick.name]:.6f}",
+            scores={k: -v for k, v in costs.items()},
+        )
+
+
+class StrongestStrategy(Strategy):
+    kind = "strongest"
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        pick = max(candidates, key=lambda c: (c.quality_rank, -c.input_price, c.name))
+        return Choice(
+            pick.name,
+            f"highest quality rank {pick.quality_rank}",
+            scores={c.name: c.quality_rank for c in candidates},
+        )
+
+
+class BundleHolder:
+    """The active learned router, swapped atomically by model sync; readers take a snapshot."""
+
+    def __init__(self) -> None:
+        self._bundle: LoadedBundle | None = None
+        self._loaded_at: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedBundle | None:
+        return self._bundle  # a single reference read is atomic: no lock on the hot path
+
+    @property
+    def loaded_at(self) -> float | None:
+        return self._loaded_at
+
+    def swap(self, bundle: LoadedBundle | None, *, at: float) -> LoadedBundle | None:
+        with self._lock:
+            old, self._bundle, self._loaded_at = self._bundle, bundle, at
+        return old
+
+
+def _predict(bundle: LoadedBundle, request: RouteInput) -> dict[str, float]:
+    emb = request.embedding()[None, :]
+    pred = bundle.router.predict(emb, [request.text])[0]
+    return {m: float(v) for m, v in zip(bundle.manifest.models, pred, strict=True)}
+
+
+class LearnedStrategy(Strategy):
+    """argmax over candidates of expected quality − ``cost_weight`` × estimated cost (USD).
+
+    Candidates the bundle does not know are not scored; without a bundle, ``fallback`` serves.
+    """
+
+    kind = "learned"
+    capabilities = frozenset({"learned", "needs_embedding", "cost_aware"})
+
+    def __init__(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        holder: BundleHolder,
+        fallback: Strategy,
+    ) -> None:
+        super().__init__(name, params)
+        _check_params(self.kind, self.params, {"cost_weight"})
+        self.cost_weight = float(self.params.get("cost_weight", 0.0))
+        if self.cost_weight < 0:
+            raise ConfigError("strategy learned: cost_weight must be >= 0")
+        self._holder = holder
+        self._fallback = fallback
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        bundle = self._holder.get()
+        known = [c for c in candidates if bundle is not None and c.name in bundle.manifest.models]
+        if bundle is None or not known:
+            inner = self._fallback.choose(request, candidates)
+            why = "no learned router loaded" if bundle is None else "router knows no candidate"
+            return Choice(
+                inner.model,
+                f"{why}; {self._fallback.name}: {inner.reason}",
+                inner.scores,
+                None,
+                inner.uniform,
+            )
+        quality = _predict(bundle, request)
+        tokens = request.features.est_tokens
+        utility = {c.name: quality[c.name] - self.cost_weight * c.est_cost(tokens) for c in known}
+        pick = max(known, key=lambda c: (utility[c.name], c.name))
+        return Choice(
+            pick.name,
+            f"{bundle.manifest.router_type} router: expected quality "
+            f"{quality[pick.name]:.3f}, utility {utility[pick.name]:.3f}",
+            scores={c.name: utility.get(c.name) for c in candidates},
+            router_version=bundle.version,
+        )
+
+
+class ThresholdStrategy(Strategy):
+    """RouteLLM-style strong/weak routing on a win score with a calibrated threshold.
+
+    Score = expected quality of ``strong`` minus that of ``weak`` under the active learned
+    router (or, without one, a text heuristic: maths, code and length raise it). The threshold
+    is the score quantile that sends ``target_strong_pct`` of traffic to the strong model, from
+    the bundle's validation scores, else from a window of recently seen scores.
+    """
+
+    kind = "threshold"
+    capabilities = frozenset({"learned", "needs_embedding", "calibrated"})
+
+    def __init__(
+        self, name: str, params: Mapping[str, Any] | None = None, *, holder: BundleHolder
+    ) -> None:
+        super().__init__(name, params)
+        _check_params(
+            self.kind, self.params, {"strong", "weak", "target_strong_pct", "threshold", "window"}
+        )
+        for key in ("strong", "weak"):
+            if not self.params.get(key):
+                raise ConfigError(f"strategy threshold: parameter {key!r} is required")
+        self.strong = str(self.params["strong"])
+        self.weak = str(self.params["weak"])
+        self.target = float(self.params.get("target_strong_pct", 50.0))
+        if not 0.0 <= self.target <= 100.0:
+            raise ConfigError("strategy threshold: target_strong_pct must be in [0, 100]")
+        self.fixed = self.params.get("threshold")
+        self._holder = holder
+        self._recent: deque[float] = deque(maxlen=int(self.params.get("window", 2000)))
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def heuristic_score(features: TextFeatures) -> float:
+        """A prior win score without a learned router: harder-looking queries score higher."""
+        score = 0.15 * float(features.has_math) + 0.15 * float(features.has_code)
+        score += min(features.chars, 4000) / 4000 * 0.2 + min(features.digits, 40) / 40 * 0.1
+        return score
+
+    def threshold(self, bundle: LoadedBundle | None) -> float | None:
+        if self.fixed is not None:
+            return float(self.fixed)
+        q = 1.0 - self.target / 100.0
+        if bundle is not None:
+            quantiles = bundle.manifest.calibration.get("win_score_quantiles")
+            if quantiles:
+                grid = np.linspace(0.0, 1.0, len(quantiles))
+                return float(np.interp(q, grid, quantiles))
+        with self._lock:
+            if len(self._recent) < 20:
+                return None
+            return float(np.quantile(np.fromiter(self._recent, float), q))
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        names = {c.name for c in candidates}
+        bundle = self._holder.get()
+        usable = bundle is not None and {self.strong, self.weak} <= set(bundle.manifest.models)
+        if usable and bundle is not None:
+            quality = _predict(bundle, request)
+            score = quality[self.strong] - quality[self.weak]
+            source, version = f"{bundle.manifest.router_type} router", bundle.version
+        else:
+            score = self.heuristic_score(request.features)
+            source, version = "text heuristic", None
+        with self._lock:
+            self._recent.append(score)
+        cut = self.threshold(bundle if usable else None)
+        strong_wanted = cut is None or score >= cut
+        pick = self.strong if strong_wanted else self.weak
+        if pick not in names:  # the chosen side is unavailable: serve the other
+            pick = self.weak if pick == self.strong else self.strong
+            if pick not in names:
+                pick = candidates[0].name
+        cut_text = "uncalibrated (warming up)" if cut is None else f"{cut:.3f}"
+        return Choice(
+            pick,
+            f"{source}: win score {score:.3f} vs threshold {cut_text} "
+            f"(target {self.target:.0f}% strong)",
+            scores={
+                c.name: (
+                    score if c.name == self.strong else -score if c.name == self.weak else None
+                )
+                for c in candidates
+            },
+            router_version=version,
+        )
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    name: str
+    model: str
+    keywords: tuple[str, ...] = ()
+    min_chars: int | None = None
+    max_chars: int | None = None
+    code: bool | None = None
+    math: bool | None = None
+
+    def matches(self, text: str, features: TextFeatures) -> bool:
+        if self.keywords and not matches_keywords(text, self.keywords):
+            return False
+        if self.min_chars is not None and features.chars < self.min_chars:
+            return False
+        if self.max_chars is not None and features.chars > self.max_chars:
+            return False
+        if self.code is not None and features.has_code != self.code:
+            return False
+        return not (self.math is not None and features.has_math != self.math)
+
+
+class PolicyStrategy(Strategy):
+    """Flexible policy mapping: domain overrides, ordered rules, a default, a cost budget.
+
+    Params: ``default`` (model), ``rules`` (list of {name, model, keywords, min_chars,
+    max_chars, code, math}; the first match wins), ``domains`` ({domain: model}),
+    ``budget_usd`` (per request; a pick estimated above it is downgraded to the strongest
+    model within budget, else the cheapest).
+    """
+
+    kind = "policy"
+    capabilities = frozenset({"rules", "cost_aware"})
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name, params)
+        _check_params(self.kind, self.params, {"default", "rules", "domains", "budget_usd"})
+        if not self.params.get("default"):
+            raise ConfigError("strategy policy: parameter 'default' (a model) is required")
+        self.default = str(self.params["default"])
+        try:
+            self.rules = [
+                PolicyRule(
+                    name=str(r.get("name", f"rule-{i}")),
+                    model=str(r["model"]),
+                    keywords=tuple(r.get("keywords", ())),
+                    min_chars=r.get("min_chars"),
+                    max_chars=r.get("max_chars"),
+                    code=r.get("code"),
+                    math=r.get("math"),
+                )
+                for i, r in enumerate(self.params.get("rules", []))
+            ]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"strategy policy: a rule is malformed ({exc!r}); each needs "
+                "'model' and optional keywords/min_chars/max_chars/code/math"
+            ) from exc
+        self.domains = {str(k): str(v) for k, v in dict(self.params.get("domains", {})).items()}
+        budget = self.params.get("budget_usd")
+        self.budget = None if budget is None else float(budget)
+
+    def models(self) -> set[str]:
+        return {self.default, *(r.model for r in self.rules), *self.domains.values()}
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        by_name = {c.name: c for c in candidates}
+        target, reason = self.default, "default model"
+        if request.domain and request.domain in self.domains:
+            target, reason = self.domains[request.domain], f"domain {request.domain!r}"
+        else:
+            for rule in self.rules:
+                if rule.matches(request.text, request.features):
+                    target, reason = rule.model, f"rule {rule.name!r}"
+                    break
+        if target not in by_name:
+            fallback = max(candidates, key=lambda c: (c.quality_rank, c.name))
+            target, reason = fallback.name, f"{reason} wanted {target!r} (unavailable)"
+        tokens = request.features.est_tokens
+        if self.budget is not None and by_name[target].est_cost(tokens) > self.budget:
+            within = [c for c in candidates if c.est_cost(tokens) <= self.budget]
+            down = (
+                max(within, key=lambda c: (c.quality_rank, c.name))
+                if within
+                else min(candidates, key=lambda c: c.est_cost(tokens))
+            )
+            reason += (
+                f"; estimated ${by_name[target].est_cost(tokens):.4f} over budget "
+                f"${self.budget:.4f}, downgraded"
+            )
+            target = down.name
+        return Choice(target, reason)
+
+
+StrategyFactory = Callable[[str, Mapping[str, Any]], Strategy]
