@@ -10,6 +10,7 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import urllib3
 from minio import Minio
@@ -124,6 +125,51 @@ class ArtifactStore:
                     f"s3://{bucket}/{key}: sha256 {digest} does not match the {label} {wanted}"
                 )
         return data
+
+    def download_to(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        *,
+        version_id: str | None = None,
+        expected_sha256: str | None = None,
+        chunk_bytes: int = 1 << 20,
+    ) -> int:
+        """Stream an object into ``path`` verifying its sha256 on the way; returns its size.
+
+        On a mismatch the partial file is removed and ``IntegrityError`` raised.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            response = self._client.get_object(bucket, key, version_id=version_id)
+            try:
+                recorded = response.headers.get(f"x-amz-meta-{_SHA_META}")
+                with path.open("wb") as fh:
+                    for chunk in response.stream(chunk_bytes):
+                        digest.update(chunk)
+                        fh.write(chunk)
+                        size += len(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        except S3Error as exc:
+            path.unlink(missing_ok=True)
+            if exc.code in {"NoSuchKey", "NoSuchVersion", "NoSuchBucket"}:
+                raise ArtifactNotFoundError(f"s3://{bucket}/{key} not found: {exc.code}") from exc
+            raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            path.unlink(missing_ok=True)
+            raise StorageError(f"cannot download s3://{bucket}/{key}: {exc}") from exc
+        actual = digest.hexdigest()
+        for label, wanted in (("expected", expected_sha256), ("recorded", recorded)):
+            if wanted and wanted != actual:
+                path.unlink(missing_ok=True)
+                raise IntegrityError(
+                    f"s3://{bucket}/{key}: sha256 {actual} does not match the {label} {wanted}"
+                )
+        return size
 
     def versions(self, bucket: str, key: str) -> list[StoredObject]:
         """Every stored version of ``key``, newest first (sha256 from metadata when present)."""

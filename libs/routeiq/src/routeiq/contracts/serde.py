@@ -8,19 +8,22 @@ schema, which is how a consumer keeps reading while producers move to newer vers
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
+import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from routeiq.contracts.catalog import Contract
-from routeiq.errors import RegistryError, SerializationError
+from routeiq.errors import ContractError, RegistryError, SerializationError
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -65,6 +68,10 @@ class RegistryResolver:
                 error_code=exc.error_code,
                 http_status=exc.http_status_code,
             ) from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise RegistryError(
+                f"schema registry unreachable: {exc}", error_code=50002, http_status=503
+            ) from exc
         with self._lock:
             self._ids[key] = schema_id
         return schema_id
@@ -77,6 +84,10 @@ class RegistryResolver:
             text = str(self._client.get_schema(schema_id).schema_str)
         except SchemaRegistryError as exc:
             raise SerializationError(f"unknown schema id {schema_id}: {exc.error_message}") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise RegistryError(
+                f"schema registry unreachable: {exc}", error_code=50002, http_status=503
+            ) from exc
         with self._lock:
             self._texts[schema_id] = text
         return text
@@ -179,3 +190,65 @@ class LocalResolver:
             return self._texts[schema_id]
         except KeyError as exc:
             raise SerializationError(f"unknown schema id {schema_id}") from exc
+
+
+class PersistentResolver:
+    """A resolver that remembers every id it learned in a JSON file and falls back to it.
+
+    The gateway's data plane must keep producing when the registry is down; with the ids of
+    its schemas cached on disk from an earlier start, it can encode (and decode announcements)
+    without asking the registry again.
+    """
+
+    def __init__(self, inner: SchemaIdResolver, path: Path) -> None:
+        self._inner = inner
+        self._path = path
+        self._lock = threading.Lock()
+        self._ids: dict[str, int] = {}
+        self._texts: dict[str, str] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                self._ids = {str(k): int(v) for k, v in data.get("ids", {}).items()}
+                self._texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
+            except (ValueError, TypeError, AttributeError):
+                self._ids, self._texts = {}, {}
+
+    @staticmethod
+    def _key(subject: str, schema_text: str) -> str:
+        canonical = json.dumps(json.loads(schema_text), separators=(",", ":"), sort_keys=True)
+        return subject + "\n" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def _save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"ids": self._ids, "texts": self._texts}))
+        tmp.replace(self._path)
+
+    def id_for(self, subject: str, schema_text: str) -> int:
+        key = self._key(subject, schema_text)
+        try:
+            schema_id = self._inner.id_for(subject, schema_text)
+        except ContractError:
+            if key in self._ids:
+                return self._ids[key]
+            raise
+        with self._lock:
+            if self._ids.get(key) != schema_id:
+                self._ids[key] = schema_id
+                self._save()
+        return schema_id
+
+    def schema_for(self, schema_id: int) -> str:
+        try:
+            text = self._inner.schema_for(schema_id)
+        except ContractError:
+            cached = self._texts.get(str(schema_id))
+            if cached is not None:
+                return cached
+            raise
+        with self._lock:
+            if self._texts.get(str(schema_id)) != text:
+                self._texts[str(schema_id)] = text
+                self._save()
+        return text

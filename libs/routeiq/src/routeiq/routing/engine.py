@@ -216,13 +216,13 @@ class RoutingEngine:
             raise ConfigError("no candidate models to route between")
         config = self._config
         strategy, arm = self.strategy_for(request, config)
-        embedding_ms = 0.0
-        if want_embedding or strategy.needs_embedding:
-            t0 = self._clock()
+        if want_embedding:
             request.embedding()
-            embedding_ms = (self._clock() - t0) * 1000.0
         t0 = self._clock()
+        # Strategies embed lazily (only when they need it); that time is reported apart.
+        embedded_before = request.embedding_ms
         choice: Choice = strategy.choose(request, candidates)
+        lazy_embedding_ms = request.embedding_ms - embedded_before
         k = len(candidates)
         eps = config.epsilon if k > 1 else 0.0
         with self._rng_lock:
@@ -237,7 +237,7 @@ class RoutingEngine:
             }
             selected = explored_pick if explored_pick is not None else choice.model
             exploration = explore
-        strategy_ms = (self._clock() - t0) * 1000.0
+        strategy_ms = (self._clock() - t0) * 1000.0 - lazy_embedding_ms
         reason = choice.reason
         if exploration and selected != choice.model:
             reason = f"exploration (ε={eps:g}) instead of {choice.model}: {reason}"
@@ -252,6 +252,6 @@ class RoutingEngine:
             scores=choice.scores,
             router_version=choice.router_version,
             embedding=request.peek_embedding(),
-            embedding_ms=embedding_ms,
+            embedding_ms=request.embedding_ms,
             strategy_ms=strategy_ms,
         )

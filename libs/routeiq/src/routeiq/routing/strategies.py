@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import random as _random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class RouteInput:
         self._embed = embed
         self._embedding: NDArray[np.float32] | None = None
         self._features: TextFeatures | None = None
+        self.embedding_ms = 0.0
 
     @property
     def features(self) -> TextFeatures:
@@ -84,7 +86,9 @@ class RouteInput:
         if self._embedding is None:
             if self._embed is None:
                 raise ConfigError("this route has no embedding function")
+            started = time.perf_counter()
             self._embedding = self._embed(self.text)
+            self.embedding_ms = (time.perf_counter() - started) * 1000.0
         return self._embedding
 
     def peek_embedding(self) -> NDArray[np.float32] | None:

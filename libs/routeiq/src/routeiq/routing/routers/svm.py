@@ -130,6 +130,19 @@ class SVMRouter(Router):
         if refused:
             raise RouterError(f"svm: {path.name} contains types outside the allowlist: {refused}")
         state = sio.load(path, trusted=sorted(untrusted))
+        # skops trusts every scikit-learn class by default; accept only what fit() builds.
+        from sklearn.kernel_approximation import Nystroem
+        from sklearn.pipeline import Pipeline
+        from sklearn.svm import LinearSVR
+
+        for est in state.get("estimators", []):
+            if est is None:
+                continue
+            steps = getattr(est, "steps", None)
+            if not (isinstance(est, Pipeline) and steps and len(steps) == 2
+                    and isinstance(steps[0][1], Nystroem) and isinstance(steps[1][1], LinearSVR)):
+                raise RouterError(f"svm: {path.name} holds {type(est).__name__}, outside the "
+                                  "allowlist (Pipeline of Nystroem and LinearSVR)")
         return cls(
             models,
             params,

@@ -1,0 +1,212 @@
+"""Gateway configuration: environment settings (``ROUTEIQ_GATEWAY_*``) and the model file.
+
+The model file is a LiteLLM proxy config (``model_list``, ``router_settings``, ...), so people
+who run LiteLLM recognise it, plus a ``routeiq:`` section for routing: which model groups are
+routing candidates, the strategies, the default, A/B weights, domain overrides, exploration
+rate and the learned router to follow. Everything is validated at start; an invalid file or
+setting stops the gateway with the field that is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import SettingsConfigDict
+from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
+from routeiq.errors import ConfigError
+from routeiq.settings import (
+    KafkaSettings,
+    RedisSettings,
+    RegistrySettings,
+    S3Settings,
+    ServiceSettings,
+    TelemetrySettings,
+)
+
+
+class GatewaySettings(ServiceSettings):
+    """Environment settings of one gateway replica."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTEIQ_GATEWAY_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    config_path: Path
+    # Secrets: the admin API key, the key that signs decision ids (shared by all replicas so
+    # feedback is accepted by any of them) and the salt for hashing user ids into events.
+    admin_key: SecretStr
+    decision_key: SecretStr
+    user_salt: SecretStr
+    replica_id: str = "gateway-1"
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    s3: S3Settings = S3Settings()
+    redis: RedisSettings = RedisSettings()
+    telemetry_enabled: bool = True
+    include_embedding: bool = True
+    decisions_topic: str = ROUTER_DECISIONS.name
+    feedback_topic: str = FEEDBACK_EVENTS.name
+    announcements_topic: str = MODEL_ANNOUNCEMENTS.name
+    spool_dir: Path = Path(".routeiq/gateway-spool")
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    spool_fsync_ms: float = Field(default=50.0, ge=0.0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    embedding_cache_size: int = Field(default=50_000, ge=0)
+    # Feedback is accepted for decisions up to this old (the decision topic's retention).
+    decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Model sync (announcement-driven hot-swap).
+    sync_enabled: bool = True
+    model_cache_dir: Path = Path(".routeiq/model-cache")
+    cache_volume: str = "local"
+    models_bucket: str = "routeiq-models"
+    verify_algorithm: str = "ed25519"
+    verify_key: SecretStr | None = None
+    lock_ttl_s: float = Field(default=30.0, gt=1.0)
+    lock_wait_s: float = Field(default=300.0, gt=0.0)
+    redis_retries: int = Field(default=3, ge=0)
+    keep_versions: int = Field(default=5, ge=1)
+    audit_log: Path = Path(".routeiq/gateway-audit.jsonl")
+
+    @field_validator("admin_key", "decision_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("verify_algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        if value not in {"ed25519", "hmac-sha256"}:
+            raise ValueError("must be ed25519 or hmac-sha256")
+        return value
+
+
+# ---------------------------------------------------------------- the model file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CandidateSpec(_Strict):
+    quality_rank: float = 0.0
+    expected_output_tokens: int = Field(default=256, ge=1)
+
+
+class StrategySpec(_Strict):
+    name: str
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteIQSection(_Strict):
+    # Model names a client sends to ask RouteIQ to choose (anything else is a direct call).
+    route_aliases: list[str] = Field(default_factory=lambda: ["auto", "routeiq"])
+    candidates: dict[str, CandidateSpec] = Field(default_factory=dict)
+    strategies: list[StrategySpec] = Field(default_factory=list)
+    default_strategy: str = "cheapest"
+    epsilon: float = Field(default=0.05, ge=0.0, le=1.0)
+    ab: dict[str, float] = Field(default_factory=dict)
+    domain_overrides: dict[str, str] = Field(default_factory=dict)
+    # The learned router (the announcement key) this gateway follows; None: no model sync.
+    router_name: str | None = None
+
+
+class ModelFile(BaseModel):
+    """A LiteLLM proxy config with a ``routeiq`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_list: list[dict[str, Any]]
+    router_settings: dict[str, Any] = Field(default_factory=dict)
+    litellm_settings: dict[str, Any] = Field(default_factory=dict)
+    general_settings: dict[str, Any] = Field(default_factory=dict)
+    routeiq: RouteIQSection = Field(default_factory=RouteIQSection)
+
+    @field_validator("model_list")
+    @classmethod
+    def _deployments(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not value:
+            raise ValueError("model_list is empty: configure at least one model")
+        for i, d in enumerate(value):
+            if not isinstance(d, dict) or not d.get("model_name"):
+                raise ValueError(f"model_list[{i}] needs a model_name")
+            params = d.get("litellm_params")
+            if not isinstance(params, dict) or not params.get("model"):
+                raise ValueError(f"model_list[{i}] ({d['model_name']}) needs litellm_params.model")
+        return value
+
+    @property
+    def model_groups(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for d in self.model_list:
+            seen.setdefault(str(d["model_name"]), None)
+        return list(seen)
+
+    def prices(self, group: str) -> tuple[float, float]:
+        """USD per million input/output tokens from LiteLLM's ``model_info`` cost fields."""
+        for d in self.model_list:
+            if d["model_name"] == group:
+                info = d.get("model_info") or {}
+                params = d.get("litellm_params") or {}
+                per_in = info.get("input_cost_per_token", params.get("input_cost_per_token", 0.0))
+                per_out = info.get(
+                    "output_cost_per_token", params.get("output_cost_per_token", 0.0)
+                )
+                return float(per_in) * 1e6, float(per_out) * 1e6
+        return 0.0, 0.0
+
+    def provider(self, group: str) -> str:
+        for d in self.model_list:
+            if d["model_name"] == group:
+                model = str(d["litellm_params"]["model"])
+                return model.split("/", 1)[0] if "/" in model else "openai"
+        return "unknown"
+
+    def check(self) -> None:
+        """Cross-field rules: candidates exist, aliases do not shadow model groups."""
+        groups = set(self.model_groups)
+        rq = self.routeiq
+        unknown = set(rq.candidates) - groups
+        if unknown:
+            raise ConfigError(
+                f"routeiq.candidates names unknown model groups {sorted(unknown)}; "
+                f"model_list has {sorted(groups)}"
+            )
+        clash = set(rq.route_aliases) & groups
+        if clash:
+            raise ConfigError(f"routeiq.route_aliases {sorted(clash)} are also model groups")
+        names = [s.name for s in rq.strategies]
+        if len(names) != len(set(names)):
+            raise ConfigError(f"routeiq.strategies has duplicate names: {names}")
+
+    @property
+    def candidate_groups(self) -> list[str]:
+        """Model groups RouteIQ routes between (all of them when none are listed)."""
+        return list(self.routeiq.candidates) or self.model_groups
+
+
+def load_model_file(path: Path) -> ModelFile:
+    """Parse and validate the model file; ``ConfigError`` names the offending field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"model file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"model file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"model file {path} must be a mapping with model_list")
+    try:
+        parsed = ModelFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"model file {path}: {problems}") from exc
+    parsed.check()
+    return parsed
