@@ -120,7 +120,7 @@ def up(settings: StackSettings, echo: Echo = print) -> None:
         from routeiq_cli.stack.supervisor import render_config
 
         r["status"] = sup.ensure_started(render_config(settings, comps))
-    for component in comps:
+    for component in (c for c in comps if c.phase == "infra"):
         with timer.step(component.name) as r:
             r["status"] = _start(sup, component, settings)
         if component.name == "s3":
@@ -135,6 +135,10 @@ def up(settings: StackSettings, echo: Echo = print) -> None:
         results = register_all(client, TOPICS)
         new = sum(1 for res in results if res.registered)
         r["status"] = f"{new} registered" if new else "unchanged"
+    # Services need their topics and schemas, so they start last.
+    for component in (c for c in comps if c.phase == "service"):
+        with timer.step(component.name) as r:
+            r["status"] = _start(sup, component, settings)
     echo(f"ready in {time.monotonic() - total:.1f}s\n")
     echo(endpoints_table(settings))
 
@@ -162,10 +166,24 @@ def endpoints_table(settings: StackSettings) -> str:
         ),
         ("Redis", settings.redis.url, ""),
         ("MLflow", settings.mlflow_url, f"artifacts in s3://{settings.mlflow_bucket}/"),
+        (
+            "Offline upstream",
+            f"http://{settings.host}:{settings.upstream_port}/v1",
+            "recorded benchmark answers (OpenAI API)",
+        ),
     ]
+    for i in range(settings.gateway_replicas):
+        rows.append(
+            (
+                "Gateway" if i == 0 else f"Gateway {i + 1}",
+                f"http://{settings.host}:{settings.gateway_port + i}/v1",
+                "OpenAI API; model 'auto' routes" if i == 0 else "",
+            )
+        )
     lines = ["endpoints:"]
     lines += [f"  {name:<16} {where:<28} {note}".rstrip() for name, where, note in rows]
     lines.append(f"  logs             {settings.state / 'logs'}")
+    lines.append(f"  secrets          {settings.state / 'secrets.json'} (admin key, signing keys)")
     return "\n".join(lines)
 
 

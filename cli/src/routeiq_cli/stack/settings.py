@@ -48,6 +48,12 @@ class StackSettings(ServiceSettings):
     s3_secret_key: SecretStr = SecretStr("routeiq-secret")
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    # RouteIQ's own services.
+    upstream_port: int = Field(default=8090, ge=1, le=65535)
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    # Extra gateway replicas listen on gateway_port + 1, + 2, ... and share one model cache.
+    gateway_replicas: int = Field(default=1, ge=1, le=8)
+    upstream_latency_ms: float = Field(default=0.0, ge=0.0)
     models_bucket: str = "routeiq-models"
     shards_bucket: str = "routeiq-shards"
     mlflow_bucket: str = "routeiq-mlflow"
@@ -61,6 +67,8 @@ class StackSettings(ServiceSettings):
         ports = {
             name: getattr(self, name) for name in type(self).model_fields if name.endswith("_port")
         }
+        for i in range(1, self.gateway_replicas):
+            ports[f"gateway_port (replica {i + 1})"] = self.gateway_port + i
         seen: dict[int, str] = {}
         for name, port in ports.items():
             # SeaweedFS also listens on gRPC at port + 10000 for S3, master, volume and filer.

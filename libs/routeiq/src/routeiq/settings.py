@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from routeiq.errors import ConfigError
 
@@ -169,6 +170,9 @@ class ServiceSettings(BaseSettings):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(f"invalid {cls.__name__}: {_describe(exc)}") from exc
+        except SettingsError as exc:
+            # pydantic-settings parses complex values (lists, dicts) from JSON itself.
+            raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
 
 
 def _assign(target: dict[str, Any], path: list[str], value: str) -> None:

@@ -1,0 +1,28 @@
+"""The upstream's logic: prompt index, answers, tokens, faults and request validation."""
+
+from routeiq_upstream.core.answers import Answer, Answerer, AnswerKind
+from routeiq_upstream.core.catalog import ModelCatalog
+from routeiq_upstream.core.faults import FaultPolicy
+from routeiq_upstream.core.index import PromptIndex, Record, normalise
+from routeiq_upstream.core.requests import ChatRequest, parse_chat_request
+from routeiq_upstream.core.tokens import TokenCounter, load_encoder
+from routeiq_upstream.core.upstream import Completion, OfflineUpstream, Usage, split_stream
+
+__all__ = [
+    "Answer",
+    "AnswerKind",
+    "Answerer",
+    "ChatRequest",
+    "Completion",
+    "FaultPolicy",
+    "ModelCatalog",
+    "OfflineUpstream",
+    "PromptIndex",
+    "Record",
+    "TokenCounter",
+    "Usage",
+    "load_encoder",
+    "normalise",
+    "parse_chat_request",
+    "split_stream",
+]

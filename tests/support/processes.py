@@ -1,0 +1,128 @@
+"""Run RouteIQ services (and a private Kafka broker) as real processes from tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
+               interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ServiceProcess:
+    """``python -m <module>`` with an environment, its output in a log file."""
+
+    def __init__(self, module: str, env: Mapping[str, str], log: Path, *,
+                 health_url: str | None = None, command: list[str] | None = None) -> None:
+        self.module = module
+        self.env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+        self.log = log
+        self.health_url = health_url
+        self.command = command or [sys.executable, "-m", module]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 120.0) -> ServiceProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.log.open("ab")
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=fh,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if self.health_url:
+            try:
+                wait_until(lambda: self.alive() and http_ok(self.health_url or ""),
+                           timeout=timeout, what=f"{self.module} at {self.health_url}")
+            except TimeoutError as exc:
+                self.stop()
+                raise RuntimeError(f"{exc}\n--- {self.log} ---\n{self.tail()}") from exc
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log.is_file():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, *, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no clean-up."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class PrivateKafka:
+    """A single-node Apache Kafka (KRaft) of its own, for tests that stop and start a broker
+    without disturbing the shared stack. Uses the stack's jars and configuration code."""
+
+    def __init__(self, state_dir: Path) -> None:
+        from routeiq_cli.stack.components import components, install_kafka
+        from routeiq_cli.stack.settings import StackSettings
+
+        self.port = free_port()
+        controller = free_port()
+        self.settings = StackSettings.load({
+            "ROUTEIQ_STACK_STATE_DIR": str(state_dir),
+            "ROUTEIQ_STACK_KAFKA_PORT": str(self.port),
+            "ROUTEIQ_STACK_KAFKA_CONTROLLER_PORT": str(controller),
+            "ROUTEIQ_STACK_KAFKA_HEAP": "384m",
+        })
+        install_kafka(self.settings)
+        self.component = next(c for c in components(self.settings) if c.name == "kafka")
+        self.process: ServiceProcess | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.component.prepare is not None
+        self.component.prepare()
+        self.process = ServiceProcess(
+            "kafka", {}, self.settings.state / "kafka.log", command=self.component.command)
+        self.process.start()
+        wait_until(lambda: self.component.health() is None, timeout=90, what="private Kafka")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=60)
