@@ -78,14 +78,25 @@ def gateway_factory(
     decisions = topic_factory(ROUTER_DECISIONS)
     feedback = topic_factory(FEEDBACK_EVENTS)
     announcements = topic_factory(MODEL_ANNOUNCEMENTS)
-    register_private_subjects(registry_client, {
-        decisions.name: ROUTER_DECISION, feedback.name: FEEDBACK,
-        announcements.name: MODEL_ANNOUNCEMENT})
+    register_private_subjects(
+        registry_client,
+        {
+            decisions.name: ROUTER_DECISION,
+            feedback.name: FEEDBACK,
+            announcements.name: MODEL_ANNOUNCEMENT,
+        },
+    )
     resolver = RegistryResolver(registry_client)
     started: list[ServiceProcess] = []
 
-    def start(*, kafka_bootstrap: str | None = None, routeiq: dict | None = None,
-              name: str = "gw", cache_dir: Path | None = None, **env: str) -> GatewayHandle:
+    def start(
+        *,
+        kafka_bootstrap: str | None = None,
+        routeiq: dict | None = None,
+        name: str = "gw",
+        cache_dir: Path | None = None,
+        **env: str,
+    ) -> GatewayHandle:
         port = free_port()
         workdir = tmp_path / f"{name}-{port}"
         workdir.mkdir()
@@ -112,19 +123,28 @@ def gateway_factory(
             "ROUTEIQ_UPSTREAM_API_KEY": "offline",
             **env,
         }
-        proc = ServiceProcess("routeiq_gateway", full_env, workdir / "gateway.log",
-                              health_url=f"http://127.0.0.1:{port}/health/ready").start()
+        proc = ServiceProcess(
+            "routeiq_gateway",
+            full_env,
+            workdir / "gateway.log",
+            health_url=f"http://127.0.0.1:{port}/health/ready",
+        ).start()
         started.append(proc)
         return GatewayHandle(
-            url=f"http://127.0.0.1:{port}", process=proc, decisions_topic=decisions.name,
-            feedback_topic=feedback.name, announcements_topic=announcements.name,
-            decision_serde=AvroSerde.for_contract(ROUTER_DECISION,
-                                                  subject=f"{decisions.name}-value",
-                                                  resolver=resolver),
-            feedback_serde=AvroSerde.for_contract(FEEDBACK, subject=f"{feedback.name}-value",
-                                                  resolver=resolver),
+            url=f"http://127.0.0.1:{port}",
+            process=proc,
+            decisions_topic=decisions.name,
+            feedback_topic=feedback.name,
+            announcements_topic=announcements.name,
+            decision_serde=AvroSerde.for_contract(
+                ROUTER_DECISION, subject=f"{decisions.name}-value", resolver=resolver
+            ),
+            feedback_serde=AvroSerde.for_contract(
+                FEEDBACK, subject=f"{feedback.name}-value", resolver=resolver
+            ),
             announcement_serde=AvroSerde.for_contract(
-                MODEL_ANNOUNCEMENT, subject=f"{announcements.name}-value", resolver=resolver),
+                MODEL_ANNOUNCEMENT, subject=f"{announcements.name}-value", resolver=resolver
+            ),
             workdir=workdir,
         )
 

@@ -29,10 +29,16 @@ def test_events_spool_while_kafka_is_down_and_arrive_exactly_once(
     private_kafka: PrivateKafka, gateway_factory
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=private_kafka.bootstrap, session_timeout_ms=6000)
-    gw = gateway_factory(kafka_bootstrap=private_kafka.bootstrap,
-                         ROUTEIQ_GATEWAY_SYNC_ENABLED="false")
-    apply_topics(make_admin(kafka), [ROUTER_DECISIONS.with_name(gw.decisions_topic),
-                                     FEEDBACK_EVENTS.with_name(gw.feedback_topic)])
+    gw = gateway_factory(
+        kafka_bootstrap=private_kafka.bootstrap, ROUTEIQ_GATEWAY_SYNC_ENABLED="false"
+    )
+    apply_topics(
+        make_admin(kafka),
+        [
+            ROUTER_DECISIONS.with_name(gw.decisions_topic),
+            FEEDBACK_EVENTS.with_name(gw.feedback_topic),
+        ],
+    )
     ids: list[str] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -41,8 +47,14 @@ def test_events_spool_while_kafka_is_down_and_arrive_exactly_once(
 
     def one(i: int) -> None:
         try:
-            r = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30, json={
-                "model": "auto", "messages": [{"role": "user", "content": f"Compute {i} + 1"}]})
+            r = httpx.post(
+                f"{gw.url}/v1/chat/completions",
+                timeout=30,
+                json={
+                    "model": "auto",
+                    "messages": [{"role": "user", "content": f"Compute {i} + 1"}],
+                },
+            )
             with lock:
                 if r.status_code == 200:
                     ids.append(r.headers["x-routeiq-decision-id"])
@@ -60,19 +72,26 @@ def test_events_spool_while_kafka_is_down_and_arrive_exactly_once(
         phase["name"] = "down"
         private_kafka.stop()
         list(pool.map(one, range(60, 180)))
-        wait_until(lambda: ready()["producer_state"] == "down", timeout=30,
-                   what="the gateway to notice the broker is down")
+        wait_until(
+            lambda: ready()["producer_state"] == "down",
+            timeout=30,
+            what="the gateway to notice the broker is down",
+        )
         states.add(ready()["producer_state"])
         list(pool.map(one, range(180, 240)))
         assert ready()["spool_depth"] > 0
         phase["name"] = "back"
         private_kafka.start()
         list(pool.map(one, range(240, 300)))
-    wait_until(lambda: ready()["producer_state"] == "up" and ready()["spool_depth"] == 0,
-               timeout=90, what="the spool to drain")
+    wait_until(
+        lambda: ready()["producer_state"] == "up" and ready()["spool_depth"] == 0,
+        timeout=90,
+        what="the spool to drain",
+    )
 
     assert failures == []
-    assert len(ids) == 300 and "down" in states
+    assert len(ids) == 300
+    assert "down" in states
     consumer = make_consumer(kafka, group_id=f"check-{uuid.uuid4().hex[:8]}", client_id="t")
     consumer.subscribe([gw.decisions_topic])
     seen: list[str] = []
@@ -92,4 +111,5 @@ def test_events_spool_while_kafka_is_down_and_arrive_exactly_once(
     metrics = httpx.get(f"{gw.url}/metrics").text
     spooled = float(metrics.split('routeiq_gateway_events_total{fate="spooled"} ')[1].split()[0])
     replayed = float(metrics.split('routeiq_gateway_events_total{fate="replayed"} ')[1].split()[0])
-    assert spooled > 0 and replayed == spooled
+    assert spooled > 0
+    assert replayed == spooled

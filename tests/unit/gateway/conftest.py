@@ -27,14 +27,16 @@ MODEL_FILE: dict[str, Any] = {
     "model_list": [
         {
             "model_name": "big",
-            "litellm_params": {"model": "openai/big", "api_key": "x",
-                               "mock_response": "The answer is 4."},
+            "litellm_params": {
+                "model": "openai/big",
+                "api_key": "x",
+                "mock_response": "The answer is 4.",
+            },
             "model_info": {"input_cost_per_token": 1e-5, "output_cost_per_token": 3e-5},
         },
         {
             "model_name": "small",
-            "litellm_params": {"model": "openai/small", "api_key": "x",
-                               "mock_response": "4"},
+            "litellm_params": {"model": "openai/small", "api_key": "x", "mock_response": "4"},
             "model_info": {"input_cost_per_token": 6e-7, "output_cost_per_token": 6e-7},
         },
     ],
@@ -42,9 +44,14 @@ MODEL_FILE: dict[str, Any] = {
     "routeiq": {
         "candidates": {"big": {"quality_rank": 0.9}, "small": {"quality_rank": 0.5}},
         "strategies": [
-            {"name": "policy", "kind": "policy",
-             "params": {"default": "small", "rules": [{"name": "code", "code": True,
-                                                      "model": "big"}]}},
+            {
+                "name": "policy",
+                "kind": "policy",
+                "params": {
+                    "default": "small",
+                    "rules": [{"name": "code", "code": True, "model": "big"}],
+                },
+            },
         ],
         "default_strategy": "policy",
         "epsilon": 0.0,
@@ -77,14 +84,21 @@ def wired(model_file: Path) -> Iterator[tuple[TestClient, Gateway, CollectingPub
     resolver = LocalResolver()
     publisher = CollectingPublisher()
     gateway = Gateway(
-        model_file=parsed, engine=build_engine(parsed, holder), holder=holder,
-        upstream=Upstream(router=build_router(parsed), model_file=parsed), embeddings=None,
+        model_file=parsed,
+        engine=build_engine(parsed, holder),
+        holder=holder,
+        upstream=Upstream(router=build_router(parsed), model_file=parsed),
+        embeddings=None,
         publisher=publisher,
-        decision_serde=AvroSerde.for_contract(ROUTER_DECISION, subject="d-value",
-                                              resolver=resolver),
+        decision_serde=AvroSerde.for_contract(
+            ROUTER_DECISION, subject="d-value", resolver=resolver
+        ),
         feedback_serde=AvroSerde.for_contract(FEEDBACK, subject="f-value", resolver=resolver),
-        decisions_topic="decisions", feedback_topic="feedback",
-        ids=DecisionIds(b"k" * 32, ttl_s=3600), metrics=GatewayMetrics(), user_salt=b"salt",
+        decisions_topic="decisions",
+        feedback_topic="feedback",
+        ids=DecisionIds(b"k" * 32, ttl_s=3600),
+        metrics=GatewayMetrics(),
+        user_salt=b"salt",
         include_embedding=False,
     )
     app = create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)

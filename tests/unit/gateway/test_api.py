@@ -18,8 +18,10 @@ def decode(gateway, value: bytes) -> dict:
 
 def test_completion_routes_serves_and_logs_one_event(wired) -> None:
     client, gateway, publisher = wired
-    r = client.post("/v1/chat/completions", json={
-        "model": "auto", "messages": [{"role": "user", "content": PROMPT}], "user": "alice"})
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "user": "alice"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["choices"][0]["message"]["content"] == "The answer is 4."
@@ -28,7 +30,8 @@ def test_completion_routes_serves_and_logs_one_event(wired) -> None:
     decision_id = r.headers["x-routeiq-decision-id"]
     [(topic, key, value)] = publisher.records
     assert (topic, key) == ("decisions", decision_id.encode())
-    assert PROMPT.encode() not in value and b"The answer" not in value
+    assert PROMPT.encode() not in value
+    assert b"The answer" not in value
     event = decode(gateway, value)
     assert event["event_id"] == decision_id
     assert event["selected_deployment"] == "big"
@@ -36,54 +39,86 @@ def test_completion_routes_serves_and_logs_one_event(wired) -> None:
     assert event["input"]["query_length"] == len(PROMPT)
     assert event["input"]["user_id"] not in (None, "alice")  # hashed with the salt
     assert {c["model_name"]: c["propensity"] for c in event["candidate_deployments"]} == {
-        "big": 1.0, "small": 0.0}
+        "big": 1.0,
+        "small": 0.0,
+    }
     assert event["outcome"]["status"] == "SUCCESS"
     assert event["outcome"]["total_tokens"] > 0
     assert event["outcome"]["cost_usd"] == pytest.approx(
-        event["outcome"]["input_tokens"] * 1e-5 + event["outcome"]["output_tokens"] * 3e-5)
+        event["outcome"]["input_tokens"] * 1e-5 + event["outcome"]["output_tokens"] * 3e-5
+    )
 
 
 def test_streaming_sends_sse_and_logs_after_the_stream(wired) -> None:
     client, gateway, publisher = wired
-    with client.stream("POST", "/v1/chat/completions", json={
-        "model": "auto", "stream": True,
-        "messages": [{"role": "user", "content": "hello"}]}) as r:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": "hello"}]},
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
-    text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
-                   for line in lines[:-1] if json.loads(line[6:]).get("choices"))
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in lines[:-1]
+        if json.loads(line[6:]).get("choices")
+    )
     assert text == "4"
     event = decode(gateway, publisher.records[-1][2])
-    assert event["selected_deployment"] == "small" and event["outcome"]["status"] == "SUCCESS"
+    assert event["selected_deployment"] == "small"
+    assert event["outcome"]["status"] == "SUCCESS"
 
 
 def test_a_model_named_directly_is_served_and_logged_as_direct(wired) -> None:
     client, gateway, publisher = wired
-    r = client.post("/v1/chat/completions", json={
-        "model": "big", "messages": [{"role": "user", "content": "hi"}]})
-    assert r.status_code == 200 and r.headers["x-routeiq-strategy"] == "direct"
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "big", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 200
+    assert r.headers["x-routeiq-strategy"] == "direct"
     assert decode(gateway, publisher.records[-1][2])["strategy"]["name"] == "direct"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "status", "fragment"),
     [
-        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400,
-         "not valid JSON"),
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "not valid JSON",
+        ),
         ({"json": {"model": "auto"}}, 400, "'messages' is required"),
         ({"json": {"model": "auto", "messages": []}}, 400, "non-empty"),
-        ({"json": {"model": "auto", "messages": [{"role": "robot", "content": "x"}]}}, 400,
-         "role"),
-        ({"json": {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}}, 404,
-         "not served here"),
-        ({"json": {"model": "auto", "stream": "yes",
-                   "messages": [{"role": "user", "content": "x"}]}}, 400, "boolean"),
-        ({"json": {"model": "auto", "messages": [{"role": "user", "content": "x" * 5000}]}},
-         413, "limit"),
-        ({"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}},
-         415, "content-type"),
+        ({"json": {"model": "auto", "messages": [{"role": "robot", "content": "x"}]}}, 400, "role"),
+        (
+            {"json": {"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}},
+            404,
+            "not served here",
+        ),
+        (
+            {
+                "json": {
+                    "model": "auto",
+                    "stream": "yes",
+                    "messages": [{"role": "user", "content": "x"}],
+                }
+            },
+            400,
+            "boolean",
+        ),
+        (
+            {"json": {"model": "auto", "messages": [{"role": "user", "content": "x" * 5000}]}},
+            413,
+            "limit",
+        ),
+        (
+            {"content": b"a=b", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            "content-type",
+        ),
         ({"json": [1, 2]}, 400, "JSON object"),
     ],
 )
@@ -92,22 +127,28 @@ def test_bad_requests_get_openai_style_4xx(wired, kwargs, status, fragment) -> N
     r = client.post("/v1/chat/completions", **kwargs)
     assert r.status_code == status, r.text
     error = r.json()["error"]
-    assert fragment in error["message"] and error["type"]
+    assert fragment in error["message"]
+    assert error["type"]
     assert publisher.records == []  # nothing was routed, nothing is logged
 
 
 def test_feedback_is_validated_and_published_keyed_by_decision(wired) -> None:
     client, gateway, publisher = wired
-    r = client.post("/v1/chat/completions", json={
-        "model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+    )
     decision_id = r.headers["x-routeiq-decision-id"]
-    ok = client.post("/v1/feedback", json={"decision_id": decision_id, "score": 0.75,
-                                           "source": "user", "candidate": "big"})
+    ok = client.post(
+        "/v1/feedback",
+        json={"decision_id": decision_id, "score": 0.75, "source": "user", "candidate": "big"},
+    )
     assert ok.status_code == 202, ok.text
     topic, key, value = publisher.records[-1]
     assert (topic, key) == ("feedback", decision_id.encode())
     record = gateway._feedback_serde.decode(value)
-    assert record["score"] == 0.75 and record["candidate"] == "big"
+    assert record["score"] == 0.75
+    assert record["candidate"] == "big"
     forged = decision_id[:-1] + ("0" if decision_id[-1] != "0" else "1")
     cases = [
         ({"decision_id": forged, "score": 1}, 404, "unknown decision id"),
@@ -126,8 +167,7 @@ def test_feedback_is_validated_and_published_keyed_by_decision(wired) -> None:
 def test_admin_endpoints_need_the_key(wired) -> None:
     client, _, _ = wired
     assert client.get("/admin/router").status_code == 401
-    assert client.get("/admin/router", headers={"authorization": "Bearer wrong"}
-                      ).status_code == 403
+    assert client.get("/admin/router", headers={"authorization": "Bearer wrong"}).status_code == 403
     r = client.get("/admin/strategies", headers={"authorization": f"Bearer {ADMIN_KEY}"})
     assert r.status_code == 200
     names = {s["name"] for s in r.json()["strategies"]}
@@ -137,21 +177,42 @@ def test_admin_endpoints_need_the_key(wired) -> None:
 def test_strategies_can_be_registered_and_split_atomically(wired) -> None:
     client, gateway, _ = wired
     auth = {"authorization": f"Bearer {ADMIN_KEY}"}
-    bad = client.put("/admin/strategies", headers=auth, json={
-        "register": [{"name": "t", "kind": "threshold", "params": {"strong": "big"}}],
-        "default": "t"})
-    assert bad.status_code == 400 and "weak" in bad.json()["error"]["message"]
-    assert gateway.engine.config.default == "policy" and "t" not in gateway.registry.names()
-    good = client.put("/admin/strategies", headers=auth, json={
-        "register": [{"name": "t", "kind": "threshold",
-                      "params": {"strong": "big", "weak": "small", "threshold": 0.0}}],
-        "ab": {"t": 1, "cheapest": 1}, "epsilon": 0.1})
+    bad = client.put(
+        "/admin/strategies",
+        headers=auth,
+        json={
+            "register": [{"name": "t", "kind": "threshold", "params": {"strong": "big"}}],
+            "default": "t",
+        },
+    )
+    assert bad.status_code == 400
+    assert "weak" in bad.json()["error"]["message"]
+    assert gateway.engine.config.default == "policy"
+    assert "t" not in gateway.registry.names()
+    good = client.put(
+        "/admin/strategies",
+        headers=auth,
+        json={
+            "register": [
+                {
+                    "name": "t",
+                    "kind": "threshold",
+                    "params": {"strong": "big", "weak": "small", "threshold": 0.0},
+                }
+            ],
+            "ab": {"t": 1, "cheapest": 1},
+            "epsilon": 0.1,
+        },
+    )
     assert good.status_code == 200, good.text
     assert good.json()["config"]["ab"] == {"t": 1.0, "cheapest": 1.0}
     arms = set()
     for i in range(40):
-        r = client.post("/v1/chat/completions", headers={"x-routeiq-user": f"u{i}"}, json={
-            "model": "auto", "messages": [{"role": "user", "content": "hi"}]})
+        r = client.post(
+            "/v1/chat/completions",
+            headers={"x-routeiq-user": f"u{i}"},
+            json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        )
         arms.add(r.headers["x-routeiq-strategy"])
     assert arms == {"t", "cheapest"}
 
@@ -160,7 +221,8 @@ def test_health_and_metrics(wired) -> None:
     client, _, _ = wired
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready").json()
-    assert ready["default_strategy"] == "policy" and ready["kafka"]["producer_state"] == "up"
+    assert ready["default_strategy"] == "policy"
+    assert ready["kafka"]["producer_state"] == "up"
     client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     text = client.get("/metrics").text
     assert 'routeiq_gateway_requests_total{model="small",status="200"} 1.0' in text

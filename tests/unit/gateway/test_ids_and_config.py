@@ -60,7 +60,7 @@ def test_settings_refuse_short_keys_and_unknown_variables(tmp_path: Path) -> Non
         "ROUTEIQ_GATEWAY_DECISION_KEY": "d" * 20,
         "ROUTEIQ_GATEWAY_USER_SALT": "s",
     }
-    with pytest.raises(ConfigError, match="admin_key: .*16 characters"):
+    with pytest.raises(ConfigError, match=r"admin_key: .*16 characters"):
         GatewaySettings.load(env)
     with pytest.raises(ConfigError, match="ROUTEIQ_GATEWAY_ADMIN_KYE"):
         GatewaySettings.load({**env, "ROUTEIQ_GATEWAY_ADMIN_KYE": "x"})
@@ -68,14 +68,21 @@ def test_settings_refuse_short_keys_and_unknown_variables(tmp_path: Path) -> Non
 
 def test_the_process_exits_2_naming_the_problem(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_GATEWAY_")}
-    env.update({
-        "ROUTEIQ_GATEWAY_CONFIG_PATH": str(write(tmp_path, {**MODEL_FILE, "model_list": []})),
-        "ROUTEIQ_GATEWAY_ADMIN_KEY": "a" * 20,
-        "ROUTEIQ_GATEWAY_DECISION_KEY": "d" * 20,
-        "ROUTEIQ_GATEWAY_USER_SALT": "s",
-        "ROUTEIQ_GATEWAY_TELEMETRY_ENABLED": "false",
-    })
-    proc = subprocess.run([sys.executable, "-m", "routeiq_gateway"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "ROUTEIQ_GATEWAY_CONFIG_PATH": str(write(tmp_path, {**MODEL_FILE, "model_list": []})),
+            "ROUTEIQ_GATEWAY_ADMIN_KEY": "a" * 20,
+            "ROUTEIQ_GATEWAY_DECISION_KEY": "d" * 20,
+            "ROUTEIQ_GATEWAY_USER_SALT": "s",
+            "ROUTEIQ_GATEWAY_TELEMETRY_ENABLED": "false",
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "routeiq_gateway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "model_list is empty" in proc.stderr

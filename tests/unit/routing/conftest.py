@@ -12,6 +12,7 @@ def synthetic() -> tuple[TrainingData, TrainingData]:
     """Two clusters on the unit sphere: model "a" is right on one, model "b" on the other."""
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(2, 384))
+
     def make(n: int) -> TrainingData:
         side = rng.integers(0, 2, n)
         x = centers[side] + rng.normal(scale=0.8, size=(n, 384))
@@ -20,4 +21,5 @@ def synthetic() -> tuple[TrainingData, TrainingData]:
         flip = rng.random(q.shape) < 0.1
         q = np.where(flip, 1 - q, q)
         return TrainingData(embeddings=x, quality=q, models=("a", "b"))
+
     return make(400), make(200)

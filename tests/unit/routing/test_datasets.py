@@ -20,10 +20,12 @@ from routeiq.routing.datasets import (
 
 def test_gsm8k_drops_contaminated_rows_and_matches_published_accuracies() -> None:
     ds = load_gsm8k()
-    assert len(ds) == 1307 and len(load_gsm8k(drop_contaminated=False)) == 1319
+    assert len(ds) == 1307
+    assert len(load_gsm8k(drop_contaminated=False)) == 1319
     assert ds.column(GPT4).mean() == pytest.approx(0.858, abs=0.005)
     assert ds.column(MIXTRAL).mean() == pytest.approx(0.637, abs=0.005)
-    assert all(r[GPT4] for r in ds.responses) and ds.strong == GPT4
+    assert all(r[GPT4] for r in ds.responses)
+    assert ds.strong == GPT4
     assert ds.prices[GPT4].cost(1000, 1000) == pytest.approx(0.04)
 
 
@@ -31,15 +33,19 @@ def test_split_is_seeded_and_disjoint() -> None:
     ds = load_gsm8k()
     a, b = ds.split(test_fraction=0.5, seed=3)
     a2, _ = ds.split(test_fraction=0.5, seed=3)
-    assert a.ids == a2.ids and not set(a.ids) & set(b.ids)
+    assert a.ids == a2.ids
+    assert not set(a.ids) & set(b.ids)
     assert len(a) + len(b) == len(ds)
 
 
 def test_mt_bench_and_llmrouter() -> None:
     mt = load_mt_bench()
-    assert len(mt) == 72 and np.nanmax(mt.scores) <= 1.0
+    assert len(mt) == 72
+    assert np.nanmax(mt.scores) <= 1.0
     lr = load_llmrouter(split="test")
-    assert len(lr) == 500 and len(lr.models) == 9 and set(lr.prices) == set(lr.models)
+    assert len(lr) == 500
+    assert len(lr.models) == 9
+    assert set(lr.prices) == set(lr.models)
     assert load_named("llmrouter-train").scores.shape == (5608, 9)
     with pytest.raises(ConfigError, match="unknown dataset"):
         load_named("nope")

@@ -24,9 +24,11 @@ def test_matches_sentence_transformers(encoder: MiniLMEncoder) -> None:
     from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(packaged_model_dir()), device="cpu").encode(
-        TEXTS, normalize_embeddings=True)
+        TEXTS, normalize_embeddings=True
+    )
     ours = encoder.encode(TEXTS)
-    assert ours.shape == (len(TEXTS), DIMENSION) and ours.dtype == np.float32
+    assert ours.shape == (len(TEXTS), DIMENSION)
+    assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, reference, atol=2e-5)
 
 

@@ -21,18 +21,28 @@ def engine(default: str = "cheapest", **config: object) -> RoutingEngine:
     registry = StrategyRegistry(holder=BundleHolder(), rng=random.Random(1))
     for kind in ("random", "cheapest", "strongest"):
         registry.register(kind, kind)
-    registry.register("threshold", "threshold", {"strong": "strong", "weak": "weak",
-                                                 "target_strong_pct": 30})
-    registry.register("policy", "policy", {
-        "default": "weak",
-        "rules": [{"name": "code", "code": True, "model": "strong"},
-                  {"name": "long", "min_chars": 500, "model": "mid"}],
-        "domains": {"legal": "strong"},
-        "budget_usd": 0.001,
-    })
+    registry.register(
+        "threshold", "threshold", {"strong": "strong", "weak": "weak", "target_strong_pct": 30}
+    )
+    registry.register(
+        "policy",
+        "policy",
+        {
+            "default": "weak",
+            "rules": [
+                {"name": "code", "code": True, "model": "strong"},
+                {"name": "long", "min_chars": 500, "model": "mid"},
+            ],
+            "domains": {"legal": "strong"},
+            "budget_usd": 0.001,
+        },
+    )
     registry.register("learned", "learned", {"fallback": "strongest"})
-    return RoutingEngine(registry, RoutingConfig(default=default, **config),  # type: ignore[arg-type]
-                         rng=random.Random(7))
+    return RoutingEngine(
+        registry,
+        RoutingConfig(default=default, **config),  # type: ignore[arg-type]
+        rng=random.Random(7),
+    )
 
 
 def test_propensities_sum_to_one_and_match_the_greedy_choice() -> None:
@@ -69,7 +79,8 @@ def test_ab_assignment_is_deterministic_and_weighted() -> None:
     e = engine(epsilon=0.0, ab=weights)
     d1 = e.route(RouteInput("a", unit_key="user-42"), CANDIDATES)
     d2 = e.route(RouteInput("b", unit_key="user-42"), CANDIDATES)
-    assert d1.arm == d2.arm and d1.strategy == d1.arm
+    assert d1.arm == d2.arm
+    assert d1.strategy == d1.arm
 
 
 def test_domain_overrides_win_over_ab() -> None:
@@ -83,30 +94,41 @@ def test_policy_rules_domains_and_budget() -> None:
     # Code goes to "strong", which costs more than the budget: the strongest model within
     # budget serves instead.
     capped = e.route(RouteInput("def f(x): return x"), CANDIDATES)
-    assert capped.selected == "mid" and "over budget" in capped.reason
+    assert capped.selected == "mid"
+    assert "over budget" in capped.reason
     e2 = engine("policy", epsilon=0.0)
-    e2.registry.register("policy", "policy", {"default": "weak", "rules": [
-        {"name": "code", "code": True, "model": "strong"}]})
+    e2.registry.register(
+        "policy",
+        "policy",
+        {"default": "weak", "rules": [{"name": "code", "code": True, "model": "strong"}]},
+    )
     d = e2.route(RouteInput("def f(x): return x"), CANDIDATES)
-    assert d.selected == "strong" and "rule 'code'" in d.reason
+    assert d.selected == "strong"
+    assert "rule 'code'" in d.reason
     assert e2.route(RouteInput("hello there"), CANDIDATES).selected == "weak"
     long = e.route(RouteInput("x" * 600), CANDIDATES)
-    assert long.selected == "mid" and long.reason == "rule 'long'"  # within budget
+    assert long.selected == "mid"
+    assert long.reason == "rule 'long'"
     legal = e.route(RouteInput("may I?", domain="legal"), CANDIDATES)
-    assert legal.selected == "mid" and "domain 'legal'" in legal.reason and "budget" in legal.reason
+    assert legal.selected == "mid"
+    assert "domain 'legal'" in legal.reason
+    assert "budget" in legal.reason
 
 
 def test_learned_without_a_bundle_falls_back_and_says_so() -> None:
     d = engine("learned", epsilon=0.0).route(RouteInput("hi"), CANDIDATES)
     assert d.selected == "strong"
-    assert "no learned router loaded" in d.reason and d.router_version is None
+    assert "no learned router loaded" in d.reason
+    assert d.router_version is None
 
 
 def test_threshold_heuristic_calibrates_to_the_target_share() -> None:
     e = engine("threshold", epsilon=0.0)
     rng = np.random.default_rng(0)
-    texts = [("what is " + " ".join(["x"] * int(n)) + "?" + " 7+8" * int(m))
-             for n, m in zip(rng.integers(1, 300, 3000), rng.integers(0, 3, 3000), strict=True)]
+    texts = [
+        ("what is " + " ".join(["x"] * int(n)) + "?" + " 7+8" * int(m))
+        for n, m in zip(rng.integers(1, 300, 3000), rng.integers(0, 3, 3000), strict=True)
+    ]
     picks = [e.route(RouteInput(t), [STRONG, WEAK]).selected for t in texts]
     share = picks[500:].count("strong") / len(picks[500:])
     assert share == pytest.approx(0.30, abs=0.08)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from routeiq.routing.routers import ROUTER_TYPES, FitContext, RouterError, TrainingData, router_class
+from routeiq.routing.routers import (
+    ROUTER_TYPES,
+    FitContext,
+    RouterError,
+    TrainingData,
+    router_class,
+)
 
 FAST = {"mlp": {"epochs": 15}, "mf": {"epochs": 20}}
 
@@ -53,8 +59,13 @@ def test_unknown_parameters_are_refused() -> None:
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
-    np.savez(tmp_path / "knn.npz", keys=np.array([object()], dtype=object), quality=np.zeros(1),
-             weights=np.zeros(1), priors=np.zeros(1))
+    np.savez(
+        tmp_path / "knn.npz",
+        keys=np.array([object()], dtype=object),
+        quality=np.zeros(1),
+        weights=np.zeros(1),
+        priors=np.zeros(1),
+    )
     with pytest.raises(ValueError, match="allow_pickle"):
         router_class("knn").load(tmp_path, ("a",), {})
 
@@ -63,8 +74,10 @@ def test_skops_file_with_foreign_types_is_refused(tmp_path: Path) -> None:
     import skops.io as sio
     from sklearn.ensemble import RandomForestRegressor
 
-    sio.dump({"estimators": [RandomForestRegressor(n_estimators=1)], "priors": np.zeros(1)},
-             tmp_path / "svm.skops")
+    sio.dump(
+        {"estimators": [RandomForestRegressor(n_estimators=1)], "priors": np.zeros(1)},
+        tmp_path / "svm.skops",
+    )
     with pytest.raises(RouterError, match="outside the allowlist"):
         router_class("svm").load(tmp_path, ("a",), {})
     assert pickle  # the format is never pickle: this import only documents what is refused

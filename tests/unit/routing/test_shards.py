@@ -48,10 +48,12 @@ def test_the_same_rows_in_any_order_give_the_same_bytes() -> None:
 def test_training_data_weights_bandit_rows_and_keeps_full_information() -> None:
     rows = [row(0, propensity=0.25), row(1, full=True)]
     data = training_data(to_table(rows), models=["strong", "weak"])
-    assert data.quality[0].tolist()[1] == 1.0 and np.isnan(data.quality[0, 0])
+    assert data.quality[0].tolist()[1] == 1.0
+    assert np.isnan(data.quality[0, 0])
     assert data.weights is not None
     assert data.weights[0, 1] == 4.0  # 1 / propensity
-    assert data.quality[1].tolist() == [1.0, 0.0] and data.weights[1].tolist() == [1.0, 1.0]
-    plain = training_data(to_table(rows), models=["strong", "weak"],
-                          propensity_correction="none")
-    assert plain.weights is not None and plain.weights[0, 1] == 1.0
+    assert data.quality[1].tolist() == [1.0, 0.0]
+    assert data.weights[1].tolist() == [1.0, 1.0]
+    plain = training_data(to_table(rows), models=["strong", "weak"], propensity_correction="none")
+    assert plain.weights is not None
+    assert plain.weights[0, 1] == 1.0
