@@ -20,8 +20,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               interval: float = 0.2) -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.2
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -40,11 +41,23 @@ def http_ok(url: str) -> bool:
 class ServiceProcess:
     """``python -m <module>`` with an environment, its output in a log file."""
 
-    def __init__(self, module: str, env: Mapping[str, str], log: Path, *,
-                 health_url: str | None = None, command: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        env: Mapping[str, str],
+        log: Path,
+        *,
+        health_url: str | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.module = module
-        self.env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                    "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+        self.env = {
+            **os.environ,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
         self.log = log
         self.health_url = health_url
         self.command = command or [sys.executable, "-m", module]
@@ -53,12 +66,16 @@ class ServiceProcess:
     def start(self, *, timeout: float = 120.0) -> ServiceProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         fh = self.log.open("ab")
-        self.proc = subprocess.Popen(self.command, env=self.env, stdout=fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         if self.health_url:
             try:
-                wait_until(lambda: self.alive() and http_ok(self.health_url or ""),
-                           timeout=timeout, what=f"{self.module} at {self.health_url}")
+                wait_until(
+                    lambda: self.alive() and http_ok(self.health_url or ""),
+                    timeout=timeout,
+                    what=f"{self.module} at {self.health_url}",
+                )
             except TimeoutError as exc:
                 self.stop()
                 raise RuntimeError(f"{exc}\n--- {self.log} ---\n{self.tail()}") from exc
@@ -101,12 +118,14 @@ class PrivateKafka:
 
         self.port = free_port()
         controller = free_port()
-        self.settings = StackSettings.load({
-            "ROUTEIQ_STACK_STATE_DIR": str(state_dir),
-            "ROUTEIQ_STACK_KAFKA_PORT": str(self.port),
-            "ROUTEIQ_STACK_KAFKA_CONTROLLER_PORT": str(controller),
-            "ROUTEIQ_STACK_KAFKA_HEAP": "384m",
-        })
+        self.settings = StackSettings.load(
+            {
+                "ROUTEIQ_STACK_STATE_DIR": str(state_dir),
+                "ROUTEIQ_STACK_KAFKA_PORT": str(self.port),
+                "ROUTEIQ_STACK_KAFKA_CONTROLLER_PORT": str(controller),
+                "ROUTEIQ_STACK_KAFKA_HEAP": "384m",
+            }
+        )
         install_kafka(self.settings)
         self.component = next(c for c in components(self.settings) if c.name == "kafka")
         self.process: ServiceProcess | None = None
@@ -119,7 +138,8 @@ class PrivateKafka:
         assert self.component.prepare is not None
         self.component.prepare()
         self.process = ServiceProcess(
-            "kafka", {}, self.settings.state / "kafka.log", command=self.component.command)
+            "kafka", {}, self.settings.state / "kafka.log", command=self.component.command
+        )
         self.process.start()
         wait_until(lambda: self.component.health() is None, timeout=90, what="private Kafka")
 

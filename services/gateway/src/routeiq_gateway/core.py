@@ -47,6 +47,8 @@ class Publisher(Protocol):
     last_error: str | None
 
     def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+
 _SOURCE_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 

@@ -88,7 +88,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             self._on_decision(decision, model)
         return dict(by_name[decision.selected])
 
-    async def async_get_available_deployment(  # type: ignore[override]
+    async def async_get_available_deployment(
         self,
         model: str,
         messages: list[dict[str, str]] | None = None,
@@ -101,7 +101,7 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             lambda: self._choose(model, list(messages or []), request_kwargs)
         )
 
-    def get_available_deployment(  # type: ignore[override]
+    def get_available_deployment(
         self,
         model: str,
         messages: list[dict[str, str]] | None = None,

@@ -115,11 +115,20 @@ class AuditTrail:
         self._lock = threading.Lock()
 
     def write(
-        self, *, action: str, who: str, from_version: str | None, to_version: str | None, why: str
+        self,
+        *,
+        action: str,
+        who: str,
+        from_version: str | None,
+        to_version: str | None,
+        why: str,
+        at: float | None = None,
     ) -> dict[str, Any]:
+        """Record one change; ``at`` is when it took effect (default: now)."""
+        when = time.time() if at is None else at
         entry = {
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "at_ms": int(time.time() * 1000),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            "at_ms": int(when * 1000),
             "replica": self._replica,
             "action": action,
             "who": who,
@@ -434,7 +443,8 @@ class ModelSync:
             except BundleError as exc:
                 raise SyncError(str(exc), stage="probe") from exc
             previous = self.active_version
-            old = self.holder.swap(bundle, at=time.time())
+            swapped_at = time.time()
+            old = self.holder.swap(bundle, at=swapped_at)
             if old is not None:
                 self._metrics.router_version.remove(
                     old.manifest.name, old.version, old.manifest.router_type
@@ -456,7 +466,12 @@ class ModelSync:
                 "at": time.time(),
             }
             self.audit.write(
-                action=action, who=who, from_version=previous, to_version=version, why=why
+                action=action,
+                who=who,
+                from_version=previous,
+                to_version=version,
+                why=why,
+                at=swapped_at,
             )
             log.info("%s %s/%s (was %s)", action, self.name, version, previous)
             self._prune()
