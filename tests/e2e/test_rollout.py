@@ -147,13 +147,9 @@ def test_hot_swap_under_load_drops_nothing_and_downloads_once(
         for _, started, ended, _, version in (r for r in results if r[0] == replica):
             # The version served was active at some instant while the request was in flight.
             k = next(i for i, (_, v) in enumerate(timeline) if v == version)
-            assert timeline[k][0] <= ended and timeline[k + 1][0] >= started, (
-                replica,
-                version,
-                started,
-                ended,
-                timeline,
-            )
+            context = (replica, version, started, ended, timeline)
+            assert timeline[k][0] <= ended, context
+            assert timeline[k + 1][0] >= started, context
 
 
 def test_corrupt_or_wrongly_signed_bundles_are_rejected_and_the_old_one_serves(
