@@ -50,3 +50,20 @@ def test_cache_hits_return_the_same_vector(encoder: MiniLMEncoder) -> None:
     assert cache.misses == 3
     cache.embed(["b"])
     assert cache.misses == 4
+
+
+def test_the_batching_embedder_batches_concurrent_callers(encoder: MiniLMEncoder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from routeiq.routing.embedding import BatchingEmbedder
+
+    embedder = BatchingEmbedder(EmbeddingCache(encoder, capacity=0), max_wait_s=0.05)
+    texts = [f"question number {i} about ducks" for i in range(24)]
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            got = list(pool.map(embedder.embed, texts))
+    finally:
+        embedder.close()
+    np.testing.assert_allclose(np.vstack(got), encoder.encode(texts), atol=1e-5)
+    assert embedder.batched_texts == 24
+    assert embedder.batches < 24  # callers shared forward passes

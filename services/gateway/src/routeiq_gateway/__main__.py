@@ -26,7 +26,7 @@ from routeiq.contracts.serde import AvroSerde, PersistentResolver, RegistryResol
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.kafka import make_consumer, producer_config
 from routeiq.routing.bundle import BundleError, verifier_from
-from routeiq.routing.embedding import EmbeddingCache, MiniLMEncoder
+from routeiq.routing.embedding import BatchingEmbedder, EmbeddingCache, MiniLMEncoder
 from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
 from routeiq.routing.strategies import BundleHolder
 from routeiq.storage import ArtifactStore, make_minio
@@ -74,7 +74,7 @@ def build(
         engine.registry.get(n).needs_embedding for n in engine.registry.names()
     )
     embeddings = (
-        EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size)
+        BatchingEmbedder(EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size))
         if needs_embedding
         else None
     )
@@ -154,7 +154,9 @@ def build(
         except BundleError as exc:
             raise ConfigError(f"ROUTEIQ_GATEWAY_VERIFY_KEY: {exc}") from exc
         if embeddings is None:
-            embeddings = EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size)
+            embeddings = BatchingEmbedder(
+                EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size)
+            )
         cache = embeddings
         redis_client = redis.Redis.from_url(
             settings.redis.url,
@@ -185,7 +187,7 @@ def build(
             cache_volume=settings.cache_volume,
             verifier=verifier,
             holder=holder,
-            featurize=lambda texts: cache.embed(list(texts)),
+            featurize=lambda texts: cache.embed_many(list(texts)),
             metrics=metrics,
             audit=AuditTrail(
                 settings.audit_log,

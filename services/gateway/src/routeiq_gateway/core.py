@@ -22,7 +22,7 @@ import routeiq.telemetry as attrs
 from litellm.exceptions import Timeout as LiteLLMTimeout
 from opentelemetry import trace
 from routeiq.contracts.serde import AvroSerde
-from routeiq.routing.embedding import MODEL_NAME, EmbeddingCache
+from routeiq.routing.embedding import MODEL_NAME, BatchingEmbedder
 from routeiq.routing.engine import Decision, RoutingEngine, StrategyRegistry
 from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
 
@@ -125,7 +125,7 @@ class Gateway:
         engine: RoutingEngine,
         holder: BundleHolder,
         upstream: Upstream,
-        embeddings: EmbeddingCache | None,
+        embeddings: BatchingEmbedder | None,
         publisher: Publisher | None,
         decision_serde: AvroSerde | None,
         feedback_serde: AvroSerde | None,
@@ -181,7 +181,7 @@ class Gateway:
     def _embed(self, text: str) -> Any:
         assert self.embeddings is not None
         started = time.perf_counter()
-        vector = self.embeddings.embed([text])[0]
+        vector = self.embeddings.embed(text)
         self.metrics.embedding_latency.observe(time.perf_counter() - started)
         return vector
 

@@ -13,6 +13,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,9 +245,25 @@ class EmbeddingCache:
     def encoder(self) -> MiniLMEncoder:
         return self._encoder
 
+    @staticmethod
+    def _key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+    def lookup(self, text: str) -> Vector | None:
+        """The cached embedding of ``text``, or None (counted as a hit when found)."""
+        if self._capacity == 0:
+            return None
+        key = self._key(text)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+        return found
+
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embeddings for ``texts``, computing only the ones not cached, in one batch."""
-        keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+        keys = [self._key(t) for t in texts]
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
@@ -268,3 +285,83 @@ class EmbeddingCache:
                 while len(self._items) > self._capacity:
                     self._items.popitem(last=False)
         return out
+
+
+class BatchingEmbedder:
+    """One worker thread runs every MiniLM forward pass, batching concurrent requests.
+
+    Request threads call ``embed`` and block on a future. Cache hits return at once; misses
+    queue up, and the worker takes up to ``max_batch`` of them (waiting at most ``max_wait_s``
+    for company) into one forward pass. One thread doing the matmuls, with BLAS using the
+    cores, beats many threads each starting their own and fighting over the same cores.
+    """
+
+    def __init__(
+        self, cache: EmbeddingCache, *, max_batch: int = 32, max_wait_s: float = 0.002
+    ) -> None:
+        import queue
+
+        self._cache = cache
+        self._max_batch = max_batch
+        self._max_wait_s = max_wait_s
+        self._queue: queue.SimpleQueue[tuple[str, Future[Vector]] | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name="embedder", daemon=True)
+        self._worker.start()
+        self.batches = 0
+        self.batched_texts = 0
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        return self._cache
+
+    def embed(self, text: str) -> Vector:
+        """The embedding of one text (blocks until computed)."""
+        hit = self._cache.lookup(text)
+        if hit is not None:
+            return hit
+        future: Future[Vector] = Future()
+        self._queue.put((text, future))
+        return future.result()
+
+    def embed_many(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embeddings of several texts (probe queries, tools): straight through the cache."""
+        return self._cache.embed(texts)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        import queue
+        import time as _time
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            deadline = _time.monotonic() + self._max_wait_s
+            while len(batch) < self._max_batch:
+                remaining = deadline - _time.monotonic()
+                try:
+                    nxt = (
+                        self._queue.get(timeout=max(remaining, 0.0))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # let the loop see it after this batch
+                    break
+                batch.append(nxt)
+            try:
+                vectors = self._cache.embed([text for text, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.batched_texts += len(batch)
+            for row, (_, future) in enumerate(batch):
+                future.set_result(vectors[row])

@@ -1,0 +1,267 @@
+"""Gateway benchmark: RouteIQ against the LiteLLM proxy, same machine, same run.
+
+Configurations, each behind the offline upstream at 0 ms latency, driven by the same client
+at a fixed concurrency with GSM8K prompts:
+
+  a   RouteIQ, learned kNN bundle (threshold strategy on its win score), telemetry on
+      (Avro event to Kafka per request, 384-d embedding in it), embedding cache OFF: every
+      request embeds its prompt (the worst case; real traffic repeats prompts less than this)
+  a+  the same with the embedding cache on and prompts repeating (a realistic best case)
+  b   RouteIQ, `random` strategy, telemetry off, no embeddings
+  c   the LiteLLM proxy (`litellm --config`, the same model_list), calling one model
+
+Rounds are interleaved (a, a+, b, c, a, ...) and medians reported with ratios a/c and a/b.
+Also the routing decision alone (features + strategy, in-process): p50/p99 cold and cached.
+
+Run: `make bench-gateway` (starts the stack if needed) or `uv run python bench/gateway.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def drive(url: str, model: str, prompts: list[str], concurrency: int) -> dict[str, float]:
+    """Send every prompt once with ``concurrency`` requests in flight; latency in ms."""
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in prompts:
+        queue.put_nowait(p)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                try:
+                    prompt = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                r = await client.post("/v1/chat/completions", json={
+                    "model": model, "messages": [{"role": "user", "content": prompt}]})
+                latencies.append((time.perf_counter() - started) * 1000)
+                if r.status_code != 200:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {
+        "rps": len(prompts) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "errors": errors,
+    }
+
+
+def model_file(path: Path, upstream: str, routeiq: dict | None) -> Path:
+    data = yaml.safe_load((REPO / "services/gateway/config/local.yaml").read_text())
+    for d in data["model_list"]:
+        d["litellm_params"]["api_base"] = upstream
+    if routeiq is None:
+        data.pop("routeiq")
+    else:
+        data["routeiq"].update(routeiq)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per round")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+    from routeiq.contracts.serde import AvroSerde, RegistryResolver
+    from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
+    from routeiq.kafka import apply_topics, make_admin, make_producer
+    from routeiq.routing.bundle import generate_ed25519, load_bundle, signer_from, verifier_from
+    from routeiq.routing.datasets import load_gsm8k
+    from routeiq.routing.embedding import EmbeddingCache
+    from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
+    from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
+    from routeiq.storage import ArtifactStore, make_minio
+    from routeiq_cli.stack.settings import StackSettings
+    from support.bundles import announce, encoder, knn_bundle, publish
+    from support.processes import ServiceProcess, free_port, wait_until
+
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    stack = StackSettings.load()
+    work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    tag = f"bench-{int(time.time())}"
+    processes: list[ServiceProcess] = []
+    ds = load_gsm8k()
+    train, test = ds.split(test_fraction=0.5, seed=0)
+    try:
+        # -- the offline upstream
+        up_port = free_port()
+        processes.append(ServiceProcess(
+            "routeiq_upstream", {"ROUTEIQ_UPSTREAM_PORT": str(up_port),
+                                 "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
+            work / "upstream.log", health_url=f"http://127.0.0.1:{up_port}/health/ready"
+        ).start())
+        upstream = f"http://127.0.0.1:{up_port}/v1"
+
+        # -- private topics, subjects, a signed kNN bundle trained on the train half
+        names = {"decisions": f"{tag}.decisions", "feedback": f"{tag}.feedback",
+                 "announcements": f"{tag}.announcements"}
+        specs = [(ROUTER_DECISIONS, ROUTER_DECISION, "decisions"),
+                 (FEEDBACK_EVENTS, FEEDBACK, "feedback"),
+                 (MODEL_ANNOUNCEMENTS, MODEL_ANNOUNCEMENT, "announcements")]
+        apply_topics(make_admin(stack.kafka), [s.with_name(names[n]) for s, _, n in specs])
+        registry = SchemaRegistryClient(stack.registry.client_config())
+        for _, contract, n in specs:
+            registry.register_schema(f"{names[n]}-value", Schema(contract.working_text(), "AVRO"))
+        private, public = generate_ed25519()
+        signer = signer_from("ed25519", private)
+        print("building the kNN bundle (embedding the GSM8K train half)...", flush=True)
+        folder = knn_bundle(work / "bundle", name=tag, version="v1", signer=signer,
+                            examples=len(ds))
+        location = publish(ArtifactStore(make_minio(stack.s3)), stack.models_bucket, folder,
+                           name=tag, version="v1")
+
+        def gateway(label: str, routeiq: dict, **env: str) -> str:
+            port = free_port()
+            base = {
+                "ROUTEIQ_GATEWAY_PORT": str(port),
+                "ROUTEIQ_GATEWAY_CONFIG_PATH": str(model_file(work / f"{label}.yaml",
+                                                              upstream, routeiq)),
+                "ROUTEIQ_GATEWAY_ADMIN_KEY": "bench-admin-key-0123456",
+                "ROUTEIQ_GATEWAY_DECISION_KEY": "bench-decision-key-0123",
+                "ROUTEIQ_GATEWAY_USER_SALT": "bench",
+                "ROUTEIQ_GATEWAY_VERIFY_KEY": public,
+                "ROUTEIQ_GATEWAY_KAFKA__BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
+                "ROUTEIQ_GATEWAY_REGISTRY__URL": stack.registry.url,
+                "ROUTEIQ_GATEWAY_S3__ENDPOINT": stack.s3.endpoint,
+                "ROUTEIQ_GATEWAY_REDIS__URL": stack.redis.url,
+                "ROUTEIQ_GATEWAY_DECISIONS_TOPIC": names["decisions"],
+                "ROUTEIQ_GATEWAY_FEEDBACK_TOPIC": names["feedback"],
+                "ROUTEIQ_GATEWAY_ANNOUNCEMENTS_TOPIC": names["announcements"],
+                "ROUTEIQ_GATEWAY_SPOOL_DIR": str(work / label / "spool"),
+                "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(work / label / "cache"),
+                "ROUTEIQ_GATEWAY_AUDIT_LOG": str(work / label / "audit.jsonl"),
+                "ROUTEIQ_UPSTREAM_API_KEY": "offline",
+                **env,
+            }
+            processes.append(ServiceProcess(
+                "routeiq_gateway", base, work / f"{label}.log",
+                health_url=f"http://127.0.0.1:{port}/health/ready").start())
+            return f"http://127.0.0.1:{port}"
+
+        learned = {"router_name": tag, "default_strategy": "threshold", "epsilon": 0.05}
+        url_a = gateway("a", learned, ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0")
+        url_a_cached = gateway("a-cached", learned)
+        url_b = gateway("b", {"default_strategy": "random"},
+                        ROUTEIQ_GATEWAY_TELEMETRY_ENABLED="false",
+                        ROUTEIQ_GATEWAY_INCLUDE_EMBEDDING="false",
+                        ROUTEIQ_GATEWAY_SYNC_ENABLED="false")
+        serde = AvroSerde.for_contract(MODEL_ANNOUNCEMENT,
+                                       subject=f"{names['announcements']}-value",
+                                       resolver=RegistryResolver(registry))
+        announce(make_producer(stack.kafka, client_id="bench"), serde, names["announcements"],
+                 name=tag, version="v1", location=location, folder=folder)
+        for url in (url_a, url_a_cached):
+            wait_until(lambda u=url: httpx.get(f"{u}/health/ready").json()["sync"][
+                "active_version"] == "v1", timeout=120, what="the bundle to be active")
+
+        lp_port = free_port()
+        lp_config = model_file(work / "litellm.yaml", upstream, None)
+        processes.append(ServiceProcess(
+            "litellm", {"ROUTEIQ_UPSTREAM_API_KEY": "offline"}, work / "litellm.log",
+            command=[str(Path(sys.executable).parent / "litellm"), "--config", str(lp_config),
+                     "--port", str(lp_port), "--host", "127.0.0.1", "--num_workers", "1"],
+            health_url=f"http://127.0.0.1:{lp_port}/health/liveliness").start())
+        url_c = f"http://127.0.0.1:{lp_port}"
+
+        configs = [
+            ("a", url_a, "auto", "RouteIQ kNN, telemetry on, no embedding cache"),
+            ("a+", url_a_cached, "auto", "RouteIQ kNN, telemetry on, embedding cache"),
+            ("b", url_b, "auto", "RouteIQ random, telemetry off"),
+            ("c", url_c, "gpt-4-1106-preview", "LiteLLM proxy"),
+        ]
+        prompts = test.prompts
+        # Warm-up: imports, connection pools, the upstream's and the cache's first touches.
+        for _, url, model, _ in configs:
+            asyncio.run(drive(url, model, prompts[:40], args.concurrency))
+        results: dict[str, list[dict[str, float]]] = {c[0]: [] for c in configs}
+        for rnd in range(args.rounds):
+            order = configs[rnd % len(configs):] + configs[: rnd % len(configs)]
+            for label, url, model, _ in order:
+                # Cold prompts for a: a different slice each round; a+ repeats the first one.
+                offset = 0 if label == "a+" else (rnd * args.requests) % max(1, len(prompts))
+                batch = [prompts[(offset + i) % len(prompts)] for i in range(args.requests)]
+                results[label].append(asyncio.run(drive(url, model, batch, args.concurrency)))
+
+        # -- the routing decision alone, in-process, with the same bundle
+        holder = BundleHolder()
+        holder.swap(load_bundle(folder, verifier_from("ed25519", public)), at=time.time())
+        registry_ = StrategyRegistry(holder=holder)
+        registry_.register("threshold", "threshold", {
+            "strong": ds.strong, "weak": ds.weak, "target_strong_pct": 50})
+        engine = RoutingEngine(registry_, RoutingConfig(default="threshold", epsilon=0.05))
+        options = [ModelOption(ds.strong or "", quality_rank=0.9),
+                   ModelOption(ds.weak or "", quality_rank=0.6)]
+        timings: dict[str, list[float]] = {"cold": [], "cached": []}
+        cache = EmbeddingCache(encoder(), capacity=100_000)
+        for phase in ("cold", "cached"):
+            for prompt in prompts[:300]:
+                started = time.perf_counter()
+                engine.route(RouteInput(prompt, embed=lambda t: cache.embed([t])[0]), options)
+                timings[phase].append((time.perf_counter() - started) * 1000)
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+
+    def med(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[label])
+
+    print("\nRouteIQ gateway benchmark")
+    print(f"  python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
+          f"offline upstream at 0 ms; concurrency {args.concurrency}; {args.requests} requests "
+          f"× {args.rounds} interleaved rounds (medians); GSM8K test-half prompts")
+    print(f"\n{'config':<4} {'what':<48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'p99 ms':>8} {'errors':>7}")
+    print("-" * 97)
+    for label, _, _, what in configs:
+        print(f"{label:<4} {what:<48} {med(label, 'rps'):>8.1f} {med(label, 'p50'):>8.1f} "
+              f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} "
+              f"{sum(r['errors'] for r in results[label]):>7.0f}")
+    print("\nratios (throughput; p99 latency)")
+    for x, y in (("a", "c"), ("a+", "c"), ("a", "b"), ("b", "c")):
+        print(f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
+              f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x")
+    print("\nrouting decision alone (embedding + kNN + threshold), in-process, 300 prompts")
+    for phase in ("cold", "cached"):
+        print(f"  {phase:<7} p50 {percentile(timings[phase], 50):7.2f} ms   "
+              f"p99 {percentile(timings[phase], 99):7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
