@@ -2,7 +2,7 @@
 # Installs what the local stack needs that is not in the Python lockfile, then the locked
 # Python environment. Idempotent: every step checks first, so a second run takes seconds.
 #   - uv (pinned, from PyPI)          - the Python 3.11 environment from uv.lock (uv sync --frozen)
-#   - Redis, a Java runtime, Maven    (Debian packages, only when missing)
+#   - Redis, a Java runtime, Maven, Chromium (Debian packages, only when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +43,8 @@ ensure_system_packages() {
   command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
   command -v bc >/dev/null 2>&1 || missing+=(bc)
+  # Headless Chromium renders the analytics dashboard in its browser test.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "  installing Debian packages: ${missing[*]}"
     apt_install "${missing[@]}"
