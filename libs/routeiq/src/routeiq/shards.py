@@ -114,7 +114,54 @@ def to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     crash produces the identical object.
     """
     ordered = sorted(rows, key=lambda r: str(r["decision_id"]))
-    return pa.Table.from_pylist([dict(r) for r in ordered], schema=SCHEMA)
+    index = SCHEMA.get_field_index("embedding")
+    # The embedding column is built apart: a missing embedding must become a list of nulls.
+    others = pa.Table.from_pylist(
+        [{k: v for k, v in r.items() if k != "embedding"} for r in ordered],
+        schema=SCHEMA.remove(index),
+    )
+    embeddings = _embedding_column([r.get("embedding") for r in ordered])
+    return others.add_column(index, SCHEMA.field(index), embeddings)
+
+
+# Parquet in Arrow C++ can neither write a null entry of a fixed-size list between non-null
+# ones nor read any back (apache/arrow#35692, #35697). A row without an embedding is therefore
+# stored as a non-null list of DIMENSION null floats, and ``decode_table`` turns such a list
+# back into a null embedding: readers through this module see ``None`` as before.
+def _embedding_column(values: Sequence[Any]) -> pa.FixedSizeListArray:
+    matrix = np.zeros((len(values), DIMENSION), dtype=np.float32)
+    missing = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values):
+        if value is None:
+            missing[i] = True
+            continue
+        vector = np.asarray(value, dtype=np.float32)
+        if vector.shape != (DIMENSION,):
+            raise ValueError(f"embedding of row {i} has shape {vector.shape}, not ({DIMENSION},)")
+        matrix[i] = vector
+    flat = pa.array(matrix.ravel(), type=pa.float32(), mask=np.repeat(missing, DIMENSION))
+    return pa.FixedSizeListArray.from_arrays(flat, DIMENSION)
+
+
+def _restore_missing_embeddings(table: pa.Table) -> pa.Table:
+    index = table.schema.get_field_index("embedding")
+    if index < 0 or table.num_rows == 0:
+        return table
+    column = table.column(index).combine_chunks()
+    if column.null_count:
+        return table
+    values = column.values.slice(column.offset * DIMENSION, len(column) * DIMENSION)
+    valid = np.asarray(values.is_valid()).reshape(len(column), DIMENSION)
+    missing = ~valid.any(axis=1)
+    if not missing.any():
+        return table
+    restored = pa.FixedSizeListArray.from_arrays(values, DIMENSION, mask=pa.array(missing))
+    return table.set_column(index, table.field(index), restored)
+
+
+def decode_table(data: bytes) -> pa.Table:
+    """Parquet bytes of a shard → its table, rows without an embedding having ``None``."""
+    return _restore_missing_embeddings(pq.read_table(io.BytesIO(data)))
 
 
 def encode_table(table: pa.Table) -> bytes:
@@ -180,7 +227,7 @@ def read_manifest(store: ArtifactStore, bucket: str, key: str) -> ShardManifest:
 def read_shard(store: ArtifactStore, bucket: str, manifest: ShardManifest) -> pa.Table:
     """The shard's rows, verified against the manifest's sha256 and row count."""
     data = store.get_bytes(bucket, manifest.key, expected_sha256=manifest.sha256)
-    table = pq.read_table(io.BytesIO(data))
+    table = decode_table(data)
     if table.num_rows != manifest.rows:
         raise IntegrityError(
             f"{manifest.key}: {table.num_rows} rows, manifest says {manifest.rows}"

@@ -1,0 +1,494 @@
+"""`routeiq retrain request` and `routeiq backfill jaeger`: the labeler's operator commands.
+
+- ``retrain request`` publishes a ``RetrainRequest`` (reason MANUAL) for a set of training
+  shards: the given manifests, or every shard in the shards bucket. Its id is derived from the
+  shard set, the model name and the router types exactly as the labeler derives the ids of the
+  requests it publishes itself, so asking twice for the same shards trains once.
+- ``backfill jaeger`` reads the gateway's routing spans (``routeiq.route``, attributes named in
+  ``routeiq.telemetry``) from Jaeger's HTTP query API and publishes each as a ``RouterDecision``
+  keyed by its decision id, so old traffic flows through the same labeler. Traces never carry
+  the query embedding, so backfilled decisions have none. Publishing a decision twice is
+  harmless: the labeler keeps one row per decision id.
+
+Commands (the CLI's ``__main__`` registers the ``retrain`` and ``backfill`` groups) load
+``StackSettings`` once and build their clients here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import httpx
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from routeiq import telemetry as t
+from routeiq.contracts.catalog import RETRAIN_REQUEST, ROUTER_DECISION, Contract
+from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.contracts.topics import RETRAIN_REQUESTS, ROUTER_DECISIONS
+from routeiq.errors import RouteIQError, SerializationError, TransportError
+from routeiq.kafka import make_producer
+from routeiq.shards import ShardManifest, list_manifests, read_manifest
+from routeiq.storage import ArtifactStore, make_minio
+
+from routeiq_cli.stack.settings import StackSettings
+
+CLIENT_ID = "routeiq-cli"
+ROUTER_TYPES = ("knn", "svm", "mlp", "mf", "bert")
+OUTCOME_STATUSES = frozenset({"SUCCESS", "ERROR", "TIMEOUT", "CANCELLED", "UNKNOWN"})
+
+
+class BackfillError(RouteIQError):
+    """Jaeger could not be read (unreachable, an error answer, or not its API's format)."""
+
+
+# ---------------------------------------------------------------------------------- retrain
+
+
+def retrain_request_id(
+    model_name: str, router_types: Iterable[str], shards: Iterable[tuple[str, str]]
+) -> str:
+    """sha256 over the model, its router types and each shard's (manifest key, sha256).
+
+    The labeler (routeiq_labeler.core.retrain) derives ids the same way; a unit test holds
+    the two to the same answer.
+    """
+    payload = json.dumps(
+        {
+            "model": model_name,
+            "router_types": sorted(set(router_types)),
+            "shards": sorted([key, sha] for key, sha in shards),
+        },
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def manual_request(
+    shards: Sequence[tuple[str, ShardManifest]],
+    *,
+    model_name: str,
+    router_types: Iterable[str],
+    requested_by: str,
+    now_ms: int,
+    params: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A MANUAL ``RetrainRequest`` record for ``shards`` (manifest key, manifest)."""
+    types = sorted(set(router_types))
+    return {
+        "request_id": retrain_request_id(model_name, types, ((k, m.sha256) for k, m in shards)),
+        "model_name": model_name,
+        "router_types": types,
+        "reason": "MANUAL",
+        "requested_by": requested_by,
+        "requested_at": now_ms,
+        "shard_manifests": [k for k, _ in shards],
+        "example_count": sum(m.rows for _, m in shards),
+        "window_start": min((m.min_event_time for _, m in shards), default=None),
+        "window_end": max((m.max_event_time for _, m in shards), default=None),
+        "params": dict(params or {}),
+    }
+
+
+def _serde(settings: StackSettings, contract: Contract, topic: str) -> AvroSerde:
+    resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
+    return AvroSerde.for_contract(contract, subject=f"{topic}-value", resolver=resolver)
+
+
+def _parse_params(values: Iterable[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        params[name] = value
+    return params
+
+
+@click.group("retrain")
+def retrain() -> None:
+    """Ask the trainer for a new router."""
+
+
+@retrain.command("request")
+@click.option("--model", "model_name", default="routeiq-router", show_default=True)
+@click.option(
+    "--router-type",
+    "router_types",
+    multiple=True,
+    type=click.Choice(ROUTER_TYPES),
+    help="Router type to train (repeatable); none: the trainer's defaults.",
+)
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    help="Shard manifest key to train on (repeatable); none: every shard in the bucket.",
+)
+@click.option("--param", "params", multiple=True, help="Training parameter KEY=VALUE.")
+@click.option("--bucket", default=None, help="Shards bucket (default: the stack's).")
+@click.option("--topic", default=RETRAIN_REQUESTS.name, show_default=True)
+def retrain_request(
+    model_name: str,
+    router_types: tuple[str, ...],
+    manifests: tuple[str, ...],
+    params: tuple[str, ...],
+    bucket: str | None,
+    topic: str,
+) -> None:
+    """Publish a MANUAL RetrainRequest whose id is derived from the shard set."""
+    settings = StackSettings.load()
+    extra = _parse_params(params)
+    store = ArtifactStore(make_minio(settings.s3))
+    bucket = bucket or settings.shards_bucket
+    keys = sorted(set(manifests)) if manifests else list_manifests(store, bucket)
+    if not keys:
+        raise click.ClickException(f"no shard manifests in s3://{bucket}; nothing to train on")
+    shards = [(key, read_manifest(store, bucket, key)) for key in keys]
+    record = manual_request(
+        shards,
+        model_name=model_name,
+        router_types=router_types,
+        requested_by=CLIENT_ID,
+        now_ms=time.time_ns() // 1_000_000,
+        params=extra,
+    )
+    value = _serde(settings, RETRAIN_REQUEST, topic).encode(record)
+    producer = make_producer(settings.kafka, client_id=CLIENT_ID, overrides={"linger.ms": 0})
+    producer.produce(topic, key=model_name.encode(), value=value)
+    if producer.flush(30) != 0:
+        raise TransportError(f"the retrain request was not acknowledged by {topic} within 30s")
+    click.echo(
+        f"requested {record['request_id']} for {model_name}: {len(shards)} shards, "
+        f"{record['example_count']} examples -> {topic}"
+    )
+
+
+# ---------------------------------------------------------------------------------- backfill
+
+
+class SkipSpan(ValueError):
+    """A routing span that cannot become a RouterDecision (the reason says why)."""
+
+
+def _tag_value(tag: Mapping[str, Any]) -> Any:
+    kind = str(tag.get("type", "string")).lower()
+    value = tag.get("value")
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    if kind == "int64":
+        return int(value)  # type: ignore[arg-type]
+    if kind == "float64":
+        return float(value)  # type: ignore[arg-type]
+    if kind == "binary":
+        return None
+    return value
+
+
+def span_attributes(span: Mapping[str, Any]) -> dict[str, Any]:
+    """A Jaeger span's tags, plus the fields of its logs (span events) where no tag has them."""
+    attrs: dict[str, Any] = {}
+    for tag in span.get("tags") or []:
+        attrs[tag["key"]] = _tag_value(tag)
+    for log in span.get("logs") or []:
+        for tag in log.get("fields") or []:
+            attrs.setdefault(tag["key"], _tag_value(tag))
+    return attrs
+
+
+def _as_list(value: Any) -> list[Any]:
+    # OTel array attributes reach Jaeger as JSON text (Jaeger has no array tag type).
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SkipSpan(f"array attribute is not JSON: {value!r}") from exc
+            if isinstance(parsed, list):
+                return parsed
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return [value]
+
+
+def _float(value: Any, default: float | None = None) -> float | None:
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise SkipSpan(f"not a number: {value!r}") from exc
+
+
+def _int(value: Any) -> int:
+    number = _float(value, 0.0)
+    return int(number or 0)
+
+
+def decision_from_span(span: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``routeiq.route`` span → a ``RouterDecision`` record (no embedding: traces never
+    carry it). Raises ``SkipSpan`` when the span lacks the decision id or the served model."""
+    attrs = span_attributes(span)
+    decision_id = attrs.get(t.ATTR_DECISION_ID)
+    if not decision_id:
+        raise SkipSpan(f"no {t.ATTR_DECISION_ID}")
+    selected = attrs.get(t.ATTR_SELECTED_MODEL)
+    if not selected:
+        raise SkipSpan(f"no {t.ATTR_SELECTED_MODEL}")
+    names = [str(n) for n in _as_list(attrs.get(t.ATTR_CANDIDATES))] or [str(selected)]
+    props = _as_list(attrs.get(t.ATTR_PROPENSITIES))
+    if len(props) != len(names):
+        props = [None] * len(names)
+    if selected not in names:
+        names.append(str(selected))
+        props.append(None)
+    status = str(attrs.get(t.ATTR_STATUS) or "UNKNOWN").upper()
+    if status not in OUTCOME_STATUSES:
+        status = "UNKNOWN"
+    duration_ms = float(span.get("duration", 0)) / 1000
+    tokens_in, tokens_out = (
+        _int(attrs.get(t.ATTR_INPUT_TOKENS)),
+        _int(attrs.get(t.ATTR_OUTPUT_TOKENS)),
+    )
+    strategy_ms = _float(attrs.get(t.ATTR_STRATEGY_MS), _float(attrs.get(t.ATTR_ROUTING_MS), 0.0))
+    return {
+        "event_id": str(decision_id),
+        "trace_id": str(span.get("traceID", "")).rjust(32, "0"),
+        "span_id": str(span.get("spanID", "")).rjust(16, "0"),
+        "timestamp": int(span["startTime"]) // 1000,
+        "input": {
+            "query_length": _int(attrs.get(t.ATTR_QUERY_LENGTH)),
+            "requested_model": str(attrs.get(t.ATTR_REQUESTED_MODEL) or "unknown"),
+            "user_id": attrs.get(t.ATTR_USER_HASH),
+            "team_id": attrs.get(t.ATTR_TEAM_ID),
+        },
+        "strategy": {
+            "name": str(attrs.get(t.ATTR_STRATEGY) or "unknown"),
+            "version": str(attrs.get(t.ATTR_STRATEGY_VERSION) or "unknown"),
+        },
+        "candidate_deployments": [
+            {
+                "model_name": name,
+                "provider": "unknown",
+                "score": None,
+                "available": True,
+                "propensity": _float(p),
+            }
+            for name, p in zip(names, props, strict=True)
+        ],
+        "selected_deployment": str(selected),
+        "selection_reason": str(attrs.get(t.ATTR_SELECTION_REASON) or "backfill"),
+        "timings": {
+            "total_ms": _float(attrs.get(t.ATTR_TOTAL_MS), duration_ms),
+            "strategy_ms": strategy_ms,
+            "embedding_ms": _float(attrs.get(t.ATTR_EMBEDDING_MS), 0.0),
+        },
+        "outcome": {
+            "status": status,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+            "error_type": attrs.get("error.type"),
+            "cost_usd": _float(attrs.get(t.ATTR_COST_USD)),
+            "upstream_latency_ms": _float(attrs.get(t.ATTR_UPSTREAM_MS)),
+        },
+        "fallback": {
+            "used": bool(attrs.get(t.ATTR_FALLBACK_USED, False)),
+            "attempted_deployments": [str(a) for a in _as_list(attrs.get(t.ATTR_ATTEMPTED))],
+            "reason": None,
+        },
+        "router_version": attrs.get(t.ATTR_ROUTER_VERSION),
+        "exploration": bool(attrs.get(t.ATTR_EXPLORATION, False)),
+        "ab_arm": attrs.get(t.ATTR_AB_ARM),
+        "query_embedding": None,
+        "embedding_model": None,
+        "domain": attrs.get(t.ATTR_DOMAIN),
+    }
+
+
+class JaegerClient:
+    """Jaeger's HTTP query API (``GET /api/traces``), as the Jaeger UI uses it."""
+
+    def __init__(self, *, base_url: str, http: httpx.Client) -> None:
+        self._base = base_url.rstrip("/")
+        self._http = http
+
+    def traces(
+        self, *, service: str, operation: str, start_us: int, end_us: int, limit: int
+    ) -> list[dict[str, Any]]:
+        params: dict[str, str | int] = {
+            "service": service,
+            "operation": operation,
+            "start": start_us,
+            "end": end_us,
+            "limit": limit,
+        }
+        try:
+            response = self._http.get(f"{self._base}/api/traces", params=params)
+            response.raise_for_status()
+            body = response.json()
+        except httpx.HTTPError as exc:
+            raise BackfillError(f"cannot read traces from {self._base}: {exc}") from exc
+        except ValueError as exc:
+            raise BackfillError(f"{self._base}/api/traces did not answer JSON: {exc}") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("data") or [], list):
+            raise BackfillError(f"{self._base}/api/traces: not a Jaeger API answer")
+        if body.get("errors"):
+            raise BackfillError(f"Jaeger answered errors: {body['errors']}")
+        return list(body.get("data") or [])
+
+
+@dataclass
+class BackfillStats:
+    traces: int = 0
+    spans: int = 0
+    published: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def route_spans(
+    client: JaegerClient,
+    *,
+    service: str,
+    start_us: int,
+    end_us: int,
+    page_size: int,
+    stats: BackfillStats,
+) -> Iterator[dict[str, Any]]:
+    """Every ``routeiq.route`` span of ``service`` in [start, end], newest pages first.
+
+    Jaeger returns at most ``limit`` traces per query, so the window's end moves back to the
+    earliest trace seen until a page comes back short; traces seen twice are skipped.
+    """
+    seen: set[str] = set()
+    end = end_us
+    while end >= start_us:
+        page = client.traces(
+            service=service,
+            operation=t.ROUTE_SPAN_NAME,
+            start_us=start_us,
+            end_us=end,
+            limit=page_size,
+        )
+        fresh = [trace for trace in page if trace.get("traceID") not in seen]
+        earliest = end
+        for trace in fresh:
+            seen.add(trace.get("traceID", ""))
+            stats.traces += 1
+            for span in trace.get("spans") or []:
+                earliest = min(earliest, int(span.get("startTime", end)))
+                if span.get("operationName") == t.ROUTE_SPAN_NAME:
+                    stats.spans += 1
+                    yield span
+        if len(page) < page_size or not fresh:
+            return
+        end = earliest if earliest < end else end - 1
+
+
+def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            producer.poll(0)
+            return
+        except BufferError:
+            # librdkafka's queue is full: let deliveries drain, then try again.
+            producer.poll(0.5)
+
+
+def _parse_end(value: str | None) -> int:
+    """End of the range in microseconds: ISO 8601, epoch milliseconds, or now."""
+    if value is None:
+        return time.time_ns() // 1000
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"expected ISO 8601 or epoch milliseconds, got {value!r}", param_hint="--end"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+@click.group("backfill")
+def backfill() -> None:
+    """Publish past traffic as RouterDecision events."""
+
+
+@backfill.command("jaeger")
+@click.option("--url", required=True, help="Jaeger query base URL, e.g. http://jaeger:16686")
+@click.option("--service", required=True, help="Service name of the gateway in Jaeger.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True), required=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@click.option("--end", default=None, help="End of the range (ISO 8601 or epoch ms; now).")
+@click.option("--page-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--topic", default=ROUTER_DECISIONS.name, show_default=True)
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="HTTP seconds.")
+def backfill_jaeger(
+    url: str,
+    service: str,
+    hours: float,
+    limit: int | None,
+    end: str | None,
+    page_size: int,
+    topic: str,
+    timeout: float,
+) -> None:
+    """Read routing spans from Jaeger and publish them as RouterDecision events."""
+    settings = StackSettings.load()
+    end_us = _parse_end(end)
+    start_us = end_us - int(hours * 3600 * 1_000_000)
+    serde = _serde(settings, ROUTER_DECISION, topic)
+    producer = make_producer(settings.kafka, client_id=CLIENT_ID)
+    stats = BackfillStats()
+    with httpx.Client(timeout=timeout) as http:
+        client = JaegerClient(base_url=url, http=http)
+        published: set[str] = set()
+        for span in route_spans(
+            client,
+            service=service,
+            start_us=start_us,
+            end_us=end_us,
+            page_size=page_size,
+            stats=stats,
+        ):
+            try:
+                record = decision_from_span(span)
+            except SkipSpan as exc:
+                reason = str(exc)
+                stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
+                continue
+            if record["event_id"] in published:
+                continue
+            try:
+                value = serde.encode(record)
+            except SerializationError as exc:
+                reason = f"not a valid RouterDecision: {exc}"
+                stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
+                continue
+            _produce(producer, topic, record["event_id"].encode(), value)
+            published.add(record["event_id"])
+            stats.published += 1
+            if limit is not None and stats.published >= limit:
+                break
+    if producer.flush(60) != 0:
+        raise TransportError(f"not every decision was acknowledged by {topic} within 60s")
+    click.echo(
+        f"read {stats.traces} traces, {stats.spans} routing spans; published "
+        f"{stats.published} decisions to {topic}"
+    )
+    for reason, count in sorted(stats.skipped.items()):
+        click.echo(f"  skipped {count}: {reason}")

@@ -1,0 +1,464 @@
+"""The Faust side of the labeler: app, changelog-backed tables, the agent and the tick.
+
+One agent reads decisions and feedback (raw bytes; each record is decoded here, so a poison
+record is dead-lettered alone). A timer ("tick") closes windows of idle partitions, writes due
+shards, expires orphan feedback, asks for retraining and measures lag. All logic is in
+``core``; this module only moves records and time into it and results out of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+import urllib3
+from aiokafka.errors import KafkaError
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from faust.tables.table import Table
+from faust.types import TP
+from mode.supervisors import CrashingSupervisor
+from routeiq.contracts.serde import AvroSerde
+from routeiq.errors import SerializationError, StorageError
+from routeiq.storage import ArtifactStore
+
+from routeiq_labeler.config import LabelerSettings
+from routeiq_labeler.core.deadletter import dead_letter
+from routeiq_labeler.core.labels import LabelPolicy
+from routeiq_labeler.core.records import decision_facts, feedback_facts
+from routeiq_labeler.core.retrain import retrain_request, shard_set
+from routeiq_labeler.core.sink import ShardSink
+from routeiq_labeler.core.state import FlushPlan, LabelerState
+from routeiq_labeler.core.windows import WindowSpec
+from routeiq_labeler.errors import InvalidRecordError
+from routeiq_labeler.metrics import LabelerMetrics
+
+logger = logging.getLogger("routeiq_labeler")
+
+SERVICE = "routeiq-labeler"
+# An unreachable endpoint surfaces from minio as urllib3's error, not as an S3Error.
+S3_ERRORS = (StorageError, urllib3.exceptions.HTTPError)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PartitionedTable(Table[str, Any]):
+    """A Faust table whose keys name their partition (``"<p>/..."``).
+
+    Faust sends a table change to the changelog partition of the event being processed, so a
+    change made from a timer fails. Our keys carry the source partition, which lets the tick
+    write to the right changelog partition too (and agrees with Faust inside the agent).
+    """
+
+    def partition_for_key(self, key: Any) -> int:
+        partition, sep, _ = str(key).partition("/")
+        if not sep or not partition.isdigit():
+            raise ValueError(f"table key {key!r} does not start with '<partition>/'")
+        return int(partition)
+
+
+@dataclass(frozen=True)
+class Serdes:
+    """One ``AvroSerde`` per topic the worker reads or writes."""
+
+    decisions: AvroSerde
+    feedback: AvroSerde
+    deadletter: AvroSerde
+    retrain: AvroSerde
+
+
+def faust_app(settings: LabelerSettings, *, partitions: int) -> faust.App:
+    """The Faust app: in-memory stores recovered from changelog topics with ``partitions``
+    partitions (the join's co-partitioning), at-least-once offsets committed only after the
+    changelog is flushed."""
+    kafka = settings.kafka
+    credentials = None
+    if kafka.security_protocol == "SASL_PLAINTEXT":
+        assert kafka.sasl_password is not None  # checked by LabelerSettings
+        credentials = faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            mechanism=kafka.sasl_mechanism,
+        )
+    session_s = kafka.session_timeout_ms / 1000
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=credentials,
+        store="memory://",
+        topic_partitions=partitions,
+        topic_replication_factor=settings.changelog_replication_factor,
+        topic_disable_leader=True,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        # Every record changes a table, so the changelog gets one record per input record:
+        # linger and big compressed batches instead of one produce request per change.
+        producer_linger=0.01,
+        producer_max_batch_size=1_048_576,
+        producer_compression_type="lz4",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.5, min(3.0, session_s / 4)),
+        broker_commit_interval=settings.commit_interval_s,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_metrics_enabled=False,
+    )
+
+
+class LabelerWorker:
+    """Wires the core into a Faust app: tables, the agent, the tick, health."""
+
+    def __init__(
+        self,
+        *,
+        settings: LabelerSettings,
+        app: faust.App,
+        store: ArtifactStore,
+        serdes: Serdes,
+        metrics: LabelerMetrics,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.metrics = metrics
+        self._store = store
+        self._serdes = serdes
+        self._clock_ms = clock_ms
+        self._consumer_name = f"{SERVICE}/{settings.app_id}"
+        policy = LabelPolicy(
+            quality_source=settings.quality_source,
+            cost_weight=settings.cost_weight,
+            latency_slo_ms=settings.outcome_latency_slo_ms,
+            slow_success_quality=settings.slow_success_quality,
+            ttl_ms=settings.ttl_ms,
+        )
+        tables = {
+            name: PartitionedTable(
+                app, name=name, partitions=app.conf.topic_partitions, beacon=app.tables.beacon
+            )
+            for name in ("decisions", "feedback", "meta")
+        }
+        for table in tables.values():
+            app.tables.add(table)
+        self.state = LabelerState(
+            decisions=tables["decisions"],
+            feedback=tables["feedback"],
+            meta=tables["meta"],
+            policy=policy,
+            windows=WindowSpec(settings.window_ms, settings.lateness_ms),
+            track_new_shards=settings.retrain_enabled,
+        )
+        self.sink = ShardSink(
+            store=store, bucket=settings.shards_bucket, policy=policy, clock_ms=clock_ms
+        )
+        self._source = app.topic(
+            settings.decisions_topic,
+            settings.feedback_topic,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self._deadletters = app.topic(
+            settings.deadletter_topic, key_serializer="raw", value_serializer="raw"
+        )
+        self._retrain = app.topic(
+            settings.retrain_topic, key_serializer="raw", value_serializer="raw"
+        )
+        self._assigned = False
+        self._generation = 0
+        self._built_generation = -1
+        self._last_decision_at: dict[int, int] = {}
+        self._last_offsets: dict[tuple[str, int], int] = {}
+        self._lag: dict[tuple[str, int], int] = {}
+        self._last_request_ms = clock_ms()
+        # A crash of the agent is a crash of the worker: a record that is neither processed
+        # nor dead-lettered must not be skipped by an agent restart.
+        app.agent(self._source, name="label", supervisor_strategy=CrashingSupervisor)(self._process)
+        app.timer(settings.tick_interval_s, name="tick")(self.tick)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def ready(self) -> bool:
+        """Assigned, rebalanced and every table recovered from its changelog."""
+        app = self.app
+        return bool(
+            self._assigned
+            and not app.rebalancing
+            and not app.in_recovery
+            and cast(Any, app.tables).recovery.completed.is_set()
+        )
+
+    def owned_partitions(self) -> list[int]:
+        return sorted(
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == self.settings.decisions_topic
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health/ready`` reports."""
+        parts = self.owned_partitions() if self._assigned else []
+        return {
+            "ready": self.ready,
+            "app_id": self.settings.app_id,
+            "partitions": parts,
+            "pending": sum(self.state.pending(p) for p in parts),
+            "closed_until": {str(p): self.state.closed_until(p) for p in parts},
+            "lag": {f"{t}[{p}]": lag for (t, p), lag in sorted(self._lag.items())},
+        }
+
+    async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self._assigned = True
+        self._generation += 1
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self._generation += 1
+        # Positions and idleness restart with the next assignment (replays come first).
+        self._last_offsets.clear()
+        self._last_decision_at.clear()
+        self._lag.clear()
+
+    # ------------------------------------------------------------------ records
+
+    async def _process(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self.handle(event.message)
+
+    async def handle(self, message: Any) -> None:
+        """Decode, validate and apply one record; dead-letter it if it is poison."""
+        topic, partition = message.topic, message.partition
+        kind = "decision" if topic == self.settings.decisions_topic else "feedback"
+        self.metrics.events_in.labels(kind).inc()
+        self._last_offsets[(topic, partition)] = message.offset
+        now = self._clock_ms()
+        try:
+            if kind == "decision":
+                self._last_decision_at[partition] = now
+                facts = decision_facts(
+                    self._serdes.decisions.decode(message.value),
+                    key=message.key,
+                    now_ms=now,
+                    max_future_skew_ms=round(self.settings.max_future_skew_s * 1000),
+                )
+                outcome: str = self.state.on_decision(partition, facts, now_ms=now)
+                if outcome == "late":
+                    self.metrics.late.inc()
+            else:
+                fb = feedback_facts(self._serdes.feedback.decode(message.value), key=message.key)
+                outcome = self.state.on_feedback(partition, fb, now_ms=now)
+            if outcome == "duplicate":
+                self.metrics.duplicates.labels(kind).inc()
+        except (SerializationError, InvalidRecordError) as exc:
+            if _transient(exc):
+                # The registry is down, not the record bad: stop, and retry after restart.
+                raise
+            await self._dead_letter(message, kind, exc)
+
+    async def _dead_letter(self, message: Any, kind: str, exc: BaseException) -> None:
+        timestamp = getattr(message, "timestamp", None)
+        record = dead_letter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
+            key=message.key,
+            value=message.value,
+            headers=message.headers,
+            error=exc,
+            consumer=self._consumer_name,
+            now_ms=self._clock_ms(),
+        )
+        await self._deadletters.send(
+            key=message.topic.encode(), value=self._serdes.deadletter.encode(record)
+        )
+        self.metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
+        logger.warning(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            type(exc).__name__,
+            exc,
+        )
+
+    # ------------------------------------------------------------------ the tick
+
+    async def tick(self) -> None:
+        """Close idle windows, write due shards, expire feedback, maybe retrain, measure lag."""
+        if not self.ready:
+            return
+        now = self._clock_ms()
+        parts = self.owned_partitions()
+        if self._built_generation != self._generation:
+            self.state.rebuild(parts)
+            for p in parts:
+                # Idleness counts from when this process got the partition, not from the
+                # last event before a restart: replays must not find their windows closed.
+                self._last_decision_at.setdefault(p, now)
+            self._built_generation = self._generation
+        for p in parts:
+            if self._idle(p, now):
+                self.state.close_idle(p, now)
+            dropped = self.state.expire_feedback(p, now)
+            if dropped:
+                self.metrics.feedback_unmatched.inc(dropped)
+            self.metrics.closed_until.labels(str(p)).set(self.state.closed_until(p) / 1000)
+        await self._flush(parts)
+        if self.settings.retrain_enabled:
+            await self._maybe_retrain(parts)
+        await self._measure_lag(parts)
+        self.metrics.pending.set(sum(self.state.pending(p) for p in parts))
+
+    def _idle(self, partition: int, now: int) -> bool:
+        last = self._last_decision_at.get(partition)
+        if last is None or now - last < self.settings.idle_ms:
+            return False
+        return self._lag.get((self.settings.decisions_topic, partition)) == 0
+
+    async def _flush(self, parts: list[int]) -> None:
+        now = self._clock_ms()
+        plans = [plan for p in parts for plan in self.state.plan(p, now)]
+        if not plans:
+            return
+        # What justifies these writes (closed windows, buffered rows) is in the changelog
+        # before the shards are in S3: a restart never finds a shard its state cannot explain.
+        await self.app.producer.flush()
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        for plan in plans:
+            started = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(None, self.sink.write, plan)
+            except S3_ERRORS as exc:
+                self.metrics.shard_write_errors.inc()
+                logger.warning("cannot write %s; retrying at the next tick: %s", _name(plan), exc)
+                return
+            self.metrics.flush_seconds.observe(time.perf_counter() - started)
+            if generation != self._generation:
+                # A rebalance happened during the write: whoever owns the partition now
+                # writes it again (a merge, so nothing doubles).
+                return
+            self.state.complete(plan, result, now_ms=self._clock_ms())
+            kind = "late" if plan.late else "regular"
+            if result.duplicates:
+                self.metrics.late_replays.inc(result.duplicates)
+            for source, n in result.by_source.items():
+                self.metrics.labeled.labels(source).inc(n)
+            if result.manifest is not None:
+                self.metrics.shards_written.labels(kind).inc()
+                self.metrics.shard_rows.labels(kind).inc(result.added_rows)
+                logger.info(
+                    "wrote %s (%d rows, %d new)",
+                    result.manifest.key,
+                    result.manifest.rows,
+                    result.added_rows,
+                )
+
+    async def _maybe_retrain(self, parts: list[int]) -> None:
+        settings = self.settings
+        now = self._clock_ms()
+        new = self.state.unrequested(parts)
+        count = sum(new.values())
+        self.metrics.examples_since_request.set(count)
+        reason = None
+        if settings.retrain_threshold and count >= settings.retrain_threshold:
+            reason = "THRESHOLD"
+        elif (
+            settings.retrain_interval_s
+            and count > 0
+            and now - self._last_request_ms >= settings.retrain_interval_s * 1000
+        ):
+            reason = "TIMER"
+        if reason is None:
+            return
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        try:
+            shards = await loop.run_in_executor(
+                None, shard_set, self._store, settings.shards_bucket, None
+            )
+        except S3_ERRORS as exc:
+            logger.warning("cannot list shards for a retrain request; retrying: %s", exc)
+            return
+        record = retrain_request(
+            shards,
+            model_name=settings.retrain_model_name,
+            router_types=settings.retrain_router_types,
+            reason=reason,
+            requested_by=self._consumer_name,
+            now_ms=now,
+            params={"new_examples": str(count)},
+        )
+        await self._retrain.send(
+            key=settings.retrain_model_name.encode(), value=self._serdes.retrain.encode(record)
+        )
+        await self.app.producer.flush()
+        self._last_request_ms = now
+        if generation == self._generation:
+            self.state.mark_requested(parts, new)
+        self.metrics.retrain_requests.labels(reason).inc()
+        logger.info(
+            "retrain request %s (%s): %d shards, %d examples, %d new",
+            record["request_id"],
+            reason,
+            len(shards),
+            record["example_count"],
+            count,
+        )
+
+    async def _measure_lag(self, parts: list[int]) -> None:
+        consumer = self.app.consumer
+        for topic in (self.settings.decisions_topic, self.settings.feedback_topic):
+            for p in parts:
+                tp = TP(topic, p)
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                last = self._last_offsets.get((topic, p))
+                if last is not None:
+                    position = last + 1
+                else:
+                    try:
+                        fetched = await consumer.position(tp)
+                    except KafkaError:
+                        # Revoked since the assignment was read: measured next tick.
+                        continue
+                    if fetched is None:
+                        continue
+                    position = fetched
+                lag = max(int(highwater) - position, 0)
+                self._lag[(topic, p)] = lag
+                self.metrics.consumer_lag.labels(topic, str(p)).set(lag)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A registry outage surfaces as a SerializationError too; it says nothing about the record."""
+    cause = exc.__cause__
+    if isinstance(cause, SchemaRegistryError):
+        status = cause.http_status_code
+        return status is None or status < 0 or status >= 500
+    return False
+
+
+def _name(plan: FlushPlan) -> str:
+    kind = "late " if plan.late else ""
+    return f"{kind}window {plan.window_start} partition {plan.partition} ({plan.size} rows)"

@@ -1,0 +1,126 @@
+"""Fixtures for the labeler's integration tests: private topics, bucket, worker processes.
+
+Each test gets its own decisions/feedback/retrain/dead-letter topics (schemas registered under
+their subjects), its own shards bucket and its own Faust app id, so its consumer group and
+changelog topics are private too; all are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import Schema
+from integration.labeler.helpers import (
+    TABLES,
+    EventProducer,
+    LabelerProcess,
+    LabelerTopics,
+    free_port,
+)
+from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
+from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.contracts.topics import (
+    DEAD_LETTERS,
+    FEEDBACK_EVENTS,
+    RETRAIN_REQUESTS,
+    ROUTER_DECISIONS,
+)
+from routeiq.storage import ArtifactStore, make_minio
+
+
+@pytest.fixture
+def labeler_topics(topic_factory, registry_client) -> LabelerTopics:
+    specs = {}
+    resolver = RegistryResolver(registry_client)
+    serdes = {}
+    for name, template, contract in (
+        ("decisions", ROUTER_DECISIONS, ROUTER_DECISION),
+        ("feedback", FEEDBACK_EVENTS, FEEDBACK),
+        ("retrain", RETRAIN_REQUESTS, RETRAIN_REQUEST),
+        ("deadletter", DEAD_LETTERS, DEAD_LETTER),
+    ):
+        spec = topic_factory(template)
+        registry_client.register_schema(spec.value_subject, Schema(contract.working_text(), "AVRO"))
+        specs[name] = spec
+        serdes[name] = AvroSerde.for_contract(
+            contract, subject=spec.value_subject, resolver=resolver
+        )
+    return LabelerTopics(**specs, serdes=serdes)
+
+
+@pytest.fixture
+def store(stack) -> ArtifactStore:
+    return ArtifactStore(make_minio(stack.s3))
+
+
+@pytest.fixture
+def bucket(stack, store, unique) -> Iterator[str]:
+    """A private shards bucket, emptied and removed afterwards."""
+    name = unique("labeler-test")
+    store.ensure_bucket(name)
+    yield name
+    client = make_minio(stack.s3)
+    for obj in client.list_objects(name, recursive=True):
+        client.remove_object(name, obj.object_name)
+    client.remove_bucket(name)
+
+
+@pytest.fixture
+def labeler_factory(
+    stack, labeler_topics, bucket, unique, tmp_path, admin
+) -> Iterator[Callable[..., LabelerProcess]]:
+    """``labeler_factory(**settings)`` → a started worker on the test's topics and bucket.
+
+    Calling it again with the same ``app_id`` restarts the same logical worker (state from
+    its changelog topics, offsets from its consumer group).
+    """
+    started: list[LabelerProcess] = []
+    app_ids: set[str] = set()
+
+    def make(*, app_id: str | None = None, **settings: Any) -> LabelerProcess:
+        app_id = app_id or unique("labeler")
+        app_ids.add(app_id)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_LABELER_")}
+        env.update(labeler_topics.env())
+        env.update(
+            {
+                "ROUTEIQ_LABELER_APP_ID": app_id,
+                "ROUTEIQ_LABELER_SHARDS_BUCKET": bucket,
+                "ROUTEIQ_LABELER_KAFKA__BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
+                "ROUTEIQ_LABELER_KAFKA__SESSION_TIMEOUT_MS": "6000",
+                "ROUTEIQ_LABELER_REGISTRY__URL": stack.registry.url,
+                "ROUTEIQ_LABELER_S3__ENDPOINT": stack.s3.endpoint,
+                "ROUTEIQ_LABELER_S3__ACCESS_KEY": stack.s3.access_key.get_secret_value(),
+                "ROUTEIQ_LABELER_S3__SECRET_KEY": stack.s3.secret_key.get_secret_value(),
+                "ROUTEIQ_LABELER_WEB_PORT": str(port),
+                "ROUTEIQ_LABELER_DATA_DIR": str(tmp_path / f"data-{app_id}"),
+                "ROUTEIQ_LABELER_TICK_INTERVAL_S": "0.5",
+                "ROUTEIQ_LABELER_IDLE_TIMEOUT_S": "1",
+                "ROUTEIQ_LABELER_COMMIT_INTERVAL_S": "1",
+                "ROUTEIQ_LABELER_LOG_LEVEL": "info",
+                "PYTHONWARNINGS": "ignore",
+            }
+        )
+        env.update({f"ROUTEIQ_LABELER_{k.upper()}": str(v) for k, v in settings.items()})
+        worker = LabelerProcess(env=env, port=port, log_path=tmp_path / f"{app_id}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield make
+    for worker in started:
+        worker.stop()
+    changelogs = [f"{a}-{t}-changelog" for a in app_ids for t in TABLES]
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [t for t in changelogs if t in existing]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=30).values():
+            future.result()
+
+
+@pytest.fixture
+def events(stack, labeler_topics) -> EventProducer:
+    return EventProducer(stack, labeler_topics)

@@ -1,0 +1,318 @@
+"""Helpers for the labeler's integration tests: worker processes, producers, readers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import KafkaError
+from routeiq.contracts.serde import AvroSerde
+from routeiq.contracts.topics import TopicSpec
+from routeiq.kafka import make_consumer, make_producer
+from routeiq.shards import list_manifests, read_manifest, read_shard
+from routeiq.storage import ArtifactStore
+
+REPO = Path(__file__).resolve().parents[3]
+TABLES = ("decisions", "feedback", "meta")
+MODELS = ("gpt-4-1106-preview", "mixtral-8x7b")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def decision(
+    *,
+    ts: int,
+    selected: str = MODELS[0],
+    status: str = "SUCCESS",
+    cost: float | None = 0.01,
+    exploration: bool = False,
+    propensities: tuple[float, float] = (0.9, 0.1),
+    embedding: list[float] | None = None,
+    latency_ms: float = 900.0,
+) -> dict[str, Any]:
+    """A valid RouterDecision record (fresh decision id)."""
+    event_id = str(uuid.uuid4())
+    return {
+        "event_id": event_id,
+        "trace_id": uuid.uuid4().hex,
+        "span_id": uuid.uuid4().hex[:16],
+        "timestamp": ts,
+        "input": {
+            "query_length": 42,
+            "requested_model": "router-auto",
+            "user_id": None,
+            "team_id": "t1",
+        },
+        "strategy": {"name": "knn", "version": "1"},
+        "candidate_deployments": [
+            {
+                "model_name": m,
+                "provider": "offline",
+                "score": None,
+                "available": True,
+                "propensity": p,
+            }
+            for m, p in zip(MODELS, propensities, strict=True)
+        ],
+        "selected_deployment": selected,
+        "selection_reason": "argmax",
+        "timings": {"total_ms": latency_ms + 5.0, "strategy_ms": 3.0, "embedding_ms": 2.0},
+        "outcome": {
+            "status": status,
+            "input_tokens": 100,
+            "output_tokens": 50,
+            "total_tokens": 150,
+            "error_type": None if status == "SUCCESS" else "APIError",
+            "cost_usd": cost,
+            "upstream_latency_ms": latency_ms,
+        },
+        "fallback": {"used": False, "attempted_deployments": [], "reason": None},
+        "router_version": "v1",
+        "exploration": exploration,
+        "ab_arm": "A",
+        "query_embedding": embedding,
+        "embedding_model": "all-MiniLM-L6-v2" if embedding is not None else None,
+        "domain": "math",
+    }
+
+
+def feedback(
+    decision_id: str,
+    score: float,
+    *,
+    candidate: str | None = None,
+    cost: float | None = None,
+) -> dict[str, Any]:
+    """A valid Feedback record (fresh feedback id)."""
+    return {
+        "feedback_id": str(uuid.uuid4()),
+        "decision_id": decision_id,
+        "score": score,
+        "source": "judge",
+        "created_at": now_ms(),
+        "candidate": candidate,
+        "judge_model": "gpt-4o",
+        "cost_usd": cost,
+        "latency_ms": None,
+        "trace_id": None,
+    }
+
+
+@dataclass
+class LabelerTopics:
+    decisions: TopicSpec
+    feedback: TopicSpec
+    retrain: TopicSpec
+    deadletter: TopicSpec
+    serdes: dict[str, AvroSerde]
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ROUTEIQ_LABELER_DECISIONS_TOPIC": self.decisions.name,
+            "ROUTEIQ_LABELER_FEEDBACK_TOPIC": self.feedback.name,
+            "ROUTEIQ_LABELER_RETRAIN_TOPIC": self.retrain.name,
+            "ROUTEIQ_LABELER_DEADLETTER_TOPIC": self.deadletter.name,
+        }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LabelerProcess:
+    """One ``python -m routeiq_labeler`` worker."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LabelerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "routeiq_labeler"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            response = httpx.get(f"{self.url}/health/ready", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code in (200, 503) else None
+
+    def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"labeler exited early:\n{self.tail()}")
+            status = self.status()
+            if status and status["ready"]:
+                return status
+            time.sleep(0.3)
+        raise AssertionError(f"labeler not ready within {timeout}s:\n{self.tail()}")
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of /metrics as {"name{labels}": value}."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def metric(self, prefix: str) -> float:
+        """Sum of every sample whose name starts with ``prefix``."""
+        return sum(v for k, v in self.metrics().items() if k.startswith(prefix))
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+class EventProducer:
+    """Produces Avro decisions and feedback to the test's topics; remembers where they went."""
+
+    def __init__(self, stack, topics: LabelerTopics) -> None:
+        self._topics = topics
+        self._producer = make_producer(stack.kafka, client_id="labeler-test")
+        self.positions: dict[str, tuple[str, int, int]] = {}
+
+    def _produce(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None, tag: str | None
+    ):
+        def delivered(err, msg):
+            assert err is None, err
+            if tag is not None:
+                self.positions[tag] = (msg.topic(), msg.partition(), msg.offset())
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": delivered}
+        if partition is not None:
+            kwargs["partition"] = partition
+        self._producer.produce(topic, **kwargs)
+        self._producer.poll(0)
+
+    def decision(
+        self,
+        record: dict,
+        *,
+        partition: int | None = None,
+        key: bytes | None = None,
+        tag: str | None = None,
+    ) -> None:
+        value = self._topics.serdes["decisions"].encode(record)
+        self._produce(
+            self._topics.decisions.name, key or record["event_id"].encode(), value, partition, tag
+        )
+
+    def feedback(self, record: dict, *, partition: int | None = None) -> None:
+        value = self._topics.serdes["feedback"].encode(record)
+        self._produce(
+            self._topics.feedback.name, record["decision_id"].encode(), value, partition, None
+        )
+
+    def raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        tag: str | None = None,
+    ) -> None:
+        self._produce(topic, key, value, partition, tag)
+
+    def flush(self) -> None:
+        assert self._producer.flush(30) == 0
+
+
+def consume(
+    stack, topic: str, serde: AvroSerde, *, count: int, timeout: float = 30
+) -> list[tuple[Any, dict]]:
+    """Read ``count`` records from ``topic`` (from the beginning) as (message, decoded)."""
+    consumer = make_consumer(
+        stack.kafka, group_id=f"labeler-test-{uuid.uuid4().hex[:8]}", client_id="labeler-test"
+    )
+    consumer.subscribe([topic])
+    out: list[tuple[Any, dict]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+                continue
+            out.append((msg, serde.decode(msg.value())))
+    finally:
+        consumer.close()
+    return out
+
+
+def shard_rows(store: ArtifactStore, bucket: str) -> dict[str, list[dict]]:
+    """Every shard's rows by manifest key (verified against the manifests)."""
+    out = {}
+    for key in list_manifests(store, bucket):
+        manifest = read_manifest(store, bucket, key)
+        out[key] = read_shard(store, bucket, manifest).to_pylist()
+    return out
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.3, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

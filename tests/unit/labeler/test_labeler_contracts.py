@@ -1,0 +1,106 @@
+"""What the labeler and its CLI commands publish fits the Avro contracts; ids agree."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from routeiq.contracts.catalog import DEAD_LETTER, RETRAIN_REQUEST
+from routeiq.contracts.serde import AvroSerde, LocalResolver
+from routeiq.shards import ShardManifest
+from routeiq_cli import labeling
+from routeiq_labeler.core.deadletter import dead_letter, header_map
+from routeiq_labeler.core.retrain import retrain_request, retrain_request_id
+from routeiq_labeler.errors import InvalidRecordError
+
+
+def _manifest(key: str, sha: str, rows: int) -> ShardManifest:
+    return ShardManifest(
+        key=key,
+        rows=rows,
+        sha256=sha,
+        size=1,
+        window_start=0,
+        window_end=1,
+        min_event_time=rows,
+        max_event_time=rows * 10,
+        partition=0,
+        late=False,
+    )
+
+
+keys = st.text(alphabet="abcdef/=-0123456789.", min_size=1, max_size=30)
+shas = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+shard_sets = st.lists(st.tuples(keys, shas), max_size=8, unique_by=lambda kv: kv[0])
+types = st.lists(st.sampled_from(["knn", "svm", "mlp", "mf", "bert"]), max_size=5)
+
+
+@given(model=st.text(min_size=1, max_size=20), types=types, shards=shard_sets, data=st.data())
+def test_the_cli_and_the_labeler_derive_the_same_id_whatever_the_order(model, types, shards, data):
+    shuffled = data.draw(st.permutations(shards))
+    ours = retrain_request_id(model, types, shards)
+    assert ours == labeling.retrain_request_id(model, list(reversed(types)), shuffled)
+
+
+@given(shards=shard_sets.filter(lambda s: len(s) > 0), data=st.data())
+def test_a_different_shard_set_or_model_is_a_different_request(shards, data):
+    base = retrain_request_id("m", [], shards)
+    key, _ = data.draw(st.sampled_from(shards))
+    changed = [(k, ("0" if s[0] != "0" else "1") + s[1:] if k == key else s) for k, s in shards]
+    assert retrain_request_id("m", [], changed) != base
+    assert retrain_request_id("m2", [], shards) != base
+    assert retrain_request_id("m", [], shards[1:]) != base
+
+
+def test_requests_and_dead_letters_encode_under_their_contracts() -> None:
+    shards = [
+        ("a.manifest.json", _manifest("a.parquet", "1" * 64, 3)),
+        ("b.manifest.json", _manifest("b.parquet", "2" * 64, 4)),
+    ]
+    serde = AvroSerde.for_contract(RETRAIN_REQUEST, subject="r-value", resolver=LocalResolver())
+    for record in (
+        retrain_request(
+            shards,
+            model_name="m",
+            router_types=["mlp"],
+            reason="TIMER",
+            requested_by="me",
+            now_ms=5,
+            params={"new_examples": "7"},
+        ),
+        labeling.manual_request(
+            shards, model_name="m", router_types=["mlp"], requested_by="me", now_ms=5
+        ),
+    ):
+        back = serde.decode(serde.encode(record))
+        assert back["request_id"] == retrain_request_id(
+            "m", ["mlp"], [(k, m.sha256) for k, m in shards]
+        )
+        assert back["example_count"] == 7
+        assert back["shard_manifests"] == ["a.manifest.json", "b.manifest.json"]
+        assert int(back["window_start"].timestamp() * 1000) == 3
+        assert int(back["window_end"].timestamp() * 1000) == 40
+    letter = dead_letter(
+        topic="t",
+        partition=2,
+        offset=9,
+        timestamp_ms=1000,
+        key=b"k",
+        value=b"\x00bad",
+        headers=[("h", b"\xff\xfe"), ("n", None)],
+        error=InvalidRecordError("nope"),
+        consumer="routeiq-labeler/x",
+        now_ms=2000,
+    )
+    dl_serde = AvroSerde.for_contract(DEAD_LETTER, subject="d-value", resolver=LocalResolver())
+    back = dl_serde.decode(dl_serde.encode(letter))
+    assert back["error_type"] == "InvalidRecordError"
+    assert back["reason"] == "nope"
+    assert back["value"] == b"\x00bad"
+    assert back["source_offset"] == 9
+    assert back["headers"] == {"h": "\ufffd\ufffd", "n": ""}
+
+
+def test_header_map_accepts_kafka_header_shapes() -> None:
+    assert header_map(None) == {}
+    assert header_map({"a": b"1"}) == {"a": "1"}
+    assert header_map([("a", b"1"), ("b", "2")]) == {"a": "1", "b": "2"}
