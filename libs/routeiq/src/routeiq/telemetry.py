@@ -26,10 +26,13 @@ def configure_tracing(
     )
     # OpenTelemetry's own convention: the standard OTEL_EXPORTER_OTLP_* variables configure
     # the exporter (the SDK reads them); our settings' endpoint, when given, takes precedence.
-    standard = any(
-        os.environ.get(name)
-        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    ) and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+    standard = (
+        any(
+            os.environ.get(name)
+            for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+    )
     if settings.otlp_endpoint or standard:
         # Imported lazily: the exporter pulls in protobuf/requests only when it is used.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

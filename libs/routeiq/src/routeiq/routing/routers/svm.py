@@ -139,10 +139,17 @@ class SVMRouter(Router):
             if est is None:
                 continue
             steps = getattr(est, "steps", None)
-            if not (isinstance(est, Pipeline) and steps and len(steps) == 2
-                    and isinstance(steps[0][1], Nystroem) and isinstance(steps[1][1], LinearSVR)):
-                raise RouterError(f"svm: {path.name} holds {type(est).__name__}, outside the "
-                                  "allowlist (Pipeline of Nystroem and LinearSVR)")
+            if not (
+                isinstance(est, Pipeline)
+                and steps
+                and len(steps) == 2
+                and isinstance(steps[0][1], Nystroem)
+                and isinstance(steps[1][1], LinearSVR)
+            ):
+                raise RouterError(
+                    f"svm: {path.name} holds {type(est).__name__}, outside the "
+                    "allowlist (Pipeline of Nystroem and LinearSVR)"
+                )
         return cls(
             models,
             params,
