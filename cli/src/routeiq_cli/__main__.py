@@ -15,6 +15,7 @@ from routeiq.contracts.topics import TOPICS
 from routeiq.errors import IncompatibleSchemaError, RouteIQError
 from routeiq.kafka import apply_topics, make_admin
 
+from routeiq_cli import labeling
 from routeiq_cli import schemas as schema_ops
 from routeiq_cli.stack import runner
 from routeiq_cli.stack.settings import StackSettings, repo_root
@@ -256,6 +257,10 @@ def replay_command(
         click.echo(f"  error: {sample}", err=True)
     if stats.errors:
         sys.exit(1)
+
+
+cli.add_command(labeling.retrain)  # routeiq retrain request
+cli.add_command(labeling.backfill)  # routeiq backfill jaeger
 
 
 def main() -> None:

@@ -180,6 +180,13 @@ def endpoints_table(settings: StackSettings) -> str:
                 "OpenAI API; model 'auto' routes" if i == 0 else "",
             )
         )
+    rows.append(
+        (
+            "Labeler",
+            f"http://{settings.host}:{settings.labeler_port}",
+            f"windows of {settings.labeler_window_s:g}s → s3://{settings.shards_bucket}/shards/",
+        )
+    )
     lines = ["endpoints:"]
     lines += [f"  {name:<16} {where:<28} {note}".rstrip() for name, where, note in rows]
     lines.append(f"  logs             {settings.state / 'logs'}")

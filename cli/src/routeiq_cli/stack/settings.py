@@ -54,6 +54,15 @@ class StackSettings(ServiceSettings):
     # Extra gateway replicas listen on gateway_port + 1, + 2, ... and share one model cache.
     gateway_replicas: int = Field(default=1, ge=1, le=8)
     upstream_latency_ms: float = Field(default=0.0, ge=0.0)
+    labeler_port: int = Field(default=6066, ge=1, le=65535)
+    # The learned router the loop trains (labeler requests) and the gateways follow.
+    router_name: str = "gsm8k-router"
+    # Local-stack windows are short so a demo sees shards within a minute (default 1 h).
+    labeler_window_s: float = Field(default=60.0, gt=0)
+    labeler_lateness_s: float = Field(default=10.0, ge=0)
+    labeler_feedback_ttl_s: float = Field(default=20.0, ge=0)
+    retrain_threshold: int = Field(default=500, ge=0)
+    retrain_router_types: str = '["knn"]'
     models_bucket: str = "routeiq-models"
     shards_bucket: str = "routeiq-shards"
     mlflow_bucket: str = "routeiq-mlflow"

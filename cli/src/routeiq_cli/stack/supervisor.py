@@ -27,8 +27,21 @@ class SupervisorError(RouteIQError):
 
 
 def _quote_env(env: dict[str, str]) -> str:
-    # supervisord's environment= syntax: KEY="value",KEY2="value2" (quotes escaped).
-    return ",".join(f'{k}="{v.replace(chr(34), chr(92) + chr(34))}"' for k, v in env.items())
+    """supervisord's ``environment=`` syntax: KEY="value",KEY2='value2'.
+
+    Its parser takes no backslash escapes, so a value holding double quotes (JSON, say) is
+    single-quoted; "%" is doubled because the config file is %-interpolated.
+    """
+    parts = []
+    for key, value in env.items():
+        value = value.replace("%", "%%")
+        if '"' in value:
+            if "'" in value:
+                raise SupervisorError(f"{key}: a value cannot hold both kinds of quotes")
+            parts.append(f"{key}='{value}'")
+        else:
+            parts.append(f'{key}="{value}"')
+    return ",".join(parts)
 
 
 def render_config(settings: StackSettings, components: list[Component]) -> str:

@@ -6,11 +6,14 @@ tampered download is an ``IntegrityError``, never a silently wrong model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import urllib3
 from minio import Minio
@@ -22,6 +25,22 @@ from routeiq.errors import ArtifactNotFoundError, IntegrityError, StorageError
 from routeiq.settings import S3Settings
 
 _SHA_META = "sha256"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _unreachable_is_storage_error(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """An endpoint that cannot be reached is a ``StorageError`` too, not a urllib3 error."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(f"S3 unreachable during {method.__name__}: {exc}") from exc
+
+    return wrapper
 
 
 def make_minio(settings: S3Settings, *, timeout_s: float = 10.0) -> Minio:
@@ -58,6 +77,7 @@ class ArtifactStore:
     def __init__(self, client: Minio) -> None:
         self._client = client
 
+    @_unreachable_is_storage_error
     def ensure_bucket(self, bucket: str, *, versioned: bool = False) -> bool:
         """Create ``bucket`` if missing (and enable versioning); True when it was created."""
         try:
@@ -73,12 +93,14 @@ class ArtifactStore:
         except S3Error as exc:
             raise StorageError(f"cannot prepare bucket {bucket}: {exc}") from exc
 
+    @_unreachable_is_storage_error
     def is_versioned(self, bucket: str) -> bool:
         try:
             return bool(self._client.get_bucket_versioning(bucket).status == ENABLED)
         except S3Error as exc:
             raise StorageError(f"cannot read versioning of {bucket}: {exc}") from exc
 
+    @_unreachable_is_storage_error
     def put_bytes(
         self, bucket: str, key: str, data: bytes, *, content_type: str = "application/octet-stream"
     ) -> StoredObject:
@@ -97,6 +119,7 @@ class ArtifactStore:
             raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
         return StoredObject(bucket, key, result.version_id, digest, len(data))
 
+    @_unreachable_is_storage_error
     def get_bytes(
         self,
         bucket: str,
@@ -171,6 +194,7 @@ class ArtifactStore:
                 )
         return size
 
+    @_unreachable_is_storage_error
     def versions(self, bucket: str, key: str) -> list[StoredObject]:
         """Every stored version of ``key``, newest first (sha256 from metadata when present)."""
         try:
@@ -189,6 +213,7 @@ class ArtifactStore:
             for o in found
         ]
 
+    @_unreachable_is_storage_error
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Object keys under ``prefix`` (recursive)."""
         try:
