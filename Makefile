@@ -45,7 +45,7 @@ test-e2e: bootstrap  ## End-to-end tests (a private stack's whole lifecycle)
 lint:  ## ruff (with security rules), ruff format --check, mypy (strict on libs/)
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
-	@$(RUN) mypy libs/routeiq/src services/schema-registry/src cli/src
+	@$(RUN) mypy libs/routeiq/src cli/src services/*/src
 
 format:  ## Apply ruff formatting and fixes
 	@$(RUN) ruff format .

@@ -17,6 +17,8 @@ from routeiq.kafka import apply_topics, make_admin
 
 from routeiq_cli import labeling
 from routeiq_cli import schemas as schema_ops
+from routeiq_cli.models import model
+from routeiq_cli.report import report
 from routeiq_cli.stack import runner
 from routeiq_cli.stack.settings import StackSettings, repo_root
 
@@ -261,6 +263,8 @@ def replay_command(
 
 cli.add_command(labeling.retrain)  # routeiq retrain request
 cli.add_command(labeling.backfill)  # routeiq backfill jaeger
+cli.add_command(model)  # routeiq model list / promote / rollback
+cli.add_command(report)  # routeiq report
 
 
 def main() -> None:

@@ -38,6 +38,13 @@ def trainer_settings(environ: Mapping[str, str] | None = None) -> TrainerSetting
         "models_bucket": stack.models_bucket,
         "shards_bucket": stack.shards_bucket,
     }
+    if (stack.state / "secrets.json").is_file():
+        # On the local stack, sign with the key `make up` generated for its trainer.
+        from pydantic import SecretStr
+
+        from routeiq_cli.stack.secrets import load_or_create
+
+        defaults["signing_key"] = SecretStr(load_or_create(stack).signing_private)
     prefix = "ROUTEIQ_TRAINER_"
     set_names = {
         k.upper()[len(prefix) :].split("__", 1)[0] for k in env if k.upper().startswith(prefix)

@@ -128,3 +128,14 @@ def test_admin_api_rejects_missing_and_wrong_keys(gateway_factory) -> None:
     ok = httpx.get(f"{gw.url}/admin/router", headers={"authorization": f"Bearer {ADMIN_KEY}"})
     assert ok.status_code == 200
     assert ok.json()["sync"]["router_name"] == "gsm8k-router"
+
+
+def test_sigterm_shuts_down_cleanly(gateway_factory) -> None:
+    gw = gateway_factory()
+    httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert gw.process.stop() == 0
+    assert "Traceback" not in gw.process.tail(200)

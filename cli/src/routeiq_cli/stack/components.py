@@ -363,6 +363,50 @@ def service_components(settings: StackSettings) -> list[Component]:
             phase="service",
         )
     )
+    trainer_url = f"http://{host}:{settings.trainer_port}"
+    found.append(
+        Component(
+            name="trainer",
+            title="Trainer",
+            command=[sys.executable, "-m", "routeiq_trainer"],
+            environment={
+                **_clients_env("ROUTEIQ_TRAINER_", settings),
+                "ROUTEIQ_TRAINER_MLFLOW_TRACKING_URI": settings.mlflow_url,
+                "ROUTEIQ_TRAINER_SHARDS_BUCKET": settings.shards_bucket,
+                "ROUTEIQ_TRAINER_MODELS_BUCKET": settings.models_bucket,
+                "ROUTEIQ_TRAINER_SIGNING_ALGORITHM": "ed25519",
+                "ROUTEIQ_TRAINER_SIGNING_KEY": keys.signing_private,
+                "ROUTEIQ_TRAINER_CACHE_DIR": str(state / "trainer-cache"),
+                "ROUTEIQ_TRAINER_HOST": host,
+                "ROUTEIQ_TRAINER_HEALTH_PORT": str(settings.trainer_port),
+                "HF_HUB_OFFLINE": "1",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            },
+            ports=[settings.trainer_port],
+            health=_http_health(f"{trainer_url}/health/ready"),
+            endpoint=trainer_url,
+            prepare=_prepare_dir(state / "trainer-cache"),
+            phase="service",
+        )
+    )
+    analytics_url = f"http://{host}:{settings.analytics_port}"
+    found.append(
+        Component(
+            name="analytics",
+            title="Analytics",
+            command=[sys.executable, "-m", "routeiq_analytics"],
+            environment={
+                "ROUTEIQ_ANALYTICS_HOST": host,
+                "ROUTEIQ_ANALYTICS_PORT": str(settings.analytics_port),
+                "ROUTEIQ_ANALYTICS_KAFKA__BOOTSTRAP_SERVERS": f"{host}:{settings.kafka_port}",
+                "ROUTEIQ_ANALYTICS_REGISTRY__URL": f"http://{host}:{settings.registry_port}",
+            },
+            ports=[settings.analytics_port],
+            health=_http_health(f"{analytics_url}/health/ready"),
+            endpoint=analytics_url,
+            phase="service",
+        )
+    )
     return found
 
 
@@ -442,7 +486,9 @@ def components(settings: StackSettings) -> list[Component]:
                 "-master.electionTimeout=1s",
                 f"-master.port={settings.s3_master_port}",
                 # Defaults are 30 GB volumes, at most 8: small volumes, as many as disk allows.
-                "-master.volumeSizeLimitMB=1024",
+                # Every bucket is a collection that grows 7 volumes at once: small volumes
+                # keep tests that create buckets from exhausting the volume slots.
+                "-master.volumeSizeLimitMB=128",
                 "-volume.max=0",
                 f"-volume.port={settings.s3_volume_port}",
                 "-filer",

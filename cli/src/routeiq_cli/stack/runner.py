@@ -187,6 +187,20 @@ def endpoints_table(settings: StackSettings) -> str:
             f"windows of {settings.labeler_window_s:g}s → s3://{settings.shards_bucket}/shards/",
         )
     )
+    rows.append(
+        (
+            "Trainer",
+            f"http://{settings.host}:{settings.trainer_port}",
+            f"MLflow experiments per router; follows {settings.router_name}",
+        )
+    )
+    rows.append(
+        (
+            "Analytics",
+            f"http://{settings.host}:{settings.analytics_port}",
+            "dashboard; `routeiq report` for a table",
+        )
+    )
     lines = ["endpoints:"]
     lines += [f"  {name:<16} {where:<28} {note}".rstrip() for name, where, note in rows]
     lines.append(f"  logs             {settings.state / 'logs'}")
@@ -225,7 +239,11 @@ def health(settings: StackSettings) -> dict[str, str | None]:
         if not up_:
             report[component.name] = "supervisord is not running"
             continue
-        state = sup.state(component.name)
+        try:
+            state = sup.state(component.name)
+        except SupervisorError as exc:  # not in the running supervisord's config yet
+            report[component.name] = str(exc)
+            continue
         report[component.name] = component.health() if state == "RUNNING" else state
     return report
 
@@ -241,7 +259,12 @@ def status(settings: StackSettings, echo: Echo = print) -> bool:
             healthy = False
             echo(f"  {component.name:<16} DOWN      supervisord is not running")
             continue
-        info = sup.info(component.name)
+        try:
+            info = sup.info(component.name)
+        except SupervisorError as exc:  # added to the config since supervisord started
+            healthy = False
+            echo(f"  {component.name:<16} UNKNOWN   {exc} (run make up)")
+            continue
         problem = component.health() if info["statename"] == "RUNNING" else info["statename"]
         healthy = healthy and problem is None
         detail = str(info["description"]) if info["pid"] else ""

@@ -55,6 +55,8 @@ class StackSettings(ServiceSettings):
     gateway_replicas: int = Field(default=1, ge=1, le=8)
     upstream_latency_ms: float = Field(default=0.0, ge=0.0)
     labeler_port: int = Field(default=6066, ge=1, le=65535)
+    trainer_port: int = Field(default=8092, ge=1, le=65535)
+    analytics_port: int = Field(default=8095, ge=1, le=65535)
     # The learned router the loop trains (labeler requests) and the gateways follow.
     router_name: str = "gsm8k-router"
     # Local-stack windows are short so a demo sees shards within a minute (default 1 h).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
@@ -245,6 +246,10 @@ def main() -> int:
         settings.port,
         Path(settings.config_path).resolve(),
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; with a no-op handler
+    # installed first, that no longer kills the process before the spool is flushed below.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     try:
         server.run()
     finally:

@@ -9,6 +9,7 @@ HTTP server could not start (uvicorn's code, e.g. port in use), 0 clean shutdown
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import uuid
@@ -106,6 +107,10 @@ def main() -> int:
         settings.kafka.bootstrap_servers,
     )
     threading.Thread(target=replay, name="registry-replay", daemon=True).start()
+    # uvicorn re-raises the stop signal after shutting down; a no-op handler lets the
+    # finally below close the Kafka clients instead of the signal killing the process.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     try:
         server.run()
     finally:

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""RouteIQ trainer: retrain requests in; tracked, signed, gated router bundles out."""

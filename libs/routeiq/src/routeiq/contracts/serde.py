@@ -83,6 +83,13 @@ class RegistryResolver:
         try:
             text = str(self._client.get_schema(schema_id).schema_str)
         except SchemaRegistryError as exc:
+            if exc.http_status_code >= 500:
+                # The registry is failing, not the record: callers must retry, not dead-letter.
+                raise RegistryError(
+                    f"schema registry error fetching id {schema_id}: {exc.error_message}",
+                    error_code=exc.error_code,
+                    http_status=exc.http_status_code,
+                ) from exc
             raise SerializationError(f"unknown schema id {schema_id}: {exc.error_message}") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise RegistryError(

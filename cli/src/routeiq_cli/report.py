@@ -1,0 +1,191 @@
+"""`routeiq report`: the analytics service's summary of one window, printed as tables.
+
+It reads the same JSON the dashboard is drawn from (``GET /api/summary?window=...``), so the
+terminal, the dashboard and Prometheus show the same numbers. The CLI's ``__main__`` registers
+the ``report`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8095"
+
+
+def fetch_summary(url: str, window: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
+    """``GET {url}/api/summary?window=...``; ``click.ClickException`` with the reason if not."""
+    endpoint = f"{url.rstrip('/')}/api/summary"
+    try:
+        response = httpx.get(endpoint, params={"window": window}, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"cannot reach the analytics service at {url}: {exc} (is it running? `make up`)"
+        ) from exc
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise click.ClickException(
+            f"{endpoint} answered {response.status_code} with no JSON: {response.text[:200]!r}"
+        ) from exc
+    if response.status_code != 200:
+        message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+        raise click.ClickException(
+            f"analytics refused the request ({response.status_code}): {message or body}"
+        )
+    if not isinstance(body, dict):
+        raise click.ClickException(f"{endpoint} did not answer with a JSON object")
+    return body
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    if v >= 1 or v == 0:
+        return f"{sign}${v:,.2f}"
+    digits = min(max(2, 2 - math.floor(math.log10(v))), 10)
+    return f"{sign}${v:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} ms"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Plain-text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        ).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _groups(title: str, groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not groups:
+        return [f"{title}: none in this window"]
+    rows = [
+        [
+            name,
+            str(g["requests"]),
+            _pct(g["success_rate"]),
+            _usd(g["cost_usd"]),
+            _usd(g["cost_per_1k_requests_usd"]),
+            _score(g["quality"]["mean"]),
+            str(g["quality"]["count"]),
+        ]
+        for name, g in groups.items()
+    ]
+    return _table([title, "requests", "success", "cost", "per 1k", "quality", "graded"], rows)
+
+
+def render_report(summary: Mapping[str, Any]) -> str:
+    """The summary as the overview lines and per-model, per-strategy and per-arm tables."""
+    s = summary
+    savings = s["savings"]
+    strong, rnd = savings["always_strong"], savings["random_equal_quality"]
+    latency = s["routing_latency_ms"]
+    quality = s["quality"]
+
+    def saved(block: Mapping[str, Any]) -> str:
+        if block["saved_usd"] is None:
+            return "—"
+        share = "" if block["saved_pct"] is None else f" ({block['saved_pct']:.1f}%)"
+        return f"{_usd(block['saved_usd'])}{share} of {_usd(block['baseline_usd'])}"
+
+    if rnd["reason"]:
+        random_note = rnd["reason"]
+    else:
+        random_note = (
+            f"{_pct(rnd['strong_share'])} strong reaches quality {_score(rnd['target_quality'])}"
+            + ("" if rnd["reachable"] else " (the best mix; the router's quality is higher)")
+        )
+    overview = [
+        ["requests", f"{s['requests']['total']:,}"],
+        ["success rate", _pct(s["success_rate"])],
+        ["exploration", _pct(s["exploration_share"])],
+        ["fallbacks", _pct(s["fallback_share"])],
+        ["cost", _usd(s["cost"]["total_usd"])],
+        ["cost per 1k requests", _usd(s["cost"]["per_1k_requests_usd"])],
+        [f"saved vs always {savings['strong_model']}", saved(strong)],
+        ["saved vs random, same quality", f"{saved(rnd)}  [{random_note}]"],
+        [
+            "routing latency p50 / p95",
+            f"{_ms(latency['p50'])} / {_ms(latency['p95'])}"
+            + f"  ({latency['observed']:,} requests{'' if latency['exact'] else ', sampled'})",
+        ],
+        [
+            "quality (served answers)",
+            f"{_score(quality['overall']['mean'])}  ({quality['overall']['count']:,} graded)",
+        ],
+    ]
+    width = max(len(k) for k, _ in overview)
+    lines = [f"RouteIQ analytics, last {s['window']} ({s['from']} → {s['to']})", ""]
+    lines += [f"{k.ljust(width)}  {v}" for k, v in overview]
+    lines.append("")
+    models = s["models"]
+    if models:
+        lines += _table(
+            ["model", "requests", "share", "success", "cost", "per 1k", "quality", "graded"],
+            [
+                [
+                    name,
+                    str(m["requests"]),
+                    _pct(m["share"]),
+                    _pct(m["success_rate"]),
+                    _usd(m["cost_usd"]),
+                    _usd(m["cost_per_1k_requests_usd"]),
+                    _score(m["quality"]["mean"]),
+                    f"{m['quality']['served_count']}+{m['quality']['shadow_count']} shadow",
+                ]
+                for name, m in models.items()
+            ],
+        )
+    else:
+        lines.append("model: none in this window")
+    lines.append("")
+    lines += _groups("strategy", quality["by_strategy"])
+    lines.append("")
+    lines += _groups("A/B arm", quality["by_arm"])
+    p = s["pipeline"]
+    lines += [
+        "",
+        f"pipeline: {p['dead_lettered']} dead-lettered, {p['pending_feedback']} feedback "
+        f"waiting for its decision, {p['feedback_late']} late, {p['feedback_expired']} expired",
+    ]
+    return "\n".join(lines)
+
+
+@click.command("report")
+@click.option(
+    "--url", default=DEFAULT_URL, show_default=True, help="The analytics service's base URL."
+)
+@click.option(
+    "--window", default="1h", show_default=True, help="Window to report: 30s, 5m, 1h, ..."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead.")
+def report(url: str, window: str, as_json: bool) -> None:
+    """Cost, savings, model mix, success, routing latency and quality of the last WINDOW."""
+    summary = fetch_summary(url, window)
+    click.echo(json.dumps(summary, indent=2) if as_json else render_report(summary))

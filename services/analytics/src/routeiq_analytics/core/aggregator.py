@@ -1,0 +1,383 @@
+"""Rolling-window aggregates over decisions and feedback, in bounded memory.
+
+Decisions land in the time bucket of their event time (clamped to now: a clock ahead of ours
+does not create future buckets). Feedback is joined to its decision by decision id and counted
+in the *decision's* bucket, so a window's quality describes the requests made in that window,
+whenever they were graded. Feedback that arrives before its decision waits in a bounded
+pending table and is applied when the decision comes.
+
+Bounds, all from settings: buckets older than ``retention_s`` are dropped; the join remembers
+at most ``max_join_decisions`` decisions (and none older than retention); at most
+``max_pending_feedback`` records wait for their decision, each at most ``feedback_wait_s``;
+each bucket keeps at most ``latency_sample_size`` latency values; at most ``max_labels``
+distinct models, strategies and arms are told apart (the rest count as ``(other)``).
+
+Thread-safe: the consumer thread writes while HTTP handlers read, under one lock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from routeiq.routing.datasets import ModelPrice
+
+from routeiq_analytics.core.buckets import SUCCESS, Bucket, GroupStats
+from routeiq_analytics.core.quantiles import weighted_quantiles
+from routeiq_analytics.core.records import Decision, Feedback
+from routeiq_analytics.core.summary import iso, share, summarize
+
+OTHER = "(other)"
+
+# What add_decision / add_feedback did with a record (also the pipeline counter names).
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+TOO_OLD = "too_old"
+JOINED = "joined"
+PENDING = "pending"
+LATE = "late"
+
+TIMESERIES_METRICS = (
+    "requests_by_model",
+    "cost_usd",
+    "always_strong_usd",
+    "always_weak_usd",
+    "success_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "quality",
+    "exploration_share",
+)
+
+
+@dataclass(slots=True)
+class _Joined:
+    """What the join remembers about a decision: where its feedback is counted."""
+
+    bucket: int
+    model: str
+    served: str  # the raw selected deployment (``model`` may be ``(other)``)
+    strategy: str
+    arm: str | None
+    feedback_ids: set[str] = field(default_factory=set)
+
+
+class Aggregator:
+    """Decisions and feedback in, window summaries and time series out."""
+
+    def __init__(
+        self,
+        *,
+        bucket_s: int,
+        retention_s: int,
+        prices: Mapping[str, ModelPrice],
+        strong_model: str,
+        weak_model: str,
+        latency_sample_size: int = 512,
+        max_join_decisions: int = 200_000,
+        max_pending_feedback: int = 50_000,
+        feedback_wait_s: float = 3600.0,
+        max_labels: int = 100,
+        clock: Callable[[], float] = time.time,
+        seed: int = 0,
+    ) -> None:
+        if bucket_s < 1 or retention_s < bucket_s:
+            raise ValueError("need 1 <= bucket_s <= retention_s")
+        if strong_model not in prices or weak_model not in prices:
+            raise ValueError("the strong and weak models need prices")
+        self.bucket_s = bucket_s
+        self.retention_s = retention_s
+        self.strong_model = strong_model
+        self.weak_model = weak_model
+        self.latency_sample_size = latency_sample_size
+        self._prices = dict(prices)
+        self._strong = prices[strong_model]
+        self._weak = prices[weak_model]
+        self._max_join = max_join_decisions
+        self._max_pending = max_pending_feedback
+        self._feedback_wait_s = feedback_wait_s
+        self._max_labels = max_labels
+        self._clock = clock
+        # Reservoir sampling only needs a uniform draw; a seeded generator keeps runs repeatable.
+        self._rng = random.Random(seed)  # noqa: S311 - sampling, not security
+        self._lock = threading.Lock()
+        self._buckets: dict[int, Bucket] = {}
+        self._decisions: OrderedDict[str, _Joined] = OrderedDict()
+        self._pending: OrderedDict[str, list[tuple[float, Feedback]]] = OrderedDict()
+        self._pending_count = 0
+        self._labels: dict[str, set[str]] = {"model": set(), "strategy": set(), "arm": set()}
+        self._current = -1
+        self.counters: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ writing
+
+    def add_decision(self, decision: Decision) -> str:
+        """Count a decision in its bucket and apply any feedback that waited for it."""
+        with self._lock:
+            now = self._advance()
+            if decision.decision_id in self._decisions:
+                self.counters["decisions_duplicate"] += 1
+                return DUPLICATE
+            start = self._start_of(min(decision.timestamp_s, now))
+            facts = _Joined(
+                bucket=start,
+                model=self._label("model", decision.model),
+                served=decision.model,
+                strategy=self._label("strategy", decision.strategy),
+                arm=None if decision.ab_arm is None else self._label("arm", decision.ab_arm),
+            )
+            # Decisions older than retention are remembered too, so their feedback is counted
+            # as late at once instead of waiting in the pending table.
+            self._decisions[decision.decision_id] = facts
+            if len(self._decisions) > self._max_join:
+                self._decisions.popitem(last=False)
+                self.counters["join_evicted"] += 1
+            bucket = self._bucket(start)
+            if bucket is None:
+                outcome = TOO_OLD
+            else:
+                self._count(bucket, facts, decision)
+                outcome = APPLIED
+            self.counters[f"decisions_{outcome}"] += 1
+            waiting = self._pending.pop(decision.decision_id, None)
+            if waiting:
+                self._pending_count -= len(waiting)
+                for _, feedback in waiting:
+                    self.counters["feedback_waited"] += 1
+                    self._join(facts, feedback)
+            return outcome
+
+    def add_feedback(self, feedback: Feedback) -> str:
+        """Join a feedback record to its decision, or keep it until the decision arrives."""
+        with self._lock:
+            now = self._advance()
+            facts = self._decisions.get(feedback.decision_id)
+            if facts is not None:
+                return self._join(facts, feedback)
+            waiting = self._pending.setdefault(feedback.decision_id, [])
+            if any(f.feedback_id == feedback.feedback_id for _, f in waiting):
+                self.counters["feedback_duplicate"] += 1
+                return DUPLICATE
+            waiting.append((now, feedback))
+            self._pending_count += 1
+            while self._pending_count > self._max_pending:
+                _, dropped = self._pending.popitem(last=False)
+                self._pending_count -= len(dropped)
+                self.counters["feedback_expired"] += len(dropped)
+            return PENDING
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Bump a pipeline counter kept alongside the aggregates (e.g. ``dead_lettered``)."""
+        with self._lock:
+            self.counters[name] += n
+
+    def _count(self, bucket: Bucket, facts: _Joined, decision: Decision) -> None:
+        ok = decision.status == SUCCESS
+        price = self._prices.get(decision.model)
+        if decision.cost_usd is not None:
+            cost = decision.cost_usd
+        elif price is not None:
+            cost = price.cost(decision.input_tokens, decision.output_tokens)
+        else:
+            cost = 0.0
+            bucket.unpriced += 1
+        bucket.requests += 1
+        bucket.successes += ok
+        bucket.exploration += decision.exploration
+        bucket.fallbacks += decision.fallback
+        bucket.statuses[decision.status] += 1
+        bucket.cost_usd += cost
+        bucket.strong_cost_usd += self._strong.cost(decision.input_tokens, decision.output_tokens)
+        bucket.weak_cost_usd += self._weak.cost(decision.input_tokens, decision.output_tokens)
+        groups = [
+            bucket.models.setdefault(facts.model, GroupStats()),
+            bucket.strategies.setdefault(facts.strategy, GroupStats()),
+        ]
+        if facts.arm is not None:
+            groups.append(bucket.arms.setdefault(facts.arm, GroupStats()))
+        for group in groups:
+            group.requests += 1
+            group.successes += ok
+            group.cost_usd += cost
+        assert bucket.latency is not None
+        bucket.latency.add(decision.routing_ms)
+
+    def _join(self, facts: _Joined, feedback: Feedback) -> str:
+        if feedback.feedback_id in facts.feedback_ids:
+            self.counters["feedback_duplicate"] += 1
+            return DUPLICATE
+        facts.feedback_ids.add(feedback.feedback_id)
+        bucket = self._buckets.get(facts.bucket)
+        if bucket is None:
+            self.counters["feedback_late"] += 1
+            return LATE
+        if feedback.candidate is None or feedback.candidate == facts.served:
+            bucket.quality.add(feedback.score)
+            bucket.models.setdefault(facts.model, GroupStats()).quality.add(feedback.score)
+            bucket.strategies.setdefault(facts.strategy, GroupStats()).quality.add(feedback.score)
+            if facts.arm is not None:
+                bucket.arms.setdefault(facts.arm, GroupStats()).quality.add(feedback.score)
+        else:
+            # A shadow answer grades the candidate model only: the strategy did not serve it.
+            model = self._label("model", feedback.candidate)
+            bucket.models.setdefault(model, GroupStats()).shadow_quality.add(feedback.score)
+        self.counters["feedback_joined"] += 1
+        return JOINED
+
+    # ------------------------------------------------------------------ time and bounds
+
+    def _start_of(self, epoch_s: float) -> int:
+        return math.floor(epoch_s / self.bucket_s) * self.bucket_s
+
+    def _label(self, dimension: str, value: str) -> str:
+        known = self._labels[dimension]
+        if value in known:
+            return value
+        if len(known) >= self._max_labels:
+            return OTHER
+        known.add(value)
+        return value
+
+    def _bucket(self, start: int) -> Bucket | None:
+        if start <= self._current - self.retention_s:
+            return None
+        bucket = self._buckets.get(start)
+        if bucket is None:
+            bucket = Bucket.new(start, latency_capacity=self.latency_sample_size, rng=self._rng)
+            self._buckets[start] = bucket
+        return bucket
+
+    def _advance(self) -> float:
+        """Now; on entering a new bucket, drop what fell out of retention or waited too long."""
+        now = self._clock()
+        current = self._start_of(now)
+        if current == self._current:
+            return now
+        self._current = current
+        cutoff = current - self.retention_s
+        for start in [s for s in self._buckets if s <= cutoff]:
+            del self._buckets[start]
+        # The join is in arrival order, which is close to event-time order; entries behind an
+        # out-of-order one go when the size bound reaches them.
+        while self._decisions:
+            first = next(iter(self._decisions.values()))
+            if first.bucket > cutoff:
+                break
+            self._decisions.popitem(last=False)
+        while self._pending:
+            waiting = next(iter(self._pending.values()))
+            if waiting[0][0] >= now - self._feedback_wait_s:
+                break
+            _, expired = self._pending.popitem(last=False)
+            self._pending_count -= len(expired)
+            self.counters["feedback_expired"] += len(expired)
+        return now
+
+    # ------------------------------------------------------------------ reading
+
+    def _window(self, window_s: int) -> tuple[float, int, list[Bucket]]:
+        now = self._advance()
+        first = self._current - (math.ceil(window_s / self.bucket_s) - 1) * self.bucket_s
+        buckets = [b for s, b in sorted(self._buckets.items()) if s >= first]
+        return now, first, buckets
+
+    def summary(self, window_s: int) -> dict[str, Any]:
+        """The JSON-ready summary of the last ``window_s`` seconds (see ``summarize``)."""
+        with self._lock:
+            now, first, buckets = self._window(window_s)
+            totals = Bucket(start=first)
+            samples: list[tuple[list[float], float]] = []
+            observed = 0
+            for bucket in buckets:
+                totals.merge(bucket)
+                if bucket.latency is not None:
+                    samples.append((bucket.latency.values, bucket.latency.weight))
+                    observed += bucket.latency.seen
+            return summarize(
+                totals=totals,
+                latency_samples=samples,
+                latency_observed=observed,
+                window_s=window_s,
+                window_from=first,
+                now=now,
+                bucket_s=self.bucket_s,
+                latency_sample_size=self.latency_sample_size,
+                strong_model=self.strong_model,
+                weak_model=self.weak_model,
+                pipeline=self._pipeline(),
+            )
+
+    def timeseries(self, window_s: int, points: int) -> dict[str, Any]:
+        """Column-oriented series over ``points`` equal steps of the window (chart input)."""
+        with self._lock:
+            now, first, buckets = self._window(window_s)
+            n_buckets = math.ceil(window_s / self.bucket_s)
+            per_step = max(1, math.ceil(n_buckets / points))
+            step_s = per_step * self.bucket_s
+            steps = math.ceil(n_buckets / per_step)
+            origin = self._current + self.bucket_s - steps * step_s
+            merged = [Bucket(start=origin + i * step_s) for i in range(steps)]
+            samples: list[list[tuple[list[float], float]]] = [[] for _ in range(steps)]
+            for bucket in buckets:
+                i = (bucket.start - origin) // step_s
+                merged[i].merge(bucket)
+                if bucket.latency is not None:
+                    samples[i].append((bucket.latency.values, bucket.latency.weight))
+            models = sorted({m for b in merged for m in b.models})
+            latency = [weighted_quantiles(s, (0.5, 0.95)) for s in samples]
+            return {
+                "window_s": window_s,
+                "from": iso(max(origin, first)),
+                "to": iso(now),
+                "step_s": step_s,
+                "t": [b.start for b in merged],
+                "requests_by_model": {
+                    m: [b.models[m].requests if m in b.models else 0 for b in merged]
+                    for m in models
+                },
+                "cost_usd": [b.cost_usd for b in merged],
+                "always_strong_usd": [b.strong_cost_usd for b in merged],
+                "always_weak_usd": [b.weak_cost_usd for b in merged],
+                "success_rate": [share(b.successes, b.requests) for b in merged],
+                "latency_p50_ms": [p[0] for p in latency],
+                "latency_p95_ms": [p[1] for p in latency],
+                "quality": [b.quality.value for b in merged],
+                "exploration_share": [share(b.exploration, b.requests) for b in merged],
+            }
+
+    def _pipeline(self) -> dict[str, int]:
+        out = {
+            name: self.counters[name]
+            for name in (
+                "decisions_applied",
+                "decisions_too_old",
+                "decisions_duplicate",
+                "feedback_joined",
+                "feedback_waited",
+                "feedback_late",
+                "feedback_expired",
+                "feedback_duplicate",
+                "join_evicted",
+                "dead_lettered",
+            )
+        }
+        out.update(self._sizes())
+        return out
+
+    def _sizes(self) -> dict[str, int]:
+        return {
+            "buckets": len(self._buckets),
+            "join_decisions": len(self._decisions),
+            "pending_feedback": self._pending_count,
+        }
+
+    def sizes(self) -> dict[str, int]:
+        """How much state is held now (buckets, remembered decisions, waiting feedback)."""
+        with self._lock:
+            return self._sizes()

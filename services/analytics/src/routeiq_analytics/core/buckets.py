@@ -1,0 +1,113 @@
+"""Per-time-bucket aggregates: everything a window needs, nothing per event.
+
+A bucket holds counters, sums and one bounded latency sample for the decisions whose event
+time falls in ``[start, start + bucket_s)``. A window is the merge of its buckets, so memory is
+bounded by the number of buckets kept (retention / bucket length) times the labels seen, never
+by the number of events.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from routeiq_analytics.core.quantiles import Reservoir
+
+SUCCESS = "SUCCESS"
+
+
+@dataclass(slots=True)
+class Mean:
+    """A running mean as (sum, count), mergeable across buckets."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.count += 1
+
+    def merge(self, other: Mean) -> None:
+        self.total += other.total
+        self.count += other.count
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """Requests, successes, cost and served quality of one strategy, A/B arm or model."""
+
+    requests: int = 0
+    successes: int = 0
+    cost_usd: float = 0.0
+    # Feedback on the answer this group served.
+    quality: Mean = field(default_factory=Mean)
+    # Shadow feedback: another model's answer to a request this model did not serve. Only
+    # kept for models (a strategy did not choose the shadow answer).
+    shadow_quality: Mean = field(default_factory=Mean)
+
+    def merge(self, other: GroupStats) -> None:
+        self.requests += other.requests
+        self.successes += other.successes
+        self.cost_usd += other.cost_usd
+        self.quality.merge(other.quality)
+        self.shadow_quality.merge(other.shadow_quality)
+
+    @property
+    def all_quality(self) -> Mean:
+        """Served and shadow scores together: how good this model's answers are."""
+        merged = Mean(self.quality.total, self.quality.count)
+        merged.merge(self.shadow_quality)
+        return merged
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Aggregates of the decisions made in ``[start, start + bucket_s)`` (event time)."""
+
+    start: int
+    requests: int = 0
+    successes: int = 0
+    exploration: int = 0
+    fallbacks: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    # Actual cost (the event's cost_usd, else tokens × the model's price).
+    cost_usd: float = 0.0
+    # The same requests' tokens priced as if the strong (weak) model had served them all.
+    strong_cost_usd: float = 0.0
+    weak_cost_usd: float = 0.0
+    unpriced: int = 0
+    # Served feedback over all requests (the routed traffic's quality).
+    quality: Mean = field(default_factory=Mean)
+    models: dict[str, GroupStats] = field(default_factory=dict)
+    strategies: dict[str, GroupStats] = field(default_factory=dict)
+    arms: dict[str, GroupStats] = field(default_factory=dict)
+    latency: Reservoir | None = None
+
+    @classmethod
+    def new(cls, start: int, *, latency_capacity: int, rng: random.Random) -> Bucket:
+        return cls(start=start, latency=Reservoir(latency_capacity, rng=rng))
+
+    def merge(self, other: Bucket) -> None:
+        """Add ``other``'s counters into this one (latency samples are merged by the caller)."""
+        self.requests += other.requests
+        self.successes += other.successes
+        self.exploration += other.exploration
+        self.fallbacks += other.fallbacks
+        self.statuses.update(other.statuses)
+        self.cost_usd += other.cost_usd
+        self.strong_cost_usd += other.strong_cost_usd
+        self.weak_cost_usd += other.weak_cost_usd
+        self.unpriced += other.unpriced
+        self.quality.merge(other.quality)
+        for mine, theirs in (
+            (self.models, other.models),
+            (self.strategies, other.strategies),
+            (self.arms, other.arms),
+        ):
+            for name, stats in theirs.items():
+                mine.setdefault(name, GroupStats()).merge(stats)

@@ -1,0 +1,207 @@
+"""The trainer's settings: ``ROUTEIQ_TRAINER_*`` environment variables, validated at start.
+
+Nested groups use ``__`` (``ROUTEIQ_TRAINER_KAFKA__BOOTSTRAP_SERVERS``,
+``ROUTEIQ_TRAINER_S3__ENDPOINT``); unknown names under the prefix are refused by
+``ServiceSettings.load``, and contradictory values by the validators below, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+from routeiq.contracts.topics import DEAD_LETTERS, MODEL_ANNOUNCEMENTS, RETRAIN_REQUESTS
+from routeiq.errors import ConfigError, RouteIQError
+from routeiq.routing.bundle import (
+    Ed25519Signer,
+    Ed25519Verifier,
+    HmacKey,
+    Signer,
+    Verifier,
+    signer_from,
+)
+from routeiq.routing.routers import ROUTER_TYPES
+from routeiq.settings import KafkaSettings, RegistrySettings, S3Settings, ServiceSettings
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic).
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+# Gate metrics and whether a higher value is better.
+GATE_METRICS: dict[str, bool] = {
+    "apgr": True,
+    "auc": True,
+    "best_model_accuracy": True,
+    "policy_quality": True,
+    "ope_snips": True,
+    "ope_ips": True,
+    "cpt50": False,
+    "cpt80": False,
+    "mean_cost_usd": False,
+}
+
+GateMetric = Literal[
+    "apgr",
+    "auc",
+    "best_model_accuracy",
+    "policy_quality",
+    "ope_snips",
+    "ope_ips",
+    "cpt50",
+    "cpt80",
+    "mean_cost_usd",
+]
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "routeiq-trainer"
+
+
+class TrainerSettings(ServiceSettings):
+    """Where the trainer reads requests and shards, tracks runs, stores bundles and announces."""
+
+    model_config = SettingsConfigDict(env_prefix="ROUTEIQ_TRAINER_")
+
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    s3: S3Settings = S3Settings()
+
+    requests_topic: str = RETRAIN_REQUESTS.name
+    announcements_topic: str = MODEL_ANNOUNCEMENTS.name
+    deadletter_topic: str = DEAD_LETTERS.name
+    consumer_group: str = "routeiq-trainer"
+    # A request may train for many minutes; the worker polls again only after it (so the
+    # partition is never handed to another worker mid-request). Must exceed the longest run.
+    max_poll_interval_ms: int = Field(default=3_600_000, ge=60_000, le=86_400_000)
+    poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
+
+    shards_bucket: str = "routeiq-shards"
+    models_bucket: str = "routeiq-models"
+
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    experiment_prefix: str = "routeiq/"
+
+    signing_algorithm: Literal["hmac-sha256", "ed25519"] = "ed25519"
+    # base64: the HMAC secret, or the 32-byte Ed25519 private key. Required to start.
+    signing_key: SecretStr | None = None
+
+    router_types: Annotated[tuple[str, ...], NoDecode] = ("knn", "svm", "mlp", "mf")
+    strong_model: str | None = None
+    weak_model: str | None = None
+    # Extra or overriding list prices, USD per million tokens: {"model": [input, output]}.
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    gate_metric: GateMetric = "apgr"
+    gate_margin: float = Field(default=0.01, ge=0.0)
+    # When the champion cannot be scored on the new validation rows (other candidates, or a
+    # text-reading router against shards): hold the challenger for an operator, or promote it.
+    gate_when_incomparable: Literal["hold", "promote"] = "hold"
+
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    min_train_examples: int = Field(default=50, ge=2)
+    min_validation_examples: int = Field(default=50, ge=2)
+    propensity_correction: Literal["ipw", "dr", "none"] = "ipw"
+    # Quality given up per unit of (cost / the most expensive candidate's mean cost) by the
+    # greedy policy whose cost and off-policy value are reported.
+    cost_weight: float = Field(default=0.0, ge=0.0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    host: str = "127.0.0.1"
+    health_port: int = Field(default=8092, ge=1, le=65535)
+    # Transient failures (S3, MLflow, Kafka) are retried this often before dead-lettering.
+    retry_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=2.0, ge=0.0)
+    git_commit: str | None = None
+    instance_id: str = Field(default_factory=lambda: f"routeiq-trainer@{socket.gethostname()}")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("router_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(t.strip() for t in text.split(",") if t.strip())
+        return value
+
+    @field_validator("router_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one default router type is needed")
+        unknown = sorted(set(value) - set(ROUTER_TYPES))
+        if unknown:
+            raise ValueError(f"unknown router type(s) {unknown}; known: {sorted(ROUTER_TYPES)}")
+        if "bert" in value:
+            raise ValueError(
+                "bert cannot be a default router type: it reads query text, which shards never "
+                "carry; ask for it per request with a dataset file"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"router types repeat: {list(value)}")
+        return value
+
+    @field_validator("requests_topic", "announcements_topic", "deadletter_topic")
+    @classmethod
+    def _legal_topic(cls, value: str) -> str:
+        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
+            raise ValueError(f"not a legal Kafka topic name: {value!r}")
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_uri(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "databricks")):
+            raise ValueError(f"mlflow tracking uri must be http(s)://..., got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainerSettings:
+        topics = [self.requests_topic, self.announcements_topic, self.deadletter_topic]
+        if len(set(topics)) != len(topics):
+            raise ValueError(
+                f"requests, announcements and dead-letter topics must differ: {topics}"
+            )
+        if (self.strong_model is None) != (self.weak_model is None):
+            raise ValueError("set both strong_model and weak_model, or neither (then inferred)")
+        if self.strong_model is not None and self.strong_model == self.weak_model:
+            raise ValueError(f"strong_model and weak_model are both {self.strong_model!r}")
+        if self.min_train_examples + self.min_validation_examples < 4:
+            raise ValueError("too few minimum examples to train and validate")
+        if self.signing_key is not None:
+            try:
+                signer_from(self.signing_algorithm, self.signing_key.get_secret_value())
+            except RouteIQError as exc:
+                raise ValueError(f"signing_key: {exc}") from exc
+        return self
+
+    def signer(self) -> Signer:
+        """The bundle signer; ``ConfigError`` when no key is set (the worker refuses to start)."""
+        if self.signing_key is None:
+            raise ConfigError(
+                "ROUTEIQ_TRAINER_SIGNING_KEY is not set: the trainer signs every bundle and "
+                "refuses to start without a key (base64; for ed25519 a 32-byte private key, "
+                "e.g. from routeiq.routing.bundle.generate_ed25519())"
+            )
+        return signer_from(self.signing_algorithm, self.signing_key.get_secret_value())
+
+    def verifier(self) -> Verifier:
+        """Verifies bundles this trainer (or one with the same key) signed."""
+        signer = self.signer()
+        if isinstance(signer, Ed25519Signer):
+            return Ed25519Verifier(signer.public_key)
+        if isinstance(signer, HmacKey):
+            return signer
+        raise ConfigError(f"no verifier for signing algorithm {self.signing_algorithm!r}")

@@ -1,0 +1,1 @@
+"""Trainer logic: data, training, evaluation, gate, tracking, bundles, announcements, worker."""

@@ -1,0 +1,191 @@
+"""Building the trainer's clients from settings, shared by its three entry points.
+
+``python -m routeiq_trainer`` (the worker), the MLproject entry points
+(``routeiq_trainer.project``) and the operator CLI (``routeiq model ...``) all build the same
+objects the same way here; each entry point stays the composition root that decides which it
+needs and owns their lifetime.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from mlflow import MlflowClient
+from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST, Contract
+from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.errors import ConfigError
+from routeiq.kafka import make_producer
+from routeiq.storage import ArtifactStore, make_minio
+
+from routeiq_trainer.config import TrainerSettings
+from routeiq_trainer.core.announce import Announcer, DeadLetters
+from routeiq_trainer.core.bundles import BundleStore
+from routeiq_trainer.core.data import DataLoader, known_prices
+from routeiq_trainer.core.embeddings import EmbeddingStore
+from routeiq_trainer.core.ops import ModelOps
+from routeiq_trainer.core.pipeline import TrainingPipeline
+from routeiq_trainer.core.tracking import ModelRegistry
+from routeiq_trainer.metrics import TrainerMetrics
+
+
+def configure_mlflow_client() -> None:
+    """Bound MLflow's HTTP retries (its default backs off for minutes on a dead server)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+
+def resolve_device(settings: TrainerSettings) -> str:
+    """The torch device training will use; ``ConfigError`` if CUDA is asked for but absent."""
+    import torch
+
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("ROUTEIQ_TRAINER_DEVICE=cuda but CUDA is not available on this host")
+    if settings.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return settings.device
+
+
+def git_commit(settings: TrainerSettings) -> str:
+    """The commit the code runs from: the setting, else ``git rev-parse``, else ``unknown``."""
+    if settings.git_commit:
+        return settings.git_commit
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else "unknown"
+
+
+def build_store(settings: TrainerSettings) -> ArtifactStore:
+    return ArtifactStore(make_minio(settings.s3))
+
+
+def build_registry(settings: TrainerSettings) -> ModelRegistry:
+    configure_mlflow_client()
+    return ModelRegistry(
+        client=MlflowClient(tracking_uri=settings.mlflow_tracking_uri),
+        experiment_prefix=settings.experiment_prefix,
+    )
+
+
+def build_serde(resolver: RegistryResolver, contract: Contract, topic: str) -> AvroSerde:
+    return AvroSerde.for_contract(contract, subject=f"{topic}-value", resolver=resolver)
+
+
+def build_producer(settings: TrainerSettings) -> Producer:
+    # One record at a time, and the caller waits for it: do not linger.
+    return make_producer(settings.kafka, client_id=settings.instance_id, overrides={"linger.ms": 0})
+
+
+@dataclass
+class Services:
+    """Everything the trainer's entry points use, built once."""
+
+    settings: TrainerSettings
+    store: ArtifactStore
+    registry: ModelRegistry
+    bundles: BundleStore
+    producer: Producer
+    resolver: RegistryResolver
+    announcer: Announcer
+    embeddings: EmbeddingStore
+    ops: ModelOps
+    metrics: TrainerMetrics
+    pipeline: TrainingPipeline | None = None
+
+    def request_serde(self) -> AvroSerde:
+        return build_serde(self.resolver, RETRAIN_REQUEST, self.settings.requests_topic)
+
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(
+            producer=self.producer,
+            serde=build_serde(self.resolver, DEAD_LETTER, self.settings.deadletter_topic),
+            topic=self.settings.deadletter_topic,
+            consumer=f"routeiq-trainer/{self.settings.consumer_group}",
+        )
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+
+def build_services(
+    settings: TrainerSettings,
+    *,
+    metrics: TrainerMetrics | None = None,
+    pipeline: bool = True,
+    data_root: Path | None = None,
+) -> Services:
+    """Clients and logic objects for ``settings`` (``ConfigError`` without a signing key)."""
+    metrics = metrics or TrainerMetrics()
+    signer = settings.signer()
+    verifier = settings.verifier()
+    store = build_store(settings)
+    store.ensure_bucket(settings.models_bucket, versioned=True)
+    registry = build_registry(settings)
+    bundles = BundleStore(store=store, bucket=settings.models_bucket)
+    producer = build_producer(settings)
+    resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
+    announcer = Announcer(
+        producer=producer,
+        serde=build_serde(resolver, MODEL_ANNOUNCEMENT, settings.announcements_topic),
+        topic=settings.announcements_topic,
+        announced_by=settings.instance_id,
+    )
+    embeddings = EmbeddingStore(cache_dir=settings.cache_dir)
+    ops = ModelOps(
+        registry=registry,
+        bundles=bundles,
+        announcer=announcer,
+        verifier=verifier,
+        embeddings=embeddings,
+        work_dir=settings.cache_dir / "work",
+        metrics=metrics,
+    )
+    services = Services(
+        settings=settings,
+        store=store,
+        registry=registry,
+        bundles=bundles,
+        producer=producer,
+        resolver=resolver,
+        announcer=announcer,
+        embeddings=embeddings,
+        ops=ops,
+        metrics=metrics,
+    )
+    if pipeline:
+        loader = DataLoader(
+            store=store,
+            shards_bucket=settings.shards_bucket,
+            embeddings=embeddings,
+            prices=known_prices(settings.prices),
+            min_train_examples=settings.min_train_examples,
+            min_validation_examples=settings.min_validation_examples,
+            data_root=data_root,
+        )
+        services.pipeline = TrainingPipeline(
+            settings=settings,
+            loader=loader,
+            registry=registry,
+            bundles=bundles,
+            ops=ops,
+            signer=signer,
+            embeddings=embeddings,
+            metrics=metrics,
+            git_commit=git_commit(settings),
+        )
+    return services

@@ -1,0 +1,68 @@
+"""Builders for analytics unit tests: a settable clock, decisions, feedback, an aggregator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routeiq.routing.datasets import ModelPrice
+from routeiq_analytics.core.aggregator import Aggregator
+from routeiq_analytics.core.records import Decision, Feedback
+
+STRONG = "strong-model"
+WEAK = "weak-model"
+PRICES = {STRONG: ModelPrice(10.0, 30.0), WEAK: ModelPrice(0.6, 0.6)}
+T0 = 1_800_000_000.0  # a bucket boundary for every bucket length used here
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def decision(decision_id: str, **overrides: Any) -> Decision:
+    values: dict[str, Any] = {
+        "decision_id": decision_id,
+        "timestamp_s": T0,
+        "model": STRONG,
+        "strategy": "threshold",
+        "ab_arm": None,
+        "exploration": False,
+        "fallback": False,
+        "status": "SUCCESS",
+        "input_tokens": 100,
+        "output_tokens": 100,
+        "cost_usd": None,
+        "routing_ms": 1.0,
+    }
+    values.update(overrides)
+    return Decision(**values)
+
+
+def feedback(feedback_id: str, decision_id: str, score: float, **overrides: Any) -> Feedback:
+    values: dict[str, Any] = {
+        "feedback_id": feedback_id,
+        "decision_id": decision_id,
+        "score": score,
+        "candidate": None,
+        "created_s": T0,
+    }
+    values.update(overrides)
+    return Feedback(**values)
+
+
+def aggregator(clock: Clock, **overrides: Any) -> Aggregator:
+    values: dict[str, Any] = {
+        "bucket_s": 10,
+        "retention_s": 3600,
+        "prices": PRICES,
+        "strong_model": STRONG,
+        "weak_model": WEAK,
+        "clock": clock,
+    }
+    values.update(overrides)
+    return Aggregator(**values)

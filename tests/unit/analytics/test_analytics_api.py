@@ -1,0 +1,139 @@
+"""The HTTP API over a real aggregator: summary, time series, dashboard, health, metrics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from routeiq_analytics.api import create_app
+from routeiq_analytics.core.aggregator import Aggregator
+from routeiq_analytics.metrics import AnalyticsMetrics
+from starlette.testclient import TestClient
+from unit.analytics.helpers import STRONG, T0, WEAK, Clock, aggregator, decision, feedback
+
+EVIL = '<script>alert("x")</script>'
+
+
+class Readiness:
+    """The consumer's readiness as the API sees it, set by the test."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.failure: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"assigned_partitions": 12 if self.ready else 0, "failure": self.failure}
+
+
+def _filled(clock: Clock) -> Aggregator:
+    agg = aggregator(clock)
+    for i in range(40):
+        model = [STRONG, WEAK, EVIL][i % 3]
+        agg.add_decision(
+            decision(
+                f"d{i}",
+                timestamp_s=T0 - i * 60,
+                model=model,
+                strategy="learned" if i % 2 else "threshold",
+                ab_arm="A" if i % 4 else "B",
+                routing_ms=1.0 + i,
+            )
+        )
+        agg.add_feedback(feedback(f"f{i}", f"d{i}", (i % 5) / 4))
+    return agg
+
+
+@pytest.fixture
+def client() -> Any:
+    clock = Clock(T0 + 5)
+    agg = _filled(clock)
+    metrics = AnalyticsMetrics()
+    metrics.watch(agg, [300, 3600])
+    readiness = Readiness()
+    app = create_app(
+        aggregator=agg,
+        readiness=readiness,
+        metrics_registry=metrics.registry,
+        windows=[300, 3600],
+        retention_s=3600,
+        refresh_s=0,
+    )
+    with TestClient(app) as c:
+        c.readiness = readiness
+        yield c
+
+
+def test_summary_takes_a_window_and_defaults_to_the_largest(client: TestClient) -> None:
+    default = client.get("/api/summary").json()
+    assert default["window"] == "1h"
+    assert default["requests"]["total"] == 40
+    five = client.get("/api/summary", params={"window": "5m"}).json()
+    assert five["window_s"] == 300
+    assert five["requests"]["total"] == 5  # T0, T0-60, ..., T0-240
+    assert client.get("/api/summary", params={"window": "30m"}).json()["requests"]["total"] == 30
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("5x", "not a duration"),
+        ("2h", "longer than the retention (1h)"),
+        ("1s", "shorter than one bucket"),
+    ],
+)
+def test_bad_windows_are_400_with_the_reason(client: TestClient, window: str, message: str) -> None:
+    r = client.get("/api/summary", params={"window": window})
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "InvalidQueryError"
+    assert message in r.json()["error"]["message"]
+
+
+def test_timeseries_selects_metrics_and_refuses_unknown_ones(client: TestClient) -> None:
+    r = client.get("/api/timeseries", params={"window": "1h", "points": 12, "metric": "cost_usd"})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"window_s", "from", "to", "step_s", "t", "cost_usd"}
+    assert len(body["t"]) == len(body["cost_usd"]) == 12
+    assert body["step_s"] == 300
+    full = client.get("/api/timeseries").json()
+    assert sum(sum(v) for v in full["requests_by_model"].values()) == 40
+    bad = client.get("/api/timeseries", params={"metric": "cost_usd,vibes"})
+    assert bad.status_code == 400
+    assert "vibes" in bad.json()["error"]["message"]
+    assert client.get("/api/timeseries", params={"points": "0"}).status_code == 400
+
+
+def test_dashboard_renders_every_chart_with_data_and_escapes_names(client: TestClient) -> None:
+    r = client.get("/", params={"window": "1h"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    html = r.text
+    charts = dict(re.findall(r'<svg class="chart" data-chart="([^"]+)" data-points="(\d+)"', html))
+    assert set(charts) == {
+        "model-mix",
+        "cost",
+        "latency",
+        "rates",
+        "quality-strategy",
+        "quality-arm",
+        "quality-model",
+    }
+    assert all(int(n) > 0 for n in charts.values()), charts
+    assert "<script" not in html  # the model named like a script tag is text, not markup
+    assert "&lt;script&gt;" in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert 'class="active">1h<' in html
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    starting = client.get("/health/ready")
+    assert starting.status_code == 503
+    assert starting.json()["status"] == "starting"
+    client.readiness.ready = True  # type: ignore[attr-defined]
+    assert client.get("/health/ready").status_code == 200
+    text = client.get("/metrics").text
+    assert f'routeiq_analytics_window_requests{{model="{STRONG}",window="5m"}} 2.0' in text
+    assert 'routeiq_analytics_window_routing_latency_ms{quantile="0.5",window="1h"}' in text
+    assert 'routeiq_analytics_state{kind="buckets"} 40.0' in text

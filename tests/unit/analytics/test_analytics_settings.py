@@ -1,0 +1,90 @@
+"""Settings: defaults for the local stack, durations and price tables, refusals with reasons."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from routeiq.errors import ConfigError
+from routeiq.routing.datasets import GPT4, MIXTRAL, default_data_dir, llmrouter_prices
+from routeiq_analytics.config import AnalyticsSettings
+
+
+def test_defaults_fit_the_local_stack() -> None:
+    s = AnalyticsSettings.load({})
+    assert s.port == 8095
+    assert s.windows == (300, 3600)
+    assert s.retention_s == 3600
+    assert s.default_window == 3600
+    assert (s.strong_model, s.weak_model) == (GPT4, MIXTRAL)
+    assert s.price_table()[GPT4].cost(1_000_000, 1_000_000) == 40.0
+    assert s.decisions_topic == "routeiq.router_decision.v1"
+    assert s.group_id == "routeiq-analytics"
+
+
+def test_durations_lists_and_price_tables_from_the_environment() -> None:
+    s = AnalyticsSettings.load(
+        {
+            "ROUTEIQ_ANALYTICS_WINDOWS": "1m, 15m,2h",
+            "ROUTEIQ_ANALYTICS_BUCKET": "5s",
+            "ROUTEIQ_ANALYTICS_RETENTION": "3h",
+            "ROUTEIQ_ANALYTICS_FEEDBACK_WAIT": "900",
+            "ROUTEIQ_ANALYTICS_PRICES": '{"a": {"input_per_m": 1, "output_per_m": 2}, '
+            '"b": {"input_per_m": 0.1, "output_per_m": 0.2}}',
+            "ROUTEIQ_ANALYTICS_STRONG_MODEL": "a",
+            "ROUTEIQ_ANALYTICS_WEAK_MODEL": "b",
+            "ROUTEIQ_ANALYTICS_KAFKA__BOOTSTRAP_SERVERS": "broker:9093",
+        }
+    )
+    assert s.windows == (60, 900, 7200)
+    assert (s.bucket, s.retention_s, s.feedback_wait) == (5, 10800, 900)
+    assert s.price_table()["b"].cost(1_000_000, 0) == 0.1
+    assert s.kafka.bootstrap_servers == "broker:9093"
+
+
+def test_llmrouter_price_table_by_name() -> None:
+    if not (default_data_dir() / "llmrouter" / "default_llm.json").is_file():
+        pytest.skip("LLMRouter's benchmark data is not in this checkout")
+    s = AnalyticsSettings.load(
+        {
+            "ROUTEIQ_ANALYTICS_PRICES": "llmrouter",
+            "ROUTEIQ_ANALYTICS_STRONG_MODEL": "llama3-70b-instruct",
+            "ROUTEIQ_ANALYTICS_WEAK_MODEL": "qwen2.5-7b-instruct",
+        }
+    )
+    assert s.price_table() == llmrouter_prices()
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"ROUTEIQ_ANALYTICS_WINDOWS": "5m,1x"}, "not a duration: '1x'"),
+        ({"ROUTEIQ_ANALYTICS_RETENTION": "10m"}, "shorter than the largest window"),
+        ({"ROUTEIQ_ANALYTICS_WINDOWS": "5s"}, "shorter than one bucket"),
+        ({"ROUTEIQ_ANALYTICS_STRONG_MODEL": "nobody"}, "strong_model: 'nobody' has no price"),
+        ({"ROUTEIQ_ANALYTICS_WEAK_MODEL": GPT4}, "must differ"),
+        ({"ROUTEIQ_ANALYTICS_PRICES": "cheap"}, "one of routellm, llmrouter"),
+        ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "bad topic"}, "not a legal Kafka topic"),
+        ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "routeiq.router_decision.v1"}, "three topics"),
+        ({"ROUTEIQ_ANALYTICS_BUCKET": "1s", "ROUTEIQ_ANALYTICS_RETENTION": "7d"}, "buckets"),
+        ({"ROUTEIQ_ANALYTICS_WINDOW": "5m"}, "unknown setting(s) ROUTEIQ_ANALYTICS_WINDOW"),
+    ],
+)
+def test_invalid_settings_are_refused_with_the_reason(env: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        AnalyticsSettings.load(env)
+    assert reason in str(caught.value)
+
+
+def test_the_service_exits_2_and_prints_the_reason() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "routeiq_analytics"],
+        env={"ROUTEIQ_ANALYTICS_RETENTION": "1m", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "invalid configuration" in proc.stderr
+    assert "retention: 60s is shorter than the largest window (3600s)" in proc.stderr
