@@ -51,8 +51,9 @@ format:  ## Apply ruff formatting and fixes
 	@$(RUN) ruff format .
 	@$(RUN) ruff check --fix .
 
-docs:  ## Regenerate docs/contracts.md from schemas/
+docs:  ## Regenerate docs/contracts.md from schemas/ and the settings tables in docs/deploy.md
 	@$(RUN) routeiq schemas docs
+	@$(RUN) python tests/unit/deploy/deploy_support.py --write-docs
 
 bench: up  ## Serde benchmark: our Avro serde vs plain fastavro, encode and encode+produce
 	@$(RUN) python bench/serde.py

@@ -60,8 +60,10 @@ async def drive(url: str, model: str, prompts: list[str], concurrency: int) -> d
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                r = await client.post("/v1/chat/completions", json={
-                    "model": model, "messages": [{"role": "user", "content": prompt}]})
+                r = await client.post(
+                    "/v1/chat/completions",
+                    json={"model": model, "messages": [{"role": "user", "content": prompt}]},
+                )
                 latencies.append((time.perf_counter() - started) * 1000)
                 if r.status_code != 200:
                     errors += 1
@@ -90,13 +92,14 @@ def model_file(path: Path, upstream: str, routeiq: dict | None) -> Path:
     return path
 
 
-def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests per round")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
     from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
@@ -111,30 +114,36 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
     from support.bundles import announce, encoder, knn_bundle, publish
     from support.processes import ServiceProcess, free_port, wait_until
 
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-
     stack = StackSettings.load()
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     tag = f"bench-{int(time.time())}"
     processes: list[ServiceProcess] = []
     ds = load_gsm8k()
-    train, test = ds.split(test_fraction=0.5, seed=0)
+    _, test = ds.split(test_fraction=0.5, seed=0)
     try:
         # -- the offline upstream
         up_port = free_port()
-        processes.append(ServiceProcess(
-            "routeiq_upstream", {"ROUTEIQ_UPSTREAM_PORT": str(up_port),
-                                 "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
-            work / "upstream.log", health_url=f"http://127.0.0.1:{up_port}/health/ready"
-        ).start())
+        processes.append(
+            ServiceProcess(
+                "routeiq_upstream",
+                {"ROUTEIQ_UPSTREAM_PORT": str(up_port), "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
+                work / "upstream.log",
+                health_url=f"http://127.0.0.1:{up_port}/health/ready",
+            ).start()
+        )
         upstream = f"http://127.0.0.1:{up_port}/v1"
 
         # -- private topics, subjects, a signed kNN bundle trained on the train half
-        names = {"decisions": f"{tag}.decisions", "feedback": f"{tag}.feedback",
-                 "announcements": f"{tag}.announcements"}
-        specs = [(ROUTER_DECISIONS, ROUTER_DECISION, "decisions"),
-                 (FEEDBACK_EVENTS, FEEDBACK, "feedback"),
-                 (MODEL_ANNOUNCEMENTS, MODEL_ANNOUNCEMENT, "announcements")]
+        names = {
+            "decisions": f"{tag}.decisions",
+            "feedback": f"{tag}.feedback",
+            "announcements": f"{tag}.announcements",
+        }
+        specs = [
+            (ROUTER_DECISIONS, ROUTER_DECISION, "decisions"),
+            (FEEDBACK_EVENTS, FEEDBACK, "feedback"),
+            (MODEL_ANNOUNCEMENTS, MODEL_ANNOUNCEMENT, "announcements"),
+        ]
         apply_topics(make_admin(stack.kafka), [s.with_name(names[n]) for s, _, n in specs])
         registry = SchemaRegistryClient(stack.registry.client_config())
         for _, contract, n in specs:
@@ -142,17 +151,20 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
         private, public = generate_ed25519()
         signer = signer_from("ed25519", private)
         print("building the kNN bundle (embedding the GSM8K train half)...", flush=True)
-        folder = knn_bundle(work / "bundle", name=tag, version="v1", signer=signer,
-                            examples=len(ds))
-        location = publish(ArtifactStore(make_minio(stack.s3)), stack.models_bucket, folder,
-                           name=tag, version="v1")
+        folder = knn_bundle(
+            work / "bundle", name=tag, version="v1", signer=signer, examples=len(ds)
+        )
+        location = publish(
+            ArtifactStore(make_minio(stack.s3)), stack.models_bucket, folder, name=tag, version="v1"
+        )
 
         def gateway(label: str, routeiq: dict, **env: str) -> str:
             port = free_port()
             base = {
                 "ROUTEIQ_GATEWAY_PORT": str(port),
-                "ROUTEIQ_GATEWAY_CONFIG_PATH": str(model_file(work / f"{label}.yaml",
-                                                              upstream, routeiq)),
+                "ROUTEIQ_GATEWAY_CONFIG_PATH": str(
+                    model_file(work / f"{label}.yaml", upstream, routeiq)
+                ),
                 "ROUTEIQ_GATEWAY_ADMIN_KEY": "bench-admin-key-0123456",
                 "ROUTEIQ_GATEWAY_DECISION_KEY": "bench-decision-key-0123",
                 "ROUTEIQ_GATEWAY_USER_SALT": "bench",
@@ -170,34 +182,70 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
                 "ROUTEIQ_UPSTREAM_API_KEY": "offline",
                 **env,
             }
-            processes.append(ServiceProcess(
-                "routeiq_gateway", base, work / f"{label}.log",
-                health_url=f"http://127.0.0.1:{port}/health/ready").start())
+            processes.append(
+                ServiceProcess(
+                    "routeiq_gateway",
+                    base,
+                    work / f"{label}.log",
+                    health_url=f"http://127.0.0.1:{port}/health/ready",
+                ).start()
+            )
             return f"http://127.0.0.1:{port}"
 
         learned = {"router_name": tag, "default_strategy": "threshold", "epsilon": 0.05}
         url_a = gateway("a", learned, ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0")
         url_a_cached = gateway("a-cached", learned)
-        url_b = gateway("b", {"default_strategy": "random"},
-                        ROUTEIQ_GATEWAY_TELEMETRY_ENABLED="false",
-                        ROUTEIQ_GATEWAY_INCLUDE_EMBEDDING="false",
-                        ROUTEIQ_GATEWAY_SYNC_ENABLED="false")
-        serde = AvroSerde.for_contract(MODEL_ANNOUNCEMENT,
-                                       subject=f"{names['announcements']}-value",
-                                       resolver=RegistryResolver(registry))
-        announce(make_producer(stack.kafka, client_id="bench"), serde, names["announcements"],
-                 name=tag, version="v1", location=location, folder=folder)
+        url_b = gateway(
+            "b",
+            {"default_strategy": "random"},
+            ROUTEIQ_GATEWAY_TELEMETRY_ENABLED="false",
+            ROUTEIQ_GATEWAY_INCLUDE_EMBEDDING="false",
+            ROUTEIQ_GATEWAY_SYNC_ENABLED="false",
+        )
+        serde = AvroSerde.for_contract(
+            MODEL_ANNOUNCEMENT,
+            subject=f"{names['announcements']}-value",
+            resolver=RegistryResolver(registry),
+        )
+        announce(
+            make_producer(stack.kafka, client_id="bench"),
+            serde,
+            names["announcements"],
+            name=tag,
+            version="v1",
+            location=location,
+            folder=folder,
+        )
         for url in (url_a, url_a_cached):
-            wait_until(lambda u=url: httpx.get(f"{u}/health/ready").json()["sync"][
-                "active_version"] == "v1", timeout=120, what="the bundle to be active")
+            wait_until(
+                lambda u=url: (
+                    httpx.get(f"{u}/health/ready").json()["sync"]["active_version"] == "v1"
+                ),
+                timeout=120,
+                what="the bundle to be active",
+            )
 
         lp_port = free_port()
         lp_config = model_file(work / "litellm.yaml", upstream, None)
-        processes.append(ServiceProcess(
-            "litellm", {"ROUTEIQ_UPSTREAM_API_KEY": "offline"}, work / "litellm.log",
-            command=[str(Path(sys.executable).parent / "litellm"), "--config", str(lp_config),
-                     "--port", str(lp_port), "--host", "127.0.0.1", "--num_workers", "1"],
-            health_url=f"http://127.0.0.1:{lp_port}/health/liveliness").start())
+        processes.append(
+            ServiceProcess(
+                "litellm",
+                {"ROUTEIQ_UPSTREAM_API_KEY": "offline"},
+                work / "litellm.log",
+                command=[
+                    str(Path(sys.executable).parent / "litellm"),
+                    "--config",
+                    str(lp_config),
+                    "--port",
+                    str(lp_port),
+                    "--host",
+                    "127.0.0.1",
+                    "--num_workers",
+                    "1",
+                ],
+                health_url=f"http://127.0.0.1:{lp_port}/health/liveliness",
+            ).start()
+        )
         url_c = f"http://127.0.0.1:{lp_port}"
 
         configs = [
@@ -212,7 +260,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
             asyncio.run(drive(url, model, prompts[:40], args.concurrency))
         results: dict[str, list[dict[str, float]]] = {c[0]: [] for c in configs}
         for rnd in range(args.rounds):
-            order = configs[rnd % len(configs):] + configs[: rnd % len(configs)]
+            order = configs[rnd % len(configs) :] + configs[: rnd % len(configs)]
             for label, url, model, _ in order:
                 # Cold prompts for a: a different slice each round; a+ repeats the first one.
                 offset = 0 if label == "a+" else (rnd * args.requests) % max(1, len(prompts))
@@ -223,11 +271,16 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
         holder = BundleHolder()
         holder.swap(load_bundle(folder, verifier_from("ed25519", public)), at=time.time())
         registry_ = StrategyRegistry(holder=holder)
-        registry_.register("threshold", "threshold", {
-            "strong": ds.strong, "weak": ds.weak, "target_strong_pct": 50})
+        registry_.register(
+            "threshold",
+            "threshold",
+            {"strong": ds.strong, "weak": ds.weak, "target_strong_pct": 50},
+        )
         engine = RoutingEngine(registry_, RoutingConfig(default="threshold", epsilon=0.05))
-        options = [ModelOption(ds.strong or "", quality_rank=0.9),
-                   ModelOption(ds.weak or "", quality_rank=0.6)]
+        options = [
+            ModelOption(ds.strong or "", quality_rank=0.9),
+            ModelOption(ds.weak or "", quality_rank=0.6),
+        ]
         timings: dict[str, list[float]] = {"cold": [], "cached": []}
         cache = EmbeddingCache(encoder(), capacity=100_000)
         for phase in ("cold", "cached"):
@@ -243,24 +296,34 @@ def main() -> None:  # noqa: PLR0915 - a linear script: set up, measure, print
         return statistics.median(r[key] for r in results[label])
 
     print("\nRouteIQ gateway benchmark")
-    print(f"  python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"offline upstream at 0 ms; concurrency {args.concurrency}; {args.requests} requests "
-          f"× {args.rounds} interleaved rounds (medians); GSM8K test-half prompts")
-    print(f"\n{'config':<4} {'what':<48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'errors':>7}")
+    print(
+        f"  python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"offline upstream at 0 ms; concurrency {args.concurrency}; {args.requests} requests "
+        f"× {args.rounds} interleaved rounds (medians); GSM8K test-half prompts"
+    )
+    print(
+        f"\n{'config':<4} {'what':<48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'errors':>7}"
+    )
     print("-" * 97)
     for label, _, _, what in configs:
-        print(f"{label:<4} {what:<48} {med(label, 'rps'):>8.1f} {med(label, 'p50'):>8.1f} "
-              f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} "
-              f"{sum(r['errors'] for r in results[label]):>7.0f}")
+        print(
+            f"{label:<4} {what:<48} {med(label, 'rps'):>8.1f} {med(label, 'p50'):>8.1f} "
+            f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} "
+            f"{sum(r['errors'] for r in results[label]):>7.0f}"
+        )
     print("\nratios (throughput; p99 latency)")
     for x, y in (("a", "c"), ("a+", "c"), ("a", "b"), ("b", "c")):
-        print(f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
-              f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x")
+        print(
+            f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
+            f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x"
+        )
     print("\nrouting decision alone (embedding + kNN + threshold), in-process, 300 prompts")
     for phase in ("cold", "cached"):
-        print(f"  {phase:<7} p50 {percentile(timings[phase], 50):7.2f} ms   "
-              f"p99 {percentile(timings[phase], 99):7.2f} ms")
+        print(
+            f"  {phase:<7} p50 {percentile(timings[phase], 50):7.2f} ms   "
+            f"p99 {percentile(timings[phase], 99):7.2f} ms"
+        )
 
 
 if __name__ == "__main__":

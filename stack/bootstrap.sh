@@ -60,3 +60,4 @@ echo "bootstrap:"
 step "uv ${UV_VERSION}" ensure_uv
 step "debian packages" ensure_system_packages
 step "python env (uv.lock)" ensure_python_env
+step "deploy tools (kustomize)" bash stack/install-deploy-tools.sh

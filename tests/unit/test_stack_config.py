@@ -25,7 +25,20 @@ def test_supervisord_config_declares_every_component_in_order(tmp_path) -> None:
     parser = configparser.RawConfigParser()
     parser.read_string(render_config(settings, comps))
     programs = [s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")]
-    assert programs == ["kafka", "schema-registry", "s3", "redis", "mlflow"]
+    assert programs == [
+        "kafka",
+        "schema-registry",
+        "s3",
+        "redis",
+        "mlflow",
+        "upstream",
+        "gateway",
+        "labeler",
+        "trainer",
+        "analytics",
+    ]
+    infra = [c.name for c in comps if c.phase == "infra"]
+    assert infra == programs[:5]  # services start only after topics and schemas
     for name in programs:
         section = parser[f"program:{name}"]
         # The runner starts programs itself, one at a time, gated on health checks.
@@ -33,6 +46,21 @@ def test_supervisord_config_declares_every_component_in_order(tmp_path) -> None:
         assert section["stdout_logfile"].startswith(str(tmp_path.resolve()))
     assert "--port 26379" in parser["program:redis"]["command"]
     assert 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"' in parser["program:mlflow"]["environment"]
+    # JSON values are single-quoted: supervisord's parser takes no backslash escapes.
+    assert (
+        """ROUTEIQ_LABELER_RETRAIN_ROUTER_TYPES='["knn"]'"""
+        in parser["program:labeler"]["environment"]
+    )
+
+
+def test_extra_gateway_replicas_get_their_own_ports(tmp_path) -> None:
+    settings = StackSettings.load(
+        {"ROUTEIQ_STACK_STATE_DIR": str(tmp_path), "ROUTEIQ_STACK_GATEWAY_REPLICAS": "3"}
+    )
+    gateways = [c for c in components(settings) if c.name.startswith("gateway")]
+    assert [c.ports for c in gateways] == [[8000], [8001], [8002]]
+    caches = {c.environment["ROUTEIQ_GATEWAY_MODEL_CACHE_DIR"] for c in gateways}
+    assert len(caches) == 1  # one cache volume shared by the replicas
 
 
 def test_kafka_runs_kraft_with_declared_topics_only(tmp_path) -> None:
