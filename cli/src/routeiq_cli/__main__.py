@@ -261,6 +261,97 @@ def replay_command(
         sys.exit(1)
 
 
+@cli.command("eval")
+@click.option(
+    "--test",
+    "test_spec",
+    required=True,
+    help="Test set: gsm8k, mt_bench, FILE.csv; ':test' / ':train' for a seeded half.",
+)
+@click.option("--train", "train_spec", default=None, help="Training set (with --router).")
+@click.option("--router", default=None, help="Router type to train: knn, svm, mlp, mf, bert.")
+@click.option("--param", "params", multiple=True, help="Router parameter KEY=VALUE (JSON value).")
+@click.option(
+    "--bundle",
+    "bundle_dir",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="A local bundle folder.",
+)
+@click.option("--model", default=None, help="A registered router (with --version or champion).")
+@click.option("--version", default=None)
+@click.option(
+    "--verify-key", default=None, help="Public key for --bundle (default: the local stack's)."
+)
+@click.option("--verify-algorithm", default="ed25519", show_default=True)
+@click.option("--strategy", default=None, help="random, strongest or cheapest.")
+@click.option("--split-seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--bootstrap", "samples", default=1000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="Where the curve PNG goes.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def eval_command(
+    test_spec: str,
+    train_spec: str | None,
+    router: str | None,
+    params: tuple[str, ...],
+    bundle_dir: Path | None,
+    model: str | None,
+    version: str | None,
+    verify_key: str | None,
+    verify_algorithm: str,
+    strategy: str | None,
+    split_seed: int,
+    seed: int,
+    samples: int,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Offline router quality: APGR, CPT(50%), CPT(80%) with bootstrap CIs, curve, cost."""
+    import json as json_
+
+    from routeiq_cli.evaluate import render, run_eval, to_json
+    from routeiq_cli.stack.secrets import load_or_create
+
+    settings = _settings()
+    parsed = {}
+    for item in params:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--param")
+        try:
+            parsed[key] = json_.loads(raw)
+        except json_.JSONDecodeError:
+            parsed[key] = raw
+    verify = None
+    if bundle_dir is not None:
+        key = verify_key or load_or_create(settings).signing_public
+        verify = (verify_algorithm, key)
+    result = run_eval(
+        test_spec=test_spec,
+        train_spec=train_spec,
+        router=router,
+        params=parsed,
+        bundle_dir=bundle_dir,
+        model=model,
+        version=version,
+        verify=verify,
+        strategy=strategy,
+        split_seed=split_seed,
+        seed=seed,
+        samples=samples,
+        out=out,
+        cache_dir=settings.state / "eval-cache",
+    )
+    click.echo(to_json(result) if as_json else render(result))
+
+
 cli.add_command(labeling.retrain)  # routeiq retrain request
 cli.add_command(labeling.backfill)  # routeiq backfill jaeger
 cli.add_command(model)  # routeiq model list / promote / rollback

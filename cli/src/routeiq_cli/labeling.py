@@ -117,7 +117,12 @@ def retrain() -> None:
 
 
 @retrain.command("request")
-@click.option("--model", "model_name", default="routeiq-router", show_default=True)
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="Router name (default: the stack's, ROUTEIQ_STACK_ROUTER_NAME).",
+)
 @click.option(
     "--router-type",
     "router_types",
@@ -135,7 +140,7 @@ def retrain() -> None:
 @click.option("--bucket", default=None, help="Shards bucket (default: the stack's).")
 @click.option("--topic", default=RETRAIN_REQUESTS.name, show_default=True)
 def retrain_request(
-    model_name: str,
+    model_name: str | None,
     router_types: tuple[str, ...],
     manifests: tuple[str, ...],
     params: tuple[str, ...],
@@ -144,6 +149,7 @@ def retrain_request(
 ) -> None:
     """Publish a MANUAL RetrainRequest whose id is derived from the shard set."""
     settings = StackSettings.load()
+    model_name = model_name or settings.router_name
     extra = _parse_params(params)
     store = ArtifactStore(make_minio(settings.s3))
     bucket = bucket or settings.shards_bucket

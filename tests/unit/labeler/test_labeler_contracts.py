@@ -65,7 +65,7 @@ def test_requests_and_dead_letters_encode_under_their_contracts() -> None:
             reason="TIMER",
             requested_by="me",
             now_ms=5,
-            params={"new_examples": "7"},
+            params={"knn.k": "7"},
         ),
         labeling.manual_request(
             shards, model_name="m", router_types=["mlp"], requested_by="me", now_ms=5

@@ -406,7 +406,6 @@ class LabelerWorker:
             reason=reason,
             requested_by=self._consumer_name,
             now_ms=now,
-            params={"new_examples": str(count)},
         )
         await self._retrain.send(
             key=settings.retrain_model_name.encode(), value=self._serdes.retrain.encode(record)

@@ -460,3 +460,69 @@ def _dataset_costs(ds: RoutingDataset, prices: Mapping[str, ModelPrice]) -> F64:
             out = _tokens(answer) if answer else DEFAULT_OUTPUT_TOKENS
             costs[i, j] = price.cost(int(_tokens(ds.prompts[i])), int(out))
     return costs
+
+
+def prepare_train_test(
+    train_ds: RoutingDataset,
+    test_ds: RoutingDataset,
+    *,
+    embeddings: EmbeddingStore,
+    prices: Mapping[str, ModelPrice] | None = None,
+    seed: int = 0,
+    strong: str | None = None,
+    weak: str | None = None,
+) -> PreparedData:
+    """Explicit train and test tables (``routeiq eval --train --test``) as ``PreparedData``.
+
+    The test rows play the validation role; their logged policy is a simulated uniform
+    logger (seeded), as for a single dataset file.
+    """
+    train_ds, test_ds = _dedupe_dataset(train_ds), _dedupe_dataset(test_ds)
+    if train_ds.models != test_ds.models:
+        raise RequestError(
+            f"train and test candidates differ: {list(train_ds.models)} vs {list(test_ds.models)}"
+        )
+    models = test_ds.models
+    known = {**train_ds.prices, **test_ds.prices, **dict(prices or {})}
+    tables = []
+    for ds in (train_ds, test_ds):
+        tables.append(
+            TrainingData(
+                embeddings=embeddings.embed(ds.prompts),
+                quality=ds.scores.astype(np.float64),
+                models=models,
+                texts=list(ds.prompts),
+                event_times=np.arange(len(ds), dtype=np.int64),
+            )
+        )
+    costs = _dataset_costs(test_ds, known)
+    n, m = len(test_ds), len(models)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, m, n).astype(np.int64)
+    strong = strong or test_ds.strong
+    weak = weak or test_ds.weak
+    if strong is None or weak is None:
+        mean_cost = costs.mean(0)
+        key = mean_cost if np.ptp(mean_cost) > 0 else tables[0].priors()
+        strong, weak = models[int(np.argmax(key))], models[int(np.argmin(key))]
+    for name in (strong, weak):
+        if name not in models:
+            raise RequestError(f"model {name!r} is not a candidate; have {list(models)}")
+    return PreparedData(
+        source=f"train:{train_ds.name} test:{test_ds.name}",
+        models=models,
+        train=tables[0],
+        validation=tables[1],
+        validation_ids=list(test_ds.ids),
+        validation_costs=costs,
+        logged=LoggedPolicy(
+            actions,
+            np.full(n, 1.0 / m),
+            test_ds.scores[np.arange(n), actions],
+            "simulated-uniform",
+        ),
+        strong=strong,
+        weak=weak,
+        prices={mm: known[mm] for mm in models if mm in known},
+        rows_read=len(train_ds) + n,
+    )
