@@ -1,8 +1,8 @@
 """Rollout benchmark: announcement → every replica serving, for a ~50 MB bundle, under load.
 
 Setup: the offline upstream (0 ms), three gateway replicas sharing one model cache (one
-Redis lock per version), real Kafka/S3/Redis from the local stack; every replica's embedding
-cache is warmed on the prompts first, so latency reflects routing and the swap itself. A kNN bundle over
+Redis lock per version), real Kafka/S3/Redis from the local stack; every replica's
+embedding cache is warmed on the prompts first, so latency reflects routing and the swap. A kNN bundle over
 synthetic 384-d examples sized to ~50 MB is uploaded per version; each version is announced
 while a client keeps requests flowing to all replicas.
 
