@@ -2,9 +2,9 @@
 
 Setup: the offline upstream (0 ms), three gateway replicas sharing one model cache (one
 Redis lock per version), real Kafka/S3/Redis from the local stack; every replica's
-embedding cache is warmed on the prompts first, so latency reflects routing and the swap. A kNN bundle over
-synthetic 384-d examples sized to ~50 MB is uploaded per version; each version is announced
-while a client keeps requests flowing to all replicas.
+embedding cache is warmed on the prompts first, so latency reflects routing and the swap.
+A kNN bundle over synthetic 384-d examples sized to ~50 MB is uploaded per version; each
+version is announced while clients keep requests flowing to all replicas.
 
 Printed: per version, the time from the announcement to each replica serving it (p50 and max
 over replicas and versions); request latency p50/p99 during the swap windows against steady
