@@ -128,8 +128,10 @@ def main() -> None:
         with httpx.Client(timeout=60) as http:
             for url in urls:
                 for p in prompts:
-                    http.post(f"{url}/v1/chat/completions", json={
-                        "model": "auto", "messages": [{"role": "user", "content": p}]})
+                    http.post(
+                        f"{url}/v1/chat/completions",
+                        json={"model": "auto", "messages": [{"role": "user", "content": p}]},
+                    )
         samples: list[tuple[float, float]] = []  # (start, latency ms)
         errors = [0]
         stop = threading.Event()
