@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen --python python3.11
 export UV_PYTHON_DOWNLOADS := never
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e lint format bench docs
+.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e lint format bench bench-all docs demo
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,5 +55,15 @@ docs:  ## Regenerate docs/contracts.md from schemas/ and the settings tables in 
 	@$(RUN) routeiq schemas docs
 	@$(RUN) python tests/unit/deploy/deploy_support.py --write-docs
 
+demo: up  ## The closed loop on the running stack, with a before/after table (≈5 min)
+	@$(RUN) routeiq demo
+
 bench: up  ## Serde benchmark: our Avro serde vs plain fastavro, encode and encode+produce
 	@$(RUN) python bench/serde.py
+
+bench-all: up  ## Every benchmark: serde, gateway vs LiteLLM proxy, labeler, trainer, rollout
+	@$(RUN) python bench/serde.py
+	@$(RUN) python bench/gateway.py
+	@$(RUN) python bench/labeler.py
+	@$(RUN) python bench/trainer.py
+	@$(RUN) python bench/rollout.py

@@ -352,6 +352,14 @@ def eval_command(
     click.echo(to_json(result) if as_json else render(result))
 
 
+@cli.command("demo")
+def demo_command() -> None:
+    """The closed loop on the running stack: traffic → shards → training → hot-swap."""
+    from routeiq_cli.demo import run_demo
+
+    run_demo(_settings())
+
+
 cli.add_command(labeling.retrain)  # routeiq retrain request
 cli.add_command(labeling.backfill)  # routeiq backfill jaeger
 cli.add_command(model)  # routeiq model list / promote / rollback

@@ -149,8 +149,35 @@ def retrain_request(
 ) -> None:
     """Publish a MANUAL RetrainRequest whose id is derived from the shard set."""
     settings = StackSettings.load()
-    model_name = model_name or settings.router_name
-    extra = _parse_params(params)
+    record = publish_retrain_request(
+        settings,
+        model_name or settings.router_name,
+        router_types=router_types,
+        manifests=manifests,
+        params=_parse_params(params),
+        bucket=bucket,
+        topic=topic,
+    )
+    click.echo(
+        f"requested {record['request_id']} for {record['model_name']}: "
+        f"{len(record['shard_manifests'])} shards, {record['example_count']} examples -> {topic}"
+    )
+
+
+def publish_retrain_request(
+    settings: StackSettings,
+    model_name: str,
+    *,
+    router_types: Iterable[str] = (),
+    manifests: Iterable[str] = (),
+    params: Mapping[str, str] | None = None,
+    bucket: str | None = None,
+    topic: str = RETRAIN_REQUESTS.name,
+) -> dict[str, Any]:
+    """A MANUAL RetrainRequest over the given (default: every) shard, acknowledged."""
+    extra = dict(params or {})
+    manifests = tuple(manifests)
+    router_types = tuple(router_types)
     store = ArtifactStore(make_minio(settings.s3))
     bucket = bucket or settings.shards_bucket
     keys = sorted(set(manifests)) if manifests else list_manifests(store, bucket)
@@ -170,10 +197,7 @@ def retrain_request(
     producer.produce(topic, key=model_name.encode(), value=value)
     if producer.flush(30) != 0:
         raise TransportError(f"the retrain request was not acknowledged by {topic} within 30s")
-    click.echo(
-        f"requested {record['request_id']} for {model_name}: {len(shards)} shards, "
-        f"{record['example_count']} examples -> {topic}"
-    )
+    return record
 
 
 # ---------------------------------------------------------------------------------- backfill

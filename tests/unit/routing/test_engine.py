@@ -147,3 +147,45 @@ def test_invalid_configuration_is_refused_with_the_reason() -> None:
     with pytest.raises(ConfigError, match="unknown strategy kind"):
         e.registry.register("x", "magic")
     assert e.config.default == "cheapest"  # nothing changed
+
+
+def test_threshold_recalibrates_on_live_traffic_when_the_bundle_is_off(synthetic, tmp_path) -> None:
+    from routeiq.routing.bundle import Candidate, HmacKey, load_bundle, write_bundle
+    from routeiq.routing.routers import FitContext, router_class
+
+    train, test = synthetic
+    key = HmacKey(b"k" * 32)
+    router = router_class("knn").fit(train, ctx=FitContext())
+    folder = tmp_path / "b"
+
+    def featurize(texts):
+        return test.embeddings[[hash(t) % len(test) for t in texts]]
+
+    write_bundle(
+        router,
+        folder,
+        name="r",
+        version="1",
+        candidates=[Candidate("a"), Candidate("b")],
+        signer=key,
+        featurize=featurize,
+        # Deliberately wrong: every score clears this, i.e. 100% strong calls.
+        calibration={"win_score_quantiles": [-10.0] * 101},
+    )
+    holder = BundleHolder()
+    holder.swap(load_bundle(folder, key), at=0.0)
+    registry = StrategyRegistry(holder=holder)
+    registry.register("t", "threshold", {"strong": "a", "weak": "b", "target_strong_pct": 30})
+    e = RoutingEngine(registry, RoutingConfig(default="t", epsilon=0.0))
+    rng = np.random.default_rng(0)
+    picks = []
+    for i in range(800):
+        emb = test.embeddings[i % len(test)] + rng.normal(scale=0.05, size=384).astype(np.float32)
+        picks.append(
+            e.route(
+                RouteInput(f"q{i}", embed=lambda _, v=emb: v), [ModelOption("a"), ModelOption("b")]
+            ).selected
+        )
+    assert picks[:150].count("a") == 150  # the bundle's calibration rules at first
+    live = picks[400:]
+    assert live.count("a") / len(live) == pytest.approx(0.30, abs=0.08)

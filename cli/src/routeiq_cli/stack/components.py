@@ -352,6 +352,8 @@ def service_components(settings: StackSettings) -> list[Component]:
                 "ROUTEIQ_LABELER_ALLOWED_LATENESS_S": str(settings.labeler_lateness_s),
                 "ROUTEIQ_LABELER_FEEDBACK_TTL_S": str(settings.labeler_feedback_ttl_s),
                 "ROUTEIQ_LABELER_IDLE_TIMEOUT_S": "10",
+                # Only graded requests train: the demo's held-out traffic posts no feedback.
+                "ROUTEIQ_LABELER_QUALITY_SOURCE": "feedback",
                 "ROUTEIQ_LABELER_RETRAIN_THRESHOLD": str(settings.retrain_threshold),
                 "ROUTEIQ_LABELER_RETRAIN_MODEL_NAME": settings.router_name,
                 "ROUTEIQ_LABELER_RETRAIN_ROUTER_TYPES": settings.retrain_router_types,

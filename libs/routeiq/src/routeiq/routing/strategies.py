@@ -288,8 +288,15 @@ class ThresholdStrategy(Strategy):
     ) -> None:
         super().__init__(name, params)
         _check_params(
-            self.kind, self.params, {"strong", "weak", "target_strong_pct", "threshold", "window"}
+            self.kind,
+            self.params,
+            {"strong", "weak", "target_strong_pct", "threshold", "window", "scorer"},
         )
+        # "auto": the learned router when one is active, else the heuristic; "heuristic":
+        # always the text heuristic (a baseline to compare a learned router against).
+        self.scorer = str(self.params.get("scorer", "auto"))
+        if self.scorer not in {"auto", "heuristic"}:
+            raise ConfigError("strategy threshold: scorer must be auto or heuristic")
         for key in ("strong", "weak"):
             if not self.params.get(key):
                 raise ConfigError(f"strategy threshold: parameter {key!r} is required")
@@ -301,6 +308,7 @@ class ThresholdStrategy(Strategy):
         self.fixed = self.params.get("threshold")
         self._holder = holder
         self._recent: deque[float] = deque(maxlen=int(self.params.get("window", 2000)))
+        self._scored_by: str | None = None
         self._lock = threading.Lock()
 
     @staticmethod
@@ -310,24 +318,38 @@ class ThresholdStrategy(Strategy):
         score += min(features.chars, 4000) / 4000 * 0.2 + min(features.digits, 40) / 40 * 0.1
         return score
 
+    # Scores seen before the live window calibrates by itself (the bundle's validation
+    # quantiles stand in until then).
+    MIN_LIVE = 200
+
     def threshold(self, bundle: LoadedBundle | None) -> float | None:
+        """The score quantile that sends ``target_strong_pct`` of traffic to the strong model.
+
+        Live traffic's own scores decide once there are enough of them: the validation set
+        a bundle was calibrated on rarely has exactly the production mix.
+        """
         if self.fixed is not None:
             return float(self.fixed)
         q = 1.0 - self.target / 100.0
+        with self._lock:
+            live = np.fromiter(self._recent, float) if len(self._recent) >= 20 else None
+        if live is not None and (len(live) >= self.MIN_LIVE or bundle is None):
+            return float(np.quantile(live, q))
         if bundle is not None:
             quantiles = bundle.manifest.calibration.get("win_score_quantiles")
             if quantiles:
                 grid = np.linspace(0.0, 1.0, len(quantiles))
                 return float(np.interp(q, grid, quantiles))
-        with self._lock:
-            if len(self._recent) < 20:
-                return None
-            return float(np.quantile(np.fromiter(self._recent, float), q))
+        return None if live is None else float(np.quantile(live, q))
 
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
         names = {c.name for c in candidates}
         bundle = self._holder.get()
-        usable = bundle is not None and {self.strong, self.weak} <= set(bundle.manifest.models)
+        usable = (
+            self.scorer == "auto"
+            and bundle is not None
+            and {self.strong, self.weak} <= set(bundle.manifest.models)
+        )
         if usable and bundle is not None:
             quality = _predict(bundle, request)
             score = quality[self.strong] - quality[self.weak]
@@ -336,6 +358,10 @@ class ThresholdStrategy(Strategy):
             score = self.heuristic_score(request.features)
             source, version = "text heuristic", None
         with self._lock:
+            # Scores of another scorer (a new bundle, or the heuristic) are not comparable.
+            if version != self._scored_by:
+                self._recent.clear()
+                self._scored_by = version
             self._recent.append(score)
         cut = self.threshold(bundle if usable else None)
         strong_wanted = cut is None or score >= cut
