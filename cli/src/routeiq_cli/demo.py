@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from datetime import datetime
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -204,8 +205,8 @@ def run_demo(settings: StackSettings) -> None:
         wait_s = settings.labeler_window_s + settings.labeler_lateness_s + 90
 
         def covers(r: dict[str, Any]) -> bool:
-            end = r.get("window_end")
-            end_ms = int(end.timestamp() * 1000) if hasattr(end, "timestamp") else end
+            end: Any = r.get("window_end")
+            end_ms = int(end.timestamp() * 1000) if isinstance(end, datetime) else end
             return bool(
                 r["model_name"] == settings.router_name
                 and end_ms
