@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import click
