@@ -143,9 +143,11 @@ def _prepare_kafka(settings: StackSettings) -> None:
         # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
         import base64
 
-        cluster_id_file.write_text(
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        )
+        # Like Kafka's own Uuid.randomUuid, never start with "-": the id is a CLI argument.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id_file.write_text(cluster_id)
     result = subprocess.run(
         [
             "java",
@@ -154,8 +156,7 @@ def _prepare_kafka(settings: StackSettings) -> None:
             f"-Dlog4j.configuration=file:{repo_root() / 'stack' / 'kafka' / 'log4j.properties'}",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id_file.read_text().strip(),
+            f"--cluster-id={cluster_id_file.read_text().strip()}",
             "-c",
             str(props),
             "--ignore-formatted",
