@@ -16,7 +16,6 @@ Commands (the CLI's ``__main__`` registers the ``retrain`` and ``backfill`` grou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ import click
 import httpx
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from routeiq import shards as shard_contract
 from routeiq import telemetry as t
 from routeiq.contracts.catalog import RETRAIN_REQUEST, ROUTER_DECISION, Contract
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
@@ -51,25 +51,6 @@ class BackfillError(RouteIQError):
 # ---------------------------------------------------------------------------------- retrain
 
 
-def retrain_request_id(
-    model_name: str, router_types: Iterable[str], shards: Iterable[tuple[str, str]]
-) -> str:
-    """sha256 over the model, its router types and each shard's (manifest key, sha256).
-
-    The labeler (routeiq_labeler.core.retrain) derives ids the same way; a unit test holds
-    the two to the same answer.
-    """
-    payload = json.dumps(
-        {
-            "model": model_name,
-            "router_types": sorted(set(router_types)),
-            "shards": sorted([key, sha] for key, sha in shards),
-        },
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 def manual_request(
     shards: Sequence[tuple[str, ShardManifest]],
     *,
@@ -80,20 +61,15 @@ def manual_request(
     params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A MANUAL ``RetrainRequest`` record for ``shards`` (manifest key, manifest)."""
-    types = sorted(set(router_types))
-    return {
-        "request_id": retrain_request_id(model_name, types, ((k, m.sha256) for k, m in shards)),
-        "model_name": model_name,
-        "router_types": types,
-        "reason": "MANUAL",
-        "requested_by": requested_by,
-        "requested_at": now_ms,
-        "shard_manifests": [k for k, _ in shards],
-        "example_count": sum(m.rows for _, m in shards),
-        "window_start": min((m.min_event_time for _, m in shards), default=None),
-        "window_end": max((m.max_event_time for _, m in shards), default=None),
-        "params": dict(params or {}),
-    }
+    return shard_contract.retrain_request(
+        shards,
+        model_name=model_name,
+        router_types=router_types,
+        reason="MANUAL",
+        requested_by=requested_by,
+        now_ms=now_ms,
+        params=params,
+    )
 
 
 def _serde(settings: StackSettings, contract: Contract, topic: str) -> AvroSerde:

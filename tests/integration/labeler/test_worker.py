@@ -22,8 +22,7 @@ from integration.labeler.helpers import (
     shard_rows,
     wait_for,
 )
-from routeiq.shards import list_manifests, read_manifest
-from routeiq_labeler.core.retrain import retrain_request_id
+from routeiq.shards import list_manifests, read_manifest, retrain_request_id
 
 pytestmark = pytest.mark.integration
 

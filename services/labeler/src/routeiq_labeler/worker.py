@@ -24,13 +24,14 @@ from faust.types import TP
 from mode.supervisors import CrashingSupervisor
 from routeiq.contracts.serde import AvroSerde
 from routeiq.errors import SerializationError, StorageError
+from routeiq.shards import retrain_request
 from routeiq.storage import ArtifactStore
 
 from routeiq_labeler.config import LabelerSettings
 from routeiq_labeler.core.deadletter import dead_letter
 from routeiq_labeler.core.labels import LabelPolicy
 from routeiq_labeler.core.records import decision_facts, feedback_facts
-from routeiq_labeler.core.retrain import retrain_request, shard_set
+from routeiq_labeler.core.retrain import shard_set
 from routeiq_labeler.core.sink import ShardSink
 from routeiq_labeler.core.state import FlushPlan, LabelerState
 from routeiq_labeler.core.windows import WindowSpec
