@@ -238,8 +238,9 @@ def run_demo(settings: StackSettings) -> None:
         )
         if announced is None:
             click.echo(
-                "      the gate held the challenger (not better than the champion); "
-                "the current champion keeps serving — see .routeiq/logs/trainer.log"
+                "      no new champion: the gate held the challenger, or the traffic held no "
+                "query the routers had not seen (a repeated demo); the current champion "
+                "keeps serving — see .routeiq/logs/trainer.log"
             )
             version = httpx.get(f"{gateway}/health/ready").json()["sync"]["active_version"]
         else:

@@ -129,6 +129,20 @@ def known_prices(extra: Mapping[str, tuple[float, float]] | None = None) -> dict
     return prices
 
 
+def _query_key(embedding: NDArray[np.float32]) -> bytes:
+    """Identity of a query without its text: its embedding, rounded against float noise."""
+    return np.round(np.asarray(embedding, dtype=np.float64), 4).tobytes()
+
+
+def novel_validation(
+    embeddings: NDArray[np.float32], times: NDArray[np.int64], val_idx: I64, cut: int
+) -> tuple[I64, int]:
+    """The validation rows whose query never occurred before ``cut``, and how many were not."""
+    seen = {_query_key(embeddings[i]) for i in np.flatnonzero(times < cut)}
+    keep = np.array([i for i in val_idx if _query_key(embeddings[i]) not in seen], dtype=np.int64)
+    return keep, len(val_idx) - len(keep)
+
+
 def time_split(
     times: NDArray[np.int64], ids: Sequence[str], fraction: float
 ) -> tuple[I64, I64, int]:
@@ -270,6 +284,9 @@ class DataLoader:
         assert data.event_times is not None
         times = data.event_times
         train_idx, val_idx, cut = time_split(times, ids, options.validation_fraction)
+        # Validate on queries never seen before the split: a repeated query would score the
+        # challenger (and the champion, trained on even older rows) on what it memorised.
+        val_idx, repeats = novel_validation(data.embeddings, times, val_idx, cut)
         costs = self._shard_costs(table, models)
         actions, props, rewards = _logged_columns(table, models)
         train = data.subset(train_idx)
@@ -294,6 +311,7 @@ class DataLoader:
             split_time_ms=cut,
             notes={
                 "duplicates_dropped": rows_read - unique_rows,
+                "validation_repeats_dropped": repeats,
                 "rows_without_embedding": unique_rows - table.num_rows,
             },
         )
