@@ -150,7 +150,7 @@ def main() -> None:
             registry.register_schema(f"{names[n]}-value", Schema(contract.working_text(), "AVRO"))
         private, public = generate_ed25519()
         signer = signer_from("ed25519", private)
-        print("building the kNN bundle (embedding the GSM8K train half)...", flush=True)
+        print("building the kNN bundle (embedding the GSM8K prompts)...", flush=True)
         folder = knn_bundle(
             work / "bundle", name=tag, version="v1", signer=signer, examples=len(ds)
         )
