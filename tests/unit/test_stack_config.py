@@ -48,7 +48,7 @@ def test_supervisord_config_declares_every_component_in_order(tmp_path) -> None:
     assert 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"' in parser["program:mlflow"]["environment"]
     # JSON values are single-quoted: supervisord's parser takes no backslash escapes.
     assert (
-        """ROUTEIQ_LABELER_RETRAIN_ROUTER_TYPES='["knn"]'"""
+        """ROUTEIQ_LABELER_RETRAIN_ROUTER_TYPES='["knn","svm","mlp","mf"]'"""
         in parser["program:labeler"]["environment"]
     )
 

@@ -113,6 +113,25 @@ def _replay(
     return stats
 
 
+def _trained_version(settings: StackSettings, request_id: str, *, timeout_s: float) -> str | None:
+    """The bundle version the trainer registered for ``request_id`` (None if none in time)."""
+    from routeiq_trainer.wiring import build_services
+
+    from routeiq_cli.models import trainer_settings
+
+    services = build_services(trainer_settings(), pipeline=False)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = services.ops.registry.find_by_request(settings.router_name, request_id)
+            if found:
+                return found[-1].version
+            time.sleep(2.0)
+        return None
+    finally:
+        services.close()
+
+
 def _set_default(
     settings: StackSettings, admin_key: str, name: str, kind: str, params: dict[str, Any]
 ) -> None:
@@ -227,20 +246,31 @@ def run_demo(settings: StackSettings) -> None:
             t,
             f"retrain request {request['request_id'][:12]}… ({request['reason']}): "
             f"{len(request['shard_manifests'])} shards, {request['example_count']} "
-            "examples",
+            "rows (graded or not)",
         )
 
         t = _stage(
             4, "train: kNN/SVM/MLP/MF, evaluated on the newest 20%, gated against the champion"
         )
-        announced = announcements.wait_for(
-            lambda r: r["model_name"] == settings.router_name, timeout_s=300
-        )
+        # The trainer may also be busy with an earlier request (a threshold crossed mid-
+        # traffic): what counts is the version trained for *this* request.
+        trained = _trained_version(settings, request["request_id"], timeout_s=300)
+        announced = None
+        if trained is not None:
+            announced = announcements.wait_for(
+                lambda r: r["model_name"] == settings.router_name and r["version"] == trained,
+                timeout_s=60,
+            )
         if announced is None:
             click.echo(
-                "      no new champion: the gate held the challenger, or the traffic held no "
-                "query the routers had not seen (a repeated demo); the current champion "
-                "keeps serving — see .routeiq/logs/trainer.log"
+                "      no new champion: "
+                + (
+                    f"the gate held challenger {trained}"
+                    if trained
+                    else "the trainer registered no router for this request (too few labelled "
+                    "rows, or no query the routers had not seen: a repeated demo)"
+                )
+                + "; the current champion keeps serving — see .routeiq/logs/trainer.log"
             )
             version = httpx.get(f"{gateway}/health/ready").json()["sync"]["active_version"]
         else:

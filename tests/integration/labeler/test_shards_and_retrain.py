@@ -74,11 +74,27 @@ def test_a_rewrite_from_partial_state_keeps_every_row_and_the_best_label(sink, s
     # After a crash the recovered state holds only b, without its feedback.
     result = sink.write(_plan(["b"]))
     assert result.added_rows == 0
+    assert result.labeled_rows == 0  # b's label is the one already written
     manifest = read_manifest(store, bucket, shard_keys(WINDOW, 0)[1])
     rows = {r["decision_id"]: r for r in read_shard(store, bucket, manifest).to_pylist()}
     assert sorted(rows) == ["a", "b", "c"]
     assert rows["b"]["feedback_count"] == 1
     assert rows["b"]["quality_source"] == "feedback"
+
+
+def test_only_labelled_rows_count_as_new_training_examples(store, bucket) -> None:
+    # quality_source=feedback: a decision nobody graded is a row without a label.
+    sink = ShardSink(
+        store=store,
+        bucket=bucket,
+        policy=LabelPolicy(quality_source="feedback"),
+        clock_ms=lambda: 42,
+    )
+    first = sink.write(_plan(["a", "b", "c"], graded={"a"}))
+    assert (first.added_rows, first.labeled_rows) == (3, 1)
+    # c's feedback arrives after the first write: the rewrite turns it into an example.
+    again = sink.write(_plan(["c"], graded={"c"}))
+    assert (again.added_rows, again.labeled_rows) == (0, 1)
 
 
 def test_late_rows_accumulate_without_what_the_regular_shard_holds(sink, store, bucket) -> None:

@@ -70,10 +70,18 @@ def test_doubly_robust_leaves_full_information_rows_alone() -> None:
     assert np.array_equal(out.quality, q)
 
 
+def _request(**fields) -> tuple[TrainRequest, TrainerSettings]:
+    settings = TrainerSettings.load({}, signing_key=generate_ed25519()[0])
+    request = TrainRequest(
+        request_id="r", model_name="m", requested_by="t", requested_at_ms=0, **fields
+    )
+    return request, settings
+
+
 def _loader(tmp_path, embeddings: EmbeddingStore, **kw) -> DataLoader:
     return DataLoader(
-        store=None,  # type: ignore[arg-type] - dataset files never touch S3
-        shards_bucket="unused",
+        store=kw.get("store"),  # type: ignore[arg-type] - dataset files never touch S3
+        shards_bucket="shards",
         embeddings=embeddings,
         prices={"big-model": ModelPrice(10, 30), "small-model": ModelPrice(0.5, 0.5)},
         min_train_examples=kw.get("min_train", 10),
@@ -87,13 +95,8 @@ def test_a_dataset_file_loads_split_costed_and_with_texts(tmp_path, csv_dataset)
     cache_file = embeddings.path(prompts)
     cache_file.parent.mkdir(parents=True)
     np.save(cache_file, x, allow_pickle=False)
-    settings = TrainerSettings.load({}, signing_key=generate_ed25519()[0])
-    request = TrainRequest(
-        request_id="r",
-        model_name="m",
-        requested_by="t",
-        requested_at_ms=0,
-        params={"dataset": str(path), "validation_fraction": "0.25", "seed": "5"},
+    request, settings = _request(
+        params={"dataset": str(path), "validation_fraction": "0.25", "seed": "5"}
     )
     data = _loader(tmp_path, embeddings).load(request, resolve_options(request, settings))
     assert data.models == ("big-model", "small-model")
@@ -120,14 +123,78 @@ def test_too_few_examples_is_no_data(tmp_path, csv_dataset) -> None:
     embeddings = EmbeddingStore(cache_dir=tmp_path / "cache")
     embeddings.path(prompts).parent.mkdir(parents=True)
     np.save(embeddings.path(prompts), x, allow_pickle=False)
-    settings = TrainerSettings.load({}, signing_key=generate_ed25519()[0])
-    request = TrainRequest(
-        request_id="r",
-        model_name="m",
-        requested_by="t",
-        requested_at_ms=0,
-        params={"dataset": str(path)},
-    )
+    request, settings = _request(params={"dataset": str(path)})
     loader = _loader(tmp_path, embeddings, min_train=500)
     with pytest.raises(NoDataError, match="at least 500"):
         loader.load(request, resolve_options(request, settings))
+
+
+def _shard_row(i: int, *, graded: bool, rng: np.random.Generator) -> dict:
+    from datetime import UTC, datetime
+
+    when = 1_763_000_000_000 + i * 1000
+    quality = [float(rng.integers(0, 2)), float(rng.integers(0, 2))]
+    emb = rng.normal(size=384)
+    return {
+        "decision_id": f"d{i:04d}",
+        "event_time": datetime.fromtimestamp(when / 1000, tz=UTC),
+        "window_start": datetime.fromtimestamp(1_763_000_000, tz=UTC),
+        "late": False,
+        "embedding": (emb / np.linalg.norm(emb)).tolist(),
+        "embedding_model": "all-MiniLM-L6-v2",
+        "query_length": 10,
+        "requested_model": "auto",
+        "strategy": "random",
+        "strategy_version": "1",
+        "selected_model": "big-model",
+        "exploration": False,
+        "propensity": 0.5,
+        "candidate_models": ["big-model", "small-model"],
+        "candidate_propensities": [0.5, 0.5],
+        "status": "SUCCESS",
+        "input_tokens": 10,
+        "output_tokens": 10,
+        "cost_usd": 0.001,
+        # quality_source=feedback: a decision nobody graded has no label at all.
+        "quality": quality[0] if graded else float("nan"),
+        "quality_source": "feedback" if graded else "none",
+        "reward": quality[0] if graded else float("nan"),
+        "outcome_models": ["big-model", "small-model"] if graded else [],
+        "outcome_qualities": quality if graded else [],
+        "outcome_costs": [0.001, 0.0001] if graded else [],
+        "feedback_count": 2 if graded else 0,
+    }
+
+
+def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> None:
+    from routeiq.shards import write_shard
+    from unit.labeler.helpers import MemoryStore
+
+    rng = np.random.default_rng(0)
+    # The oldest 300 decisions were never graded (held-out traffic), the newest 100 were.
+    rows = [_shard_row(i, graded=i >= 300, rng=rng) for i in range(400)]
+    store = MemoryStore()
+    manifest = write_shard(
+        store,  # type: ignore[arg-type]
+        "shards",
+        rows,
+        window_start_ms=1_763_000_000_000,
+        window_end_ms=1_763_003_600_000,
+        partition=0,
+    )
+
+    def loader(min_train: int) -> DataLoader:
+        embeddings = EmbeddingStore(cache_dir=tmp_path / "cache")
+        return _loader(tmp_path, embeddings, store=store, min_train=min_train)
+
+    request, settings = _request(
+        shard_manifests=(manifest.key.replace(".parquet", ".manifest.json"),)
+    )
+    data = loader(10).load(request, resolve_options(request, settings))
+    assert len(data.train) + len(data.validation) == 100
+    assert len(data.validation) == 20  # the newest 20% of the graded rows
+    assert np.isfinite(data.train.quality).any(axis=1).all()
+    assert data.notes["rows_without_label"] == 300
+    # Too few graded rows is no data, whatever the shards hold.
+    with pytest.raises(NoDataError, match="at least 100"):
+        loader(100).load(request, resolve_options(request, settings))

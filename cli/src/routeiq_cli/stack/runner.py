@@ -53,7 +53,9 @@ def _wait_healthy(sup: Supervisor, component: Component, timeout_s: float) -> No
     reason = "not checked"
     while time.monotonic() < deadline:
         state = sup.state(component.name)
-        if state in {"FATAL", "EXITED", "BACKOFF", "STOPPED"}:
+        # BACKOFF is supervisord retrying a quick exit (a port the previous instance has not
+        # quite released, say); it turns FATAL once its retries are spent.
+        if state in {"FATAL", "EXITED", "STOPPED"}:
             raise StackError(
                 f"{component.title} exited ({state}) while starting. Last log lines:\n"
                 + sup.log_tail(component.name)
@@ -218,6 +220,12 @@ def down(settings: StackSettings, echo: Echo = print) -> None:
     for component in reversed(components(settings)):
         with timer.step(f"stop {component.name}"):
             sup.stop(component.name)
+            # Stopped means gone: wait for its ports to close so an `up` right after can bind.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(
+                port_open(settings.host, p) for p in component.ports
+            ):
+                time.sleep(0.1)
     with timer.step("stop supervisord"):
         sup.shutdown()
 

@@ -64,7 +64,10 @@ class StackSettings(ServiceSettings):
     labeler_lateness_s: float = Field(default=10.0, ge=0)
     labeler_feedback_ttl_s: float = Field(default=20.0, ge=0)
     retrain_threshold: int = Field(default=500, ge=0)
-    retrain_router_types: str = '["knn"]'
+    # Every type competes; the best on validation meets the gate. On a few hundred examples
+    # their validation APGRs differ by more than the gate margin, so one type alone often
+    # loses to the noise of a small validation set.
+    retrain_router_types: str = '["knn","svm","mlp","mf"]'
     models_bucket: str = "routeiq-models"
     shards_bucket: str = "routeiq-shards"
     mlflow_bucket: str = "routeiq-mlflow"

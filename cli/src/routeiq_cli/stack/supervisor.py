@@ -75,7 +75,7 @@ def render_config(settings: StackSettings, components: list[Component]) -> str:
             "autostart=false",
             "autorestart=unexpected",
             "startsecs=2",
-            "startretries=1",
+            "startretries=3",
             f"stopwaitsecs={c.stop_wait_s}",
             "stopsignal=TERM",
             "stopasgroup=true",

@@ -71,7 +71,7 @@ class LabelerSettings(ServiceSettings):
     outcome_latency_slo_ms: float = Field(default=30_000.0, gt=0)
     slow_success_quality: float = Field(default=0.5, ge=0, le=1)
 
-    # Publish a RetrainRequest after this many new examples (0: never by count) ...
+    # Publish a RetrainRequest after this many new labelled examples (0: never by count) ...
     retrain_threshold: int = Field(default=10_000, ge=0)
     # ... or this long after the last request when there are new examples (0: never by time).
     retrain_interval_s: float = Field(default=86_400.0, ge=0)

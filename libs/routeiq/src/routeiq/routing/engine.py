@@ -5,6 +5,7 @@ Every decision records the probability with which each candidate would have been
 usable for off-policy training and evaluation:
 
     p(a) = (1 − ε)·[a = greedy] + ε / K     (ε-greedy over K available candidates)
+    p(a) = (1 − ε)·π(a) + ε / K              (a strategy that randomised with probabilities π)
     p(a) = 1 / K                             (a strategy that itself randomises uniformly)
 
 The configuration (default strategy, A/B weights, per-domain overrides, ε) is an immutable
@@ -232,8 +233,9 @@ class RoutingEngine:
             propensities = {c.name: 1.0 / k for c in candidates}
             selected, exploration = choice.model, False
         else:
+            greedy = choice.probabilities or {choice.model: 1.0}
             propensities = {
-                c.name: (1.0 - eps) * (c.name == choice.model) + eps / k for c in candidates
+                c.name: (1.0 - eps) * greedy.get(c.name, 0.0) + eps / k for c in candidates
             }
             selected = explored_pick if explored_pick is not None else choice.model
             exploration = explore

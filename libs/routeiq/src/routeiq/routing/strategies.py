@@ -1,6 +1,7 @@
 """Routing strategies: given a query and the candidate models, which one should serve it.
 
-A strategy is deterministic: it returns a greedy choice, a score per candidate and a reason.
+A strategy returns a greedy choice, a score per candidate and a reason (a choice it had to
+randomise, such as a tie at a threshold, carries its probabilities).
 Exploration and A/B assignment happen around it, in ``engine.py``, so every strategy gets the
 same propensity logging. Built-in kinds:
 
@@ -97,7 +98,7 @@ class RouteInput:
 
 @dataclass(frozen=True)
 class Choice:
-    """A strategy's deterministic answer."""
+    """A strategy's answer for one request."""
 
     model: str
     reason: str
@@ -105,6 +106,9 @@ class Choice:
     router_version: str | None = None
     # True when the strategy itself randomises (random): the engine then logs 1/K propensities.
     uniform: bool = False
+    # The strategy's own selection probabilities when it randomised this choice (a threshold
+    # tie broken at random); None means it picked ``model`` with certainty.
+    probabilities: Mapping[str, float] | None = None
 
 
 class Strategy(abc.ABC):
@@ -257,6 +261,7 @@ class LearnedStrategy(Strategy):
                 inner.scores,
                 None,
                 inner.uniform,
+                inner.probabilities,
             )
         quality = _predict(bundle, request)
         tokens = request.features.est_tokens
@@ -276,12 +281,28 @@ class ThresholdStrategy(Strategy):
 
     Score = expected quality of ``strong`` minus that of ``weak`` under the active learned
     router (or, without one, a text heuristic: maths, code and length raise it). The threshold
-    is the score quantile that sends ``target_strong_pct`` of traffic to the strong model, from
-    the bundle's validation scores, else from a window of recently seen scores.
+    sends ``target_strong_pct`` of traffic to the strong model. It is read off a reference
+    distribution of scores: the bundle's validation quantiles at first, blended into a window
+    of the scores live traffic actually produced, which alone decides after ``MIN_LIVE``
+    scores (a validation set rarely has exactly the production mix).
+
+    Scores exactly at the threshold are split at random in the proportion that keeps the
+    target (a router with few distinct scores, say kNN with uniform votes, would otherwise send
+    every tie one way); such a choice reports its probabilities, which the engine logs as
+    propensities.
     """
 
     kind = "threshold"
     capabilities = frozenset({"learned", "needs_embedding", "calibrated"})
+
+    # Scores after which the live window alone calibrates; before that the bundle's quantiles
+    # weigh in proportion to the scores still missing.
+    MIN_LIVE = 200
+    # Without a bundle to start from, the live window calibrates once it has this many.
+    MIN_LIVE_ALONE = 20
+    # Scores are compared at this precision: the "same" score computed twice may differ in
+    # the last bits (summation order), and must still count as a tie.
+    DECIMALS = 9
 
     def __init__(
         self, name: str, params: Mapping[str, Any] | None = None, *, holder: BundleHolder
@@ -290,7 +311,7 @@ class ThresholdStrategy(Strategy):
         _check_params(
             self.kind,
             self.params,
-            {"strong", "weak", "target_strong_pct", "threshold", "window", "scorer"},
+            {"strong", "weak", "target_strong_pct", "threshold", "window", "scorer", "seed"},
         )
         # "auto": the learned router when one is active, else the heuristic; "heuristic":
         # always the text heuristic (a baseline to compare a learned router against).
@@ -310,6 +331,7 @@ class ThresholdStrategy(Strategy):
         self._recent: deque[float] = deque(maxlen=int(self.params.get("window", 2000)))
         self._scored_by: str | None = None
         self._lock = threading.Lock()
+        self._rng = _random.Random(self.params.get("seed"))  # noqa: S311 - not crypto
 
     @staticmethod
     def heuristic_score(features: TextFeatures) -> float:
@@ -318,29 +340,46 @@ class ThresholdStrategy(Strategy):
         score += min(features.chars, 4000) / 4000 * 0.2 + min(features.digits, 40) / 40 * 0.1
         return score
 
-    # Scores seen before the live window calibrates by itself (the bundle's validation
-    # quantiles stand in until then).
-    MIN_LIVE = 200
+    def calibration(self, bundle: LoadedBundle | None) -> tuple[float, float] | None:
+        """(threshold, probability of the strong model for a score exactly at it), or None
+        while there is nothing to calibrate on.
 
-    def threshold(self, bundle: LoadedBundle | None) -> float | None:
-        """The score quantile that sends ``target_strong_pct`` of traffic to the strong model.
-
-        Live traffic's own scores decide once there are enough of them: the validation set
-        a bundle was calibrated on rarely has exactly the production mix.
+        The reference distribution is a weighted sample: each live score weighs 1 and the
+        bundle's validation quantiles share the weight of the live scores still missing
+        before ``MIN_LIVE``. The threshold is the highest score whose upper tail (itself
+        included) reaches the target share; the share of ties that keeps the target exact
+        goes to the strong model.
         """
         if self.fixed is not None:
-            return float(self.fixed)
-        q = 1.0 - self.target / 100.0
+            return float(self.fixed), 1.0
         with self._lock:
-            live = np.fromiter(self._recent, float) if len(self._recent) >= 20 else None
-        if live is not None and (len(live) >= self.MIN_LIVE or bundle is None):
-            return float(np.quantile(live, q))
-        if bundle is not None:
+            live = np.fromiter(self._recent, float)
+        prior = None
+        if bundle is not None and live.size < self.MIN_LIVE:
             quantiles = bundle.manifest.calibration.get("win_score_quantiles")
             if quantiles:
-                grid = np.linspace(0.0, 1.0, len(quantiles))
-                return float(np.interp(q, grid, quantiles))
-        return None if live is None else float(np.quantile(live, q))
+                prior = np.round(np.asarray(quantiles, dtype=float), self.DECIMALS)
+        if prior is None:
+            if live.size < self.MIN_LIVE_ALONE:
+                return None
+            values, weights = live, np.ones(live.size)
+        else:
+            prior_weight = (self.MIN_LIVE - live.size) / prior.size
+            values = np.concatenate([live, prior])
+            weights = np.concatenate([np.ones(live.size), np.full(prior.size, prior_weight)])
+        distinct, inverse = np.unique(values, return_inverse=True)
+        mass = np.bincount(inverse, weights=weights)[::-1]  # per distinct score, high first
+        wanted = self.target / 100.0 * float(mass.sum())
+        above = np.concatenate([[0.0], np.cumsum(mass)[:-1]])  # weight strictly higher
+        i = int(np.searchsorted(above + mass, wanted - 1e-12))
+        i = min(i, distinct.size - 1)
+        tie = float(np.clip((wanted - above[i]) / mass[i], 0.0, 1.0))
+        return float(distinct[::-1][i]), tie
+
+    def threshold(self, bundle: LoadedBundle | None) -> float | None:
+        """The current threshold (None while uncalibrated)."""
+        calibrated = self.calibration(bundle)
+        return None if calibrated is None else calibrated[0]
 
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
         names = {c.name for c in candidates}
@@ -357,20 +396,37 @@ class ThresholdStrategy(Strategy):
         else:
             score = self.heuristic_score(request.features)
             source, version = "text heuristic", None
+        score = round(score, self.DECIMALS)
         with self._lock:
             # Scores of another scorer (a new bundle, or the heuristic) are not comparable.
             if version != self._scored_by:
                 self._recent.clear()
                 self._scored_by = version
             self._recent.append(score)
-        cut = self.threshold(bundle if usable else None)
-        strong_wanted = cut is None or score >= cut
+        calibrated = self.calibration(bundle if usable else None)
+        p_strong = 1.0
+        if calibrated is not None:
+            cut, tie = calibrated
+            p_strong = 1.0 if score > cut else tie if score == cut else 0.0
+        randomised = 0.0 < p_strong < 1.0
+        if randomised:
+            with self._lock:
+                strong_wanted = self._rng.random() < p_strong
+        else:
+            strong_wanted = p_strong == 1.0
         pick = self.strong if strong_wanted else self.weak
+        probabilities = {self.strong: p_strong, self.weak: 1.0 - p_strong} if randomised else None
         if pick not in names:  # the chosen side is unavailable: serve the other
             pick = self.weak if pick == self.strong else self.strong
+            probabilities = None
             if pick not in names:
                 pick = candidates[0].name
-        cut_text = "uncalibrated (warming up)" if cut is None else f"{cut:.3f}"
+        if calibrated is None:
+            cut_text = "uncalibrated (warming up)"
+        else:
+            cut_text = f"{calibrated[0]:.3f}"
+            if randomised:
+                cut_text += f" (a tie: strong with p={p_strong:.2f})"
         return Choice(
             pick,
             f"{source}: win score {score:.3f} vs threshold {cut_text} "
@@ -382,6 +438,7 @@ class ThresholdStrategy(Strategy):
                 for c in candidates
             },
             router_version=version,
+            probabilities=probabilities,
         )
 
 

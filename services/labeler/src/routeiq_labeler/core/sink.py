@@ -27,7 +27,7 @@ from routeiq.errors import ArtifactNotFoundError
 from routeiq.shards import decode_table, shard_keys, write_shard
 from routeiq.storage import ArtifactStore
 
-from routeiq_labeler.core.labels import LabelPolicy, utc
+from routeiq_labeler.core.labels import NO_LABEL, LabelPolicy, utc
 from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan, FlushResult
 
@@ -87,6 +87,14 @@ class ShardSink:
         by_source = Counter(r["quality_source"] for r in rows.values())
         existing = self._read_rows(plan.window_start, plan.partition, late=plan.late)
         added = sum(1 for d in rows if d not in existing)
+        # Training examples new to this object: labelled rows it did not hold, or held
+        # unlabelled (feedback that arrived after a first write).
+        labeled = sum(
+            1
+            for d, r in rows.items()
+            if r["quality_source"] != NO_LABEL
+            and (d not in existing or existing[d]["quality_source"] == NO_LABEL)
+        )
         merged = dict(existing)
         for decision_id, row in rows.items():
             old = merged.get(decision_id)
@@ -105,7 +113,11 @@ class ShardSink:
         if not plan.late:
             self._remember(plan.window_start, plan.partition, frozenset(merged))
         return FlushResult(
-            manifest=manifest, added_rows=added, duplicates=duplicates, by_source=dict(by_source)
+            manifest=manifest,
+            added_rows=added,
+            duplicates=duplicates,
+            by_source=dict(by_source),
+            labeled_rows=labeled,
         )
 
     def regular_ids(self, window_start: int, partition: int) -> frozenset[str]:

@@ -74,6 +74,10 @@ class FlushResult:
     added_rows: int  # rows of the plan that the object did not hold before
     duplicates: int  # late rows dropped because the window's regular shard already has them
     by_source: Mapping[str, int] = field(default_factory=dict)  # plan rows per quality source
+    # Labelled rows new to the object: what counts towards the retrain threshold (a decision
+    # that never got feedback under quality_source=feedback is in the shard, but teaches
+    # nothing).
+    labeled_rows: int = 0
 
 
 class LabelerState:
@@ -224,12 +228,12 @@ class LabelerState:
                 del self._feedback[key]
         if group is not None and not group:
             del self._index[partition][(plan.late, plan.window_start)]
-        if self._track_new and result.manifest is not None and result.added_rows > 0:
+        if self._track_new and result.manifest is not None and result.labeled_rows > 0:
             key = state_key(partition, "new")
             new = dict(self._meta.get(key) or {})
             previous = int(new.get(result.manifest.key, {}).get("rows", 0))
             new[result.manifest.key] = {
-                "rows": previous + result.added_rows,
+                "rows": previous + result.labeled_rows,
                 "sha": result.manifest.sha256,
             }
             self._meta[key] = new
@@ -253,7 +257,7 @@ class LabelerState:
     # ------------------------------------------------------------------ retraining
 
     def unrequested(self, partitions: Iterable[int]) -> dict[str, int]:
-        """Shards written since the last retrain request: manifest key → new rows."""
+        """Shards written since the last retrain request: manifest key → new labelled rows."""
         out: dict[str, int] = {}
         for partition in partitions:
             for key, info in (self._meta.get(state_key(partition, "new")) or {}).items():

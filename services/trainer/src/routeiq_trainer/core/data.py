@@ -277,6 +277,18 @@ class DataLoader:
             )
         correction = "ipw" if options.propensity_correction == "ipw" else "none"
         data = training_data(table, propensity_correction=correction)
+        with_embedding = table.num_rows
+        # A decision nobody graded (quality_source=feedback without feedback) is in the shard
+        # but teaches nothing: it must count neither as an example nor in the time split.
+        labelled = np.flatnonzero(np.isfinite(data.quality).any(axis=1))
+        if labelled.size < with_embedding:
+            data = data.subset(labelled)
+            table = table.take(pa.array(labelled))
+        if table.num_rows < 2:
+            raise NoDataError(
+                f"{table.num_rows} labelled rows (of {with_embedding} with an embedding) in "
+                f"{len(keys)} shard(s)"
+            )
         models = data.models
         if len(models) < 2:
             raise NoDataError(f"only one candidate model ({list(models)}): nothing to route")
@@ -312,7 +324,8 @@ class DataLoader:
             notes={
                 "duplicates_dropped": rows_read - unique_rows,
                 "validation_repeats_dropped": repeats,
-                "rows_without_embedding": unique_rows - table.num_rows,
+                "rows_without_embedding": unique_rows - with_embedding,
+                "rows_without_label": with_embedding - table.num_rows,
             },
         )
 
