@@ -376,11 +376,6 @@ class ThresholdStrategy(Strategy):
         tie = float(np.clip((wanted - above[i]) / mass[i], 0.0, 1.0))
         return float(distinct[::-1][i]), tie
 
-    def threshold(self, bundle: LoadedBundle | None) -> float | None:
-        """The current threshold (None while uncalibrated)."""
-        calibrated = self.calibration(bundle)
-        return None if calibrated is None else calibrated[0]
-
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
         names = {c.name for c in candidates}
         bundle = self._holder.get()
