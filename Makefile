@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen --python python3.11
 export UV_PYTHON_DOWNLOADS := never
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e lint format bench bench-all docs demo
+.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e lint format bench bench-all bench-gateway bench-labeler bench-trainer bench-rollout docs demo
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,15 +55,22 @@ docs:  ## Regenerate docs/contracts.md from schemas/ and the settings tables in 
 	@$(RUN) routeiq schemas docs
 	@$(RUN) python tests/unit/deploy/deploy_support.py --write-docs
 
-demo: up  ## The closed loop on the running stack, with a before/after table (≈5 min)
+demo: up  ## The closed loop on the running stack, with a before/after table (≈4 min)
 	@$(RUN) routeiq demo
 
 bench: up  ## Serde benchmark: our Avro serde vs plain fastavro, encode and encode+produce
 	@$(RUN) python bench/serde.py
 
-bench-all: up  ## Every benchmark: serde, gateway vs LiteLLM proxy, labeler, trainer, rollout
-	@$(RUN) python bench/serde.py
+bench-all: bench bench-gateway bench-labeler bench-trainer bench-rollout  ## Every benchmark
+
+bench-gateway: up  ## Gateway (learned router, telemetry) vs the LiteLLM proxy, same run
 	@$(RUN) python bench/gateway.py
+
+bench-labeler: up  ## Faust labeler vs a plain confluent-kafka loop, events/s
 	@$(RUN) python bench/labeler.py
+
+bench-trainer: bootstrap  ## Training time per router type at 10k and 100k examples (CPU; CUDA if present)
 	@$(RUN) python bench/trainer.py
+
+bench-rollout: up  ## Announcement → all replicas serving; request p99 during swaps vs steady
 	@$(RUN) python bench/rollout.py

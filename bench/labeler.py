@@ -15,7 +15,7 @@ Each side is started and ready before the clock starts; the clock runs from the 
 produce to the moment S3 holds a row for every decision. Reported: decisions/s and records/s
 (decisions + feedback) per worker, and the labeler/baseline ratio.
 
-Run: `uv run python bench/labeler.py [--decisions 10000]` (the local stack must be up).
+Run: `make bench-labeler` or `uv run python bench/labeler.py [--decisions 10000]` (stack up).
 """
 
 from __future__ import annotations
