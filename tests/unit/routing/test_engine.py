@@ -156,6 +156,8 @@ def test_invalid_configuration_is_refused_with_the_reason() -> None:
         e.registry.register("t2", "threshold", {"strong": "a", "weak": "b", "bogus": 1})
     with pytest.raises(ConfigError, match="required"):
         e.registry.register("t3", "threshold", {"strong": "a"})
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        e.registry.register("t4", "threshold", {"strong": "a", "weak": "b", "seed": [1]})
     with pytest.raises(ConfigError, match="unknown strategy kind"):
         e.registry.register("x", "magic")
     assert e.config.default == "cheapest"  # nothing changed

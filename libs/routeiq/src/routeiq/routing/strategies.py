@@ -148,6 +148,14 @@ def _check_params(kind: str, params: Mapping[str, Any], allowed: set[str]) -> No
         )
 
 
+def _seeded_rng(kind: str, params: Mapping[str, Any]) -> _random.Random:
+    """The strategy's own RNG, from its optional integer ``seed`` parameter."""
+    seed = params.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"strategy {kind}: seed must be an integer, got {seed!r}")
+    return _random.Random(seed)  # noqa: S311 - routing randomness, not crypto
+
+
 class RandomStrategy(Strategy):
     kind = "random"
     capabilities = frozenset({"baseline"})
@@ -161,7 +169,7 @@ class RandomStrategy(Strategy):
     ) -> None:
         super().__init__(name, params)
         _check_params(self.kind, self.params, {"seed"})
-        self._rng = rng or _random.Random(self.params.get("seed"))  # noqa: S311 - not crypto
+        self._rng = rng or _seeded_rng(self.kind, self.params)
         self._lock = threading.Lock()
 
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
@@ -331,7 +339,7 @@ class ThresholdStrategy(Strategy):
         self._recent: deque[float] = deque(maxlen=int(self.params.get("window", 2000)))
         self._scored_by: str | None = None
         self._lock = threading.Lock()
-        self._rng = _random.Random(self.params.get("seed"))  # noqa: S311 - not crypto
+        self._rng = _seeded_rng(self.kind, self.params)
 
     @staticmethod
     def heuristic_score(features: TextFeatures) -> float:
