@@ -39,8 +39,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from routeiq.routing.datasets import llmrouter_prices, load_llmrouter
 from routeiq.routing.evaluation import router_quality
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.routing.routers import FitContext, TrainingData, router_class
-from routeiq_trainer.core.embeddings import EmbeddingStore
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = 0.02
@@ -100,7 +101,7 @@ def main() -> None:
         if cuda
         else "  CUDA: not available (CPU columns only; the ratio is 100k time / 10k time)"
     )
-    store = EmbeddingStore(cache_dir=Path(args.cache))
+    store = FeatureStore(cache_dir=Path(args.cache, featurizer=minilm_pipeline()))
     train_ds, test_ds = load_llmrouter(split="train"), load_llmrouter(split="test")
     t0 = time.perf_counter()
     base = TrainingData(

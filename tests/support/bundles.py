@@ -16,8 +16,8 @@ from confluent_kafka import Producer
 from routeiq.contracts.serde import AvroSerde
 from routeiq.routing.bundle import Candidate, Signer, read_signature, write_bundle
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, load_gsm8k
-from routeiq.routing.embedding import MiniLMEncoder
 from routeiq.routing.evaluation import router_quality
+from routeiq.routing.featurizer import Featurizer, minilm_pipeline
 from routeiq.routing.routers import FitContext, KNNRouter, TrainingData
 from routeiq.storage import ArtifactStore
 from routeiq_trainer.core.announce import Announcer
@@ -30,12 +30,13 @@ CANDIDATES = [
 
 
 @cache
-def encoder() -> MiniLMEncoder:
-    return MiniLMEncoder()
+def featurizer() -> Featurizer:
+    """The MiniLM pipeline (384-d, packaged: no files to build)."""
+    return minilm_pipeline()
 
 
 def featurize(texts: Sequence[str]) -> Any:
-    return encoder().encode(list(texts))
+    return featurizer().encode(list(texts))
 
 
 @cache
@@ -77,10 +78,9 @@ def knn_bundle(
         version=version,
         candidates=CANDIDATES,
         signer=signer,
-        featurize=featurize,
+        featurizer=featurizer(),
         metrics=quality_metrics,
         calibration={"win_score_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist()},
-        encoder_fingerprint=encoder().fingerprint,
     )
     return folder
 

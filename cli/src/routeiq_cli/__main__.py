@@ -266,17 +266,59 @@ def replay_command(
     "--test",
     "test_spec",
     required=True,
-    help="Test set: gsm8k, mt_bench, FILE.csv; ':test' / ':train' for a seeded half.",
+    help="Test data: gsm8k, mt_bench, llmrouter-test, FILE.csv; X:test for a seeded half.",
 )
-@click.option("--train", "train_spec", default=None, help="Training set (with --router).")
-@click.option("--router", default=None, help="Router type to train: knn, svm, mlp, mf, bert.")
-@click.option("--param", "params", multiple=True, help="Router parameter KEY=VALUE (JSON value).")
+@click.option(
+    "--train",
+    "train_spec",
+    default=None,
+    help="Training data (default: split --test per seed). X:train pairs with X:test.",
+)
+@click.option(
+    "--router",
+    "routers",
+    multiple=True,
+    help="Router type(s) to train: knn, svm, mlp, mf, bert, or all (knn svm mlp mf). Default: knn.",
+)
+@click.option(
+    "--param", "params", multiple=True, help="Router parameter TYPE.KEY=VALUE (JSON value)."
+)
+@click.option("--seeds", default=5, show_default=True, help="Split seeds 0..N-1.")
+@click.option("--test-fraction", default=0.5, show_default=True, help="One-dataset splits.")
+@click.option(
+    "--train-fraction", default=0.9, show_default=True, help="Train subsample per seed (A → B)."
+)
+@click.option("--prompt-column", default="prompt", show_default=True, help="CSV prompt column.")
+@click.option("--models", default=None, help="Comma-separated candidate columns (default: all).")
+@click.option("--strong", default=None, help="Strong model of the APGR pair.")
+@click.option("--weak", default=None, help="Weak model of the APGR pair.")
+@click.option(
+    "--prices",
+    "prices_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help='JSON {"model": [input, output]} USD per million tokens.',
+)
+@click.option(
+    "--features",
+    type=click.Choice(["static", "minilm", "minilm+sketch"]),
+    default="static",
+    show_default=True,
+    help="Feature pipeline for the routers trained here.",
+)
+@click.option(
+    "--features-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A saved pipeline (routeiq features build) instead of --features.",
+)
+@click.option("--no-baseline", is_flag=True, help="Skip the kNN-200-on-MiniLM baseline.")
 @click.option(
     "--bundle",
-    "bundle_dir",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="A local bundle folder.",
+    "bundle_dirs",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    multiple=True,
+    help="A local bundle folder to score too (verified first).",
 )
 @click.option("--model", default=None, help="A registered router (with --version or champion).")
 @click.option("--version", default=None)
@@ -284,72 +326,97 @@ def replay_command(
     "--verify-key", default=None, help="Public key for --bundle (default: the local stack's)."
 )
 @click.option("--verify-algorithm", default="ed25519", show_default=True)
-@click.option("--strategy", default=None, help="random, strongest or cheapest.")
-@click.option("--split-seed", default=0, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--bootstrap", "samples", default=1000, show_default=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=Path("eval-results"),
     show_default=True,
-    help="Where the curve PNG goes.",
+    help="Where the curves (PNG) and report.json go.",
 )
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(
     test_spec: str,
     train_spec: str | None,
-    router: str | None,
+    routers: tuple[str, ...],
     params: tuple[str, ...],
-    bundle_dir: Path | None,
+    seeds: int,
+    test_fraction: float,
+    train_fraction: float,
+    prompt_column: str,
+    models: str | None,
+    strong: str | None,
+    weak: str | None,
+    prices_file: Path | None,
+    features: str,
+    features_dir: Path | None,
+    no_baseline: bool,
+    bundle_dirs: tuple[Path, ...],
     model: str | None,
     version: str | None,
     verify_key: str | None,
     verify_algorithm: str,
-    strategy: str | None,
-    split_seed: int,
-    seed: int,
-    samples: int,
     out: Path,
     as_json: bool,
 ) -> None:
-    """Offline router quality: APGR, CPT(50%), CPT(80%) with bootstrap CIs, curve, cost."""
+    """Offline router quality over split seeds: APGR/CPT for pairs, AIQ and quality at a
+    budget for N models, against a plain kNN baseline, mean ± sd and per seed."""
     import json as json_
 
-    from routeiq_cli.evaluate import render, run_eval, to_json
+    from routeiq_cli.evaluate import (
+        ALL_TYPES,
+        DataSpec,
+        load_bundles,
+        pipeline_for,
+        read_prices,
+        render,
+        run_eval,
+        to_json,
+    )
     from routeiq_cli.stack.secrets import load_or_create
 
     settings = _settings()
-    parsed = {}
+    kinds = [k for r in (routers or ("knn",)) for k in (ALL_TYPES if r == "all" else (r,))]
+    parsed: dict[str, dict[str, object]] = {}
     for item in params:
         key, sep, raw = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--param")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise click.BadParameter(f"{item!r}: expected TYPE.KEY=VALUE", param_hint="--param")
         try:
-            parsed[key] = json_.loads(raw)
+            parsed.setdefault(kind, {})[name] = json_.loads(raw)
         except json_.JSONDecodeError:
-            parsed[key] = raw
+            parsed.setdefault(kind, {})[name] = raw
     verify = None
-    if bundle_dir is not None:
+    if bundle_dirs:
         key = verify_key or load_or_create(settings).signing_public
         verify = (verify_algorithm, key)
-    result = run_eval(
+    cache = settings.state / "eval-cache"
+    data = DataSpec(
+        prompt_column=prompt_column,
+        models=tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
+        prices=read_prices(prices_file) if prices_file else {},
+    )
+    report = run_eval(
         test_spec=test_spec,
         train_spec=train_spec,
-        router=router,
+        routers=kinds,
         params=parsed,
-        bundle_dir=bundle_dir,
-        model=model,
-        version=version,
-        verify=verify,
-        strategy=strategy,
-        split_seed=split_seed,
-        seed=seed,
-        samples=samples,
+        featurizer=pipeline_for(features, features_dir=features_dir, cache_dir=cache),
+        cache_dir=cache,
+        data=data,
+        seeds=seeds,
+        test_fraction=test_fraction,
+        train_fraction=train_fraction,
+        strong=strong,
+        weak=weak,
+        baseline=not no_baseline,
+        bundles=load_bundles(bundle_dirs, verify, model, version),
         out=out,
-        cache_dir=settings.state / "eval-cache",
+        log=lambda line: click.echo(line, err=True),
     )
-    click.echo(to_json(result) if as_json else render(result))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(to_json(report))
+    click.echo(to_json(report) if as_json else render(report))
 
 
 @cli.command("demo")

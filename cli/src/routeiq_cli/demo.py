@@ -320,28 +320,16 @@ def run_demo(settings: StackSettings) -> None:
         f"      {'(always strong / always weak)':<34} {always_strong:>8.3f} / {always_weak:.3f}"
     )
     try:
-        from routeiq_cli.evaluate import run_eval
+        from routeiq_cli.evaluate import held_out_quality, load_bundles
 
-        result = run_eval(
-            test_spec="gsm8k:test",
-            train_spec=None,
-            router=None,
-            params={},
-            bundle_dir=None,
-            model=settings.router_name,
-            version=version,
-            verify=None,
-            strategy=None,
-            split_seed=0,
-            seed=0,
-            samples=500,
-            out=settings.state / "demo",
-            cache_dir=settings.state / "eval-cache",
+        (bundle,) = load_bundles([], None, settings.router_name, version).values()
+        _, intervals = held_out_quality(
+            bundle, "gsm8k:test", cache_dir=settings.state / "eval-cache"
         )
-        iv = result.intervals["apgr"]
+        iv = intervals["apgr"]
         click.echo(
             f"      offline APGR of {version} on the held-out half: {iv.value:.3f} "
-            f"(95% CI {iv.low:.3f}–{iv.high:.3f}); curve {result.curve}"
+            f"(95% CI {iv.low:.3f}–{iv.high:.3f})"
         )
     except RouteIQError as exc:
         click.echo(f"      (offline evaluation unavailable: {exc})")

@@ -1,243 +1,408 @@
-"""`routeiq eval`: the offline router-quality benchmark, with the trainer's own code.
+"""`routeiq eval`: offline router quality over several split seeds, with the library's code.
 
-Three things can be evaluated on a labelled test set:
+What is scored, on the same rows and seeds:
 
-* a router trained here from a dataset file (``--train FILE --router TYPE``): the trainer's
-  data preparation, router ``fit`` and metrics, so the numbers are what the trainer would log;
-* a registered version (``--model NAME [--version V]``, champion by default) or a local bundle
-  folder (``--bundle DIR``), verified (signature, hashes, probes) before it is used;
-* a built-in strategy that needs no training (``--strategy random|strongest|cheapest``).
+* router types trained here (``--router knn --router mlp ...``, or ``all``), with the
+  trainer's own ``fit``, feature pipeline and metrics, so a number is what the trainer logs;
+* the plain kNN baseline (k = 200, uniform vote, on the packaged MiniLM): what a router must
+  beat to be worth its complexity;
+* ``random``, and any bundle (``--bundle DIR``, verified first) or registered version
+  (``--model NAME``), each featurised by its own pipeline.
 
-Reported: APGR, CPT(50%), CPT(80%) with percentile-bootstrap 95% CIs, the quality-vs-strong-
-call curve (PNG), and cost per 1k requests at the router's 50%-strong operating point and
-for always-strong / always-weak, from model prices. Deterministic for a given ``--seed``.
+Splits: one dataset (``--test X``, or ``X:train`` / ``X:test`` halves) is split afresh per
+seed (``--test-fraction``, default a half). An explicit pair (``--train A --test B``) keeps
+its test set; each seed trains on a seeded ``--train-fraction`` (default 90%) of A, so the
+spread says how much a result depends on the training draw.
+
+Metrics: for a strong/weak pair (two models, or ``--strong``/``--weak``) RouteLLM's APGR,
+CPT(50%), CPT(80%); over all candidates, on fully graded rows, the quality-cost curve's AIQ,
+quality at 50% of the best single model's cost (λ calibrated on the test rows' predictions,
+never their labels), the best quality, and the best-single-model and oracle references.
+Every metric is reported per seed and as mean ± sd.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from routeiq.errors import ConfigError
-from routeiq.routing.datasets import RoutingDataset, load_named
-from routeiq.routing.evaluation import Interval, bootstrap_quality, router_quality
+from routeiq.routing.assessment import Evaluation, evaluate, random_baseline
+from routeiq.routing.datasets import ModelPrice, RoutingDataset, load_csv, load_named
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import (
+    SPEC_FILE,
+    Featurizer,
+    minilm_pipeline,
+    open_pipeline,
+    read_pipeline,
+)
+from routeiq.routing.prepare import (
+    DataError,
+    PreparedData,
+    prepare_split,
+    prepare_train_test,
+    subsample_train,
+)
+from routeiq.routing.routers import ROUTER_TYPES, FitContext, KNNRouter, router_class
 
 F64 = NDArray[np.float64]
 
+BASELINE = "baseline-knn200-minilm"
+ALL_TYPES = ("knn", "svm", "mlp", "mf")
+# Metrics shown in the table, in order, with how they print.
+PAIR_METRICS = (("apgr", "APGR", "{:.3f}"), ("cpt50", "CPT50%", "{:.1f}"))
+MULTI_METRICS = (
+    ("aiq", "AIQ", "{:.3f}"),
+    ("quality_at_50pct_cost", "q@50%cost", "{:.3f}"),
+    ("max_quality", "q max", "{:.3f}"),
+)
 
-def load_spec(spec: str, *, split_seed: int = 0) -> RoutingDataset:
-    """``NAME`` or ``FILE.csv``, optionally ``:train`` / ``:test`` for a seeded 50/50 half."""
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a dataset argument."""
+
+    prompt_column: str = "prompt"
+    models: tuple[str, ...] | None = None
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+
+
+def read_prices(path: Path) -> dict[str, ModelPrice]:
+    """A prices file: JSON ``{"model": [input, output]}`` or LLMRouter's
+    ``{"model": {"input_price": .., "output_price": ..}}``, USD per million tokens."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read prices from {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected an object of model -> prices")
+    out = {}
+    for name, value in raw.items():
+        try:
+            if isinstance(value, dict):
+                out[name] = ModelPrice(float(value["input_price"]), float(value["output_price"]))
+            else:
+                inp, outp = value
+                out[name] = ModelPrice(float(inp), float(outp))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{path}: prices of {name!r} must be [input, output] or "
+                "{input_price, output_price} in USD per million tokens"
+            ) from exc
+    return out
+
+
+def load_dataset(spec: str, data: DataSpec) -> tuple[RoutingDataset, str]:
+    """``NAME`` or ``FILE.csv``, optionally ``:train`` / ``:test`` (a seeded half, the part
+    returned second); the dataset's prices overridden by ``data.prices``."""
     name, part = spec, ""
     head, sep, tail = spec.rpartition(":")
     if sep and tail in {"train", "test"}:
         name, part = head, tail
-    ds = load_named(name)
-    if not part:
-        return ds
-    train, test = ds.split(test_fraction=0.5, seed=split_seed)
-    return train if part == "train" else test
+    if name.endswith(".csv"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"no such file: {path}")
+        ds = load_csv(path, prompt_column=data.prompt_column, models=data.models)
+    else:
+        ds = load_named(name)
+    if data.prices:
+        ds = replace(ds, prices={**ds.prices, **data.prices})
+    return ds, part
 
 
 @dataclass
-class EvalResult:
-    label: str
-    intervals: dict[str, Interval]
-    strong: str
-    weak: str
-    strong_quality: float
-    weak_quality: float
-    cost_per_1k: dict[str, float]
-    curve: Path | None
+class SeedResult:
+    seed: int
     rows: int
+    metrics: dict[str, dict[str, float]]  # label -> metrics
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    features: str
+    models: tuple[str, ...]
+    pair: tuple[str, str] | None
+    split: str
+    seeds: list[SeedResult]
+    references: dict[str, Any]
+    labels: list[str]
+    curves: list[Path] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """label -> metric -> {mean, sd, min, max} over the seeds."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for label in self.labels:
+            per = [s.metrics[label] for s in self.seeds if label in s.metrics]
+            keys = set.intersection(*(set(m) for m in per)) if per else set()
+            out[label] = {}
+            for key in sorted(keys):
+                values = np.array([m[key] for m in per], dtype=np.float64)
+                out[label][key] = {
+                    "mean": float(values.mean()),
+                    "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    "min": float(values.min()),
+                    "max": float(values.max()),
+                }
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "router": self.label,
-            "rows": self.rows,
-            "strong": self.strong,
-            "weak": self.weak,
-            **{k: {"value": v.value, "ci95": [v.low, v.high]} for k, v in self.intervals.items()},
-            "strong_quality": self.strong_quality,
-            "weak_quality": self.weak_quality,
-            "cost_per_1k_requests_usd": self.cost_per_1k,
-            "curve_png": str(self.curve) if self.curve else None,
+            "dataset": self.dataset,
+            "features": self.features,
+            "models": list(self.models),
+            "pair": list(self.pair) if self.pair else None,
+            "split": self.split,
+            "references": self.references,
+            "summary": self.summary(),
+            "per_seed": [
+                {"seed": s.seed, "rows": s.rows, "metrics": s.metrics} for s in self.seeds
+            ],
+            "curves": [str(p) for p in self.curves],
         }
 
 
-def scored(
-    label: str,
-    win: F64,
-    test: RoutingDataset,
-    costs: F64,
-    strong: str,
-    weak: str,
+Preparer = Callable[[FeatureStore, int], PreparedData]
+
+
+def plan_splits(
+    test_spec: str,
+    train_spec: str | None,
+    data: DataSpec,
     *,
-    seed: int,
-    samples: int,
-    out: Path | None,
-) -> EvalResult:
-    """Metrics, CIs, costs and the curve for one router's win scores on the test rows."""
-    s, w = test.models.index(strong), test.models.index(weak)
-    qs, qw = test.scores[:, s], test.scores[:, w]
-    keep = np.isfinite(qs) & np.isfinite(qw) & np.isfinite(win)
-    win, qs, qw, costs = win[keep], qs[keep], qw[keep], costs[keep]
-    intervals = bootstrap_quality(win, qs, qw, samples=samples, seed=seed)
-    quality = router_quality(win, qs, qw)
-    # The router's cost at its median threshold: half the traffic on the strong model.
-    half = win >= np.quantile(win, 0.5)
-    routed = np.where(half, costs[:, s], costs[:, w])
-    cost = {
-        "router_at_50pct_strong": 1000 * float(routed.mean()),
-        "always_strong": 1000 * float(costs[:, s].mean()),
-        "always_weak": 1000 * float(costs[:, w].mean()),
-    }
-    curve = None
-    if out is not None:
-        curve = plot(label, quality, out / f"curve-{label.replace('/', '_')}.png")
-    return EvalResult(
-        label,
-        intervals,
-        strong,
-        weak,
-        quality.strong_quality,
-        quality.weak_quality,
-        cost,
-        curve,
-        int(keep.sum()),
+    test_fraction: float,
+    train_fraction: float,
+    strong: str | None,
+    weak: str | None,
+) -> tuple[Preparer, str, str]:
+    """A function (feature store, seed) → the seed's ``PreparedData``, and its description."""
+    test_ds, test_part = load_dataset(test_spec, data)
+    models = data.models
+    if train_spec is None or train_spec.rpartition(":")[0] == test_spec.rpartition(":")[0]:
+        if train_spec is not None and test_part == "":
+            raise ConfigError("--train and --test name the same data: use X:train and X:test")
+
+        def per_seed(store: FeatureStore, seed: int) -> PreparedData:
+            return prepare_split(
+                test_ds,
+                store=store,
+                validation_fraction=test_fraction,
+                seed=seed,
+                strong=strong,
+                weak=weak,
+                models=models,
+            )
+
+        split = f"a fresh {1 - test_fraction:.0%}/{test_fraction:.0%} split per seed"
+        return per_seed, test_ds.name, split
+    train_ds, _ = load_dataset(train_spec, data)
+
+    def fixed(store: FeatureStore, seed: int) -> PreparedData:
+        base = prepare_train_test(
+            train_ds, test_ds, store=store, seed=seed, strong=strong, weak=weak, models=models
+        )
+        if train_fraction >= 1.0:
+            return base
+        return subsample_train(base, fraction=train_fraction, seed=seed)
+
+    split = (
+        f"train {train_ds.name} ({train_fraction:.0%} seeded subsample per seed), "
+        f"test {test_ds.name}"
     )
+    return fixed, f"{train_ds.name} → {test_ds.name}", split
 
 
-def plot(label: str, quality: Any, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = sorted(quality.points, key=lambda p: (p.strong_pct, p.quality))
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    try:
-        ax.plot(
-            [p.strong_pct for p in pts],
-            [p.quality for p in pts],
-            marker="o",
-            markersize=3,
-            label=f"{label} (APGR {quality.apgr:.3f})",
-        )
-        ax.plot(
-            [0, 100],
-            [quality.weak_quality, quality.strong_quality],
-            linestyle="--",
-            color="grey",
-            label="random (expected)",
-        )
-        ax.axhline(quality.strong_quality, color="grey", linewidth=0.8, linestyle=":")
-        ax.axhline(quality.weak_quality, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_xlabel("strong-model calls (%)")
-        ax.set_ylabel("mean quality")
-        ax.set_title(f"quality vs strong calls: {label}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
-    finally:
-        plt.close(fig)
-    return path
+def baseline_router(data: PreparedData, seed: int) -> KNNRouter:
+    """The plain kNN every router is compared with: 200 neighbours, uniform vote."""
+    return KNNRouter.fit(data.train, {"k": 200, "weighting": "uniform"}, ctx=FitContext(seed=seed))
 
 
 def run_eval(
     *,
     test_spec: str,
     train_spec: str | None,
-    router: str | None,
-    params: dict[str, Any],
-    bundle_dir: Path | None,
-    model: str | None,
-    version: str | None,
-    verify: tuple[str, str] | None,
-    strategy: str | None,
-    split_seed: int,
-    seed: int,
-    samples: int,
-    out: Path | None,
+    routers: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    featurizer: Featurizer,
     cache_dir: Path,
-) -> EvalResult:
-    from routeiq.routing.routers import FitContext, router_class
-    from routeiq_trainer.core.data import prepare_train_test
-    from routeiq_trainer.core.embeddings import EmbeddingStore
-
-    test = load_spec(test_spec, split_seed=split_seed)
-    if test.strong is None or test.weak is None:
-        raise ConfigError(
-            f"{test_spec}: APGR needs a strong/weak pair; this set has "
-            f"{len(test.models)} models (use a two-model dataset)"
+    data: DataSpec = DataSpec(),
+    seeds: int = 5,
+    test_fraction: float = 0.5,
+    train_fraction: float = 0.9,
+    strong: str | None = None,
+    weak: str | None = None,
+    baseline: bool = True,
+    bundles: Mapping[str, Any] | None = None,
+    out: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> EvalReport:
+    """Train and score every router on every seed's split (see the module docstring)."""
+    if seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
+    for kind in routers:
+        router_class(kind)  # unknown types fail before any work
+    prepare, name, split = plan_splits(
+        test_spec,
+        train_spec,
+        data,
+        test_fraction=test_fraction,
+        train_fraction=train_fraction,
+        strong=strong,
+        weak=weak,
+    )
+    store = FeatureStore(cache_dir=cache_dir, featurizer=featurizer)
+    minilm = (
+        store
+        if featurizer.id == minilm_pipeline().id
+        else FeatureStore(cache_dir=cache_dir, featurizer=minilm_pipeline())
+        if baseline
+        else None
+    )
+    labels = [*routers, *([BASELINE] if baseline else []), "random", *(bundles or {})]
+    results: list[SeedResult] = []
+    references: dict[str, Any] = {}
+    curves: list[Path] = []
+    first: PreparedData | None = None
+    for seed in range(seeds):
+        try:
+            prepared = prepare(store, seed)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from exc
+        first = first or prepared
+        evals: dict[str, Evaluation] = {}
+        for kind in routers:
+            log(f"seed {seed}: training {kind} on {len(prepared.train)} rows")
+            fitted = router_class(kind).fit(
+                prepared.train, dict(params.get(kind, {})), ctx=FitContext(seed=seed)
+            )
+            pred = fitted.predict(prepared.validation.embeddings, prepared.validation.texts)
+            evals[kind] = evaluate(
+                kind, _columns(pred, fitted.models, prepared), prepared, cost_weight=0.0
+            )
+        if minilm is not None:
+            base = prepare(minilm, seed)
+            knn = baseline_router(base, seed)
+            pred = knn.predict(base.validation.embeddings)
+            evals[BASELINE] = evaluate(BASELINE, pred, base, cost_weight=0.0)
+        evals["random"] = random_baseline(prepared, seed=seed, cost_weight=0.0)
+        for label, bundle in (bundles or {}).items():
+            own = FeatureStore(cache_dir=cache_dir, featurizer=bundle.featurizer)
+            rows = prepare(own, seed)
+            pred = bundle.router.predict(rows.validation.embeddings, rows.validation.texts)
+            evals[label] = evaluate(
+                label, _columns(pred, bundle.manifest.models, rows), rows, cost_weight=0.0
+            )
+        results.append(
+            SeedResult(seed, len(prepared.validation), {k: v.metrics for k, v in evals.items()})
         )
-    embeddings = EmbeddingStore(cache_dir=cache_dir)
-    prepared = prepare_train_test(
-        load_spec(train_spec, split_seed=split_seed) if train_spec else test,
-        test,
-        embeddings=embeddings,
-        seed=seed,
+        if seed == 0:
+            references = _references(evals, prepared)
+            if out is not None:
+                curves = _plots(list(evals.values()), out, name)
+    assert first is not None
+    pair = (
+        (first.strong, first.weak)
+        if len(first.models) == 2 or strong is not None or weak is not None
+        else None
     )
-    costs = prepared.validation_costs
-    s, w = prepared.strong_index, prepared.weak_index
-    rng = np.random.default_rng(seed)
-    if strategy is not None:
-        if strategy == "random":
-            win = rng.random(len(test))
-        elif strategy in {"strongest", "cheapest"}:
-            # A constant score: every threshold sends all or nothing to the strong model.
-            win = np.full(len(test), 1.0 if strategy == "strongest" else 0.0)
-        else:
-            raise ConfigError(f"unknown strategy {strategy!r}: random, strongest or cheapest")
-        label = strategy
-    elif router is not None:
-        if train_spec is None:
-            raise ConfigError("--router needs --train")
-        ctx = FitContext(seed=seed)
-        trained = router_class(router).fit(prepared.train, params, ctx=ctx)
-        pred = trained.predict(prepared.validation.embeddings, prepared.validation.texts)
-        win = pred[:, s] - pred[:, w]
-        label = router
-    else:
-        pred = _bundle_predictions(prepared, bundle_dir, model, version, verify, embeddings)
-        win = pred[:, s] - pred[:, w]
-        label = f"bundle {bundle_dir.name}" if bundle_dir else f"{model}/{version or 'champion'}"
-    return scored(
-        label,
-        np.asarray(win, dtype=np.float64),
-        test,
-        costs,
-        prepared.strong,
-        prepared.weak,
-        seed=seed,
-        samples=samples,
-        out=out,
+    return EvalReport(
+        dataset=name,
+        features=featurizer.id,
+        models=first.models,
+        pair=pair,
+        split=split,
+        seeds=results,
+        references=references,
+        labels=labels,
+        curves=curves,
     )
 
 
-def _bundle_predictions(
-    prepared: Any,
-    bundle_dir: Path | None,
+def _columns(pred: Any, models: Sequence[str], data: PreparedData) -> F64:
+    """Predictions in the data's candidate order (``ConfigError`` if one is not scored)."""
+    missing = sorted(set(data.models) - set(models))
+    if missing:
+        raise ConfigError(f"the router does not score {missing}")
+    cols = [list(models).index(m) for m in data.models]
+    return np.asarray(pred, dtype=np.float64)[:, cols]
+
+
+def _references(evals: Mapping[str, Evaluation], data: PreparedData) -> dict[str, Any]:
+    multi = next((e.multi for e in evals.values() if e.multi is not None), None)
+    if multi is None:
+        return {}
+    best_cost, best_quality = multi.singles[multi.best_single]
+    return {
+        "seed": 0,
+        "best_single": {"model": multi.best_single, "quality": best_quality, "cost": best_cost},
+        "oracle": {"quality": multi.oracle_quality, "cost": multi.oracle_cost},
+        "singles": {m: {"cost": c, "quality": q} for m, (c, q) in multi.singles.items()},
+        "rows": len(data.validation),
+    }
+
+
+def _plots(evals: list[Evaluation], out: Path, name: str) -> list[Path]:
+    from routeiq.routing.plots import plot_cost_quality, plot_strong_weak
+
+    stem = name.replace("/", "_").replace(" ", "").replace("→", "-to-")
+    paths = [plot_strong_weak(evals, out / f"{stem}-strong-weak.png", title=f"{name} (seed 0)")]
+    if any(e.multi is not None for e in evals):
+        paths.append(
+            plot_cost_quality(evals, out / f"{stem}-cost-quality.png", title=f"{name} (seed 0)")
+        )
+    return paths
+
+
+def held_out_quality(
+    bundle: Any, spec: str, *, samples: int = 500, seed: int = 0, cache_dir: Path
+) -> tuple[Evaluation, dict[str, Any]]:
+    """A bundle on a fixed held-out set (``X:test``, seed 0), with bootstrap CIs for a pair:
+    what ``make demo`` reports for the router the loop trained."""
+    from routeiq.routing.evaluation import bootstrap_quality
+
+    prepare, _, _ = plan_splits(
+        spec, None, DataSpec(), test_fraction=0.5, train_fraction=1.0, strong=None, weak=None
+    )
+    rows = prepare(FeatureStore(cache_dir=cache_dir, featurizer=bundle.featurizer), seed)
+    pred = _columns(
+        bundle.router.predict(rows.validation.embeddings, rows.validation.texts),
+        bundle.manifest.models,
+        rows,
+    )
+    result = evaluate(bundle.version, pred, rows, cost_weight=0.0)
+    extra: dict[str, Any] = {}
+    if len(rows.models) == 2:
+        q = rows.validation.quality
+        s, w = rows.strong_index, rows.weak_index
+        extra = bootstrap_quality(pred[:, s] - pred[:, w], q[:, s], q[:, w], samples=samples)
+    return result, extra
+
+
+def load_bundles(
+    bundle_dirs: Sequence[Path],
+    verify: tuple[str, str] | None,
     model: str | None,
     version: str | None,
-    verify: tuple[str, str] | None,
-    embeddings: Any,
-) -> F64:
-    """A bundle's predictions on the test rows, after the same checks a gateway makes."""
+) -> dict[str, Any]:
+    """Bundles to score, verified as a gateway verifies them (signature, hashes, probes)."""
     from routeiq.routing.bundle import load_bundle, run_probes, verifier_from
 
-    if bundle_dir is not None:
+    out: dict[str, Any] = {}
+    for folder in bundle_dirs:
         if verify is None:
             raise ConfigError("a bundle folder is verified before use: pass --verify-key")
-        bundle = load_bundle(bundle_dir, verifier_from(*verify))
-        run_probes(bundle, embeddings.featurize)
-    elif model is not None:
+        bundle = load_bundle(folder, verifier_from(*verify))
+        run_probes(bundle)
+        out[f"bundle:{bundle.manifest.name}/{bundle.version}"] = bundle
+    if model is not None:
         from routeiq_trainer.wiring import build_services
 
         from routeiq_cli.models import trainer_settings
@@ -252,37 +417,74 @@ def _bundle_predictions(
             bundle = services.ops.load(info, tmp / "bundle")
         finally:
             services.close()
-    else:
-        raise ConfigError(
-            "choose what to evaluate: --train/--router, --bundle, --model or --strategy"
-        )
-    missing = set(prepared.models) - set(bundle.manifest.models)
-    if missing:
-        raise ConfigError(f"the bundle does not score {sorted(missing)}")
-    raw = bundle.router.predict(prepared.validation.embeddings, prepared.validation.texts)
-    cols = [bundle.manifest.models.index(m) for m in prepared.models]
-    return np.asarray(raw, dtype=np.float64)[:, cols]
+        out[f"{model}/{info.version}"] = bundle
+    return out
 
 
-def render(result: EvalResult) -> str:
-    rows = [
-        f"router {result.label} on {result.rows} test rows "
-        f"(strong {result.strong}: {result.strong_quality:.3f}, weak {result.weak}: "
-        f"{result.weak_quality:.3f})"
+def pipeline_for(kind: str, *, features_dir: Path | None, cache_dir: Path) -> Featurizer:
+    """``--features-dir`` if given (a saved pipeline), else ``kind`` (built once in the
+    cache: the static encoder is distilled from the packaged MiniLM on first use)."""
+    if features_dir is not None:
+        if not (features_dir / SPEC_FILE).is_file():
+            raise ConfigError(f"{features_dir} holds no feature pipeline ({SPEC_FILE})")
+        return read_pipeline(features_dir)
+    return open_pipeline(kind, folder=cache_dir / "features" / kind)
+
+
+def _fmt(stats: Mapping[str, float] | None, pattern: str) -> str:
+    if stats is None:
+        return "—"
+    return f"{pattern.format(stats['mean'])} ± {pattern.format(stats['sd'])}"
+
+
+def render(report: EvalReport) -> str:
+    """A table: one row per router, mean ± sd over the seeds, then per-seed values."""
+    summary = report.summary()
+    columns = [*(PAIR_METRICS if report.pair else ()), *MULTI_METRICS]
+    columns = [c for c in columns if any(c[0] in summary[label] for label in report.labels)]
+    lines = [
+        f"{report.dataset}: {report.seeds[0].rows} test rows, {len(report.models)} models, "
+        f"{len(report.seeds)} seeds ({report.split})",
+        f"features: {report.features}",
     ]
-    for name in ("apgr", "cpt50", "cpt80"):
-        iv = result.intervals[name]
-        unit = "" if name == "apgr" else "% strong calls"
-        rows.append(
-            f"  {name.upper():<6} {iv.value:8.3f}  95% CI [{iv.low:.3f}, {iv.high:.3f}]"
-            f" {unit}".rstrip()
+    if report.pair:
+        lines.append(f"pair for APGR/CPT: strong {report.pair[0]}, weak {report.pair[1]}")
+    refs = report.references
+    if refs:
+        best = refs["best_single"]
+        lines.append(
+            f"seed 0 references: best single model {best['model']} quality "
+            f"{best['quality']:.3f} at ${1000 * best['cost']:.4f}/1k requests; oracle "
+            f"{refs['oracle']['quality']:.3f} at ${1000 * refs['oracle']['cost']:.4f}/1k"
         )
-    for k, v in result.cost_per_1k.items():
-        rows.append(f"  cost per 1k requests, {k:<24} ${v:8.3f}")
-    if result.curve:
-        rows.append(f"  curve: {result.curve}")
-    return "\n".join(rows)
+    width = max(len(label) for label in report.labels) + 2
+    header = "router".ljust(width) + "".join(f"{title:>18}" for _, title, _ in columns)
+    lines += ["", header, "-" * len(header)]
+    for label in report.labels:
+        row = label.ljust(width)
+        for key, _, pattern in columns:
+            row += f"{_fmt(summary[label].get(key), pattern):>18}"
+        lines.append(row)
+    lines += ["", "per seed:"]
+    for key, title, pattern in columns:
+        lines.append(f"  {title}")
+        for label in report.labels:
+            values = [s.metrics.get(label, {}).get(key) for s in report.seeds]
+            shown = " ".join("—" if v is None else pattern.format(v) for v in values)
+            lines.append(f"    {label.ljust(width)}{shown}")
+    if "quality_at_50pct_cost" in {c[0] for c in columns} and refs:
+        lines.append(
+            "  (q@50%cost: λ calibrated on the test rows' predictions and prices alone to "
+            "spend at most half the best single model's cost)"
+        )
+    for path in report.curves:
+        lines.append(f"curve: {path}")
+    return "\n".join(lines)
 
 
-def to_json(result: EvalResult) -> str:
-    return json.dumps(result.as_dict(), indent=2)
+def to_json(report: EvalReport) -> str:
+    return json.dumps(report.as_dict(), indent=2)
+
+
+def known_types() -> list[str]:
+    return sorted(ROUTER_TYPES)

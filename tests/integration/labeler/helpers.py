@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError
 from routeiq.contracts.serde import AvroSerde
 from routeiq.contracts.topics import TopicSpec
 from routeiq.kafka import make_consumer, make_producer
+from routeiq.routing.embedding import MODEL_NAME
 from routeiq.shards import list_manifests, read_manifest, read_shard
 from routeiq.storage import ArtifactStore
 
@@ -82,7 +83,7 @@ def decision(
         "exploration": exploration,
         "ab_arm": "A",
         "query_embedding": embedding,
-        "embedding_model": "all-MiniLM-L6-v2" if embedding is not None else None,
+        "embedding_model": MODEL_NAME if embedding is not None else None,
         "domain": "math",
     }
 

@@ -18,9 +18,10 @@ from integration.trainer.helpers import (
 from minio import Minio
 from routeiq.routing.bundle import generate_ed25519
 from routeiq.routing.datasets import RoutingDataset, load_gsm8k
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.shards import write_shard
 from routeiq.storage import ArtifactStore, make_minio
-from routeiq_trainer.core.embeddings import EmbeddingStore
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,7 +64,7 @@ def trainer_cache(stack) -> Path:
 def gsm8k(trainer_cache) -> tuple[RoutingDataset, np.ndarray]:
     """GSM8K without the contaminated prompts, and the prompts' MiniLM embeddings."""
     ds = load_gsm8k()
-    return ds, EmbeddingStore(cache_dir=trainer_cache).embed(ds.prompts)
+    return ds, FeatureStore(cache_dir=trainer_cache, featurizer=minilm_pipeline()).embed(ds.prompts)
 
 
 @pytest.fixture(scope="session")

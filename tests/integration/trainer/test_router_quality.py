@@ -15,13 +15,14 @@ holds on this fixed split, not on every split.
 from __future__ import annotations
 
 import pytest
+from routeiq.routing.assessment import evaluate, predict, random_baseline
 from routeiq.routing.datasets import GPT4, MIXTRAL
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.routing.routers import FitContext, TrainingData, router_class
 from routeiq.storage import ArtifactStore
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.data import DataLoader, PreparedData
-from routeiq_trainer.core.embeddings import EmbeddingStore
-from routeiq_trainer.core.evaluate import evaluate, predict, random_baseline
 from routeiq_trainer.core.requests import TrainRequest, resolve_options
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def held_out(gsm8k_shards, minio_client, trainer_cache, signing_key) -> Prepared
     loader = DataLoader(
         store=ArtifactStore(minio_client),
         shards_bucket=bucket,
-        embeddings=EmbeddingStore(cache_dir=trainer_cache),
+        embeddings=FeatureStore(cache_dir=trainer_cache, featurizer=minilm_pipeline()),
         prices={},
         min_train_examples=500,
         min_validation_examples=500,

@@ -19,15 +19,8 @@ from routeiq.routing.bundle import (
     verify_bundle,
     write_bundle,
 )
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.routing.routers import FitContext, router_class
-
-
-def featurize(texts):  # deterministic stand-in for the encoder: unit vectors from a hash
-    out = []
-    for t in texts:
-        v = np.random.default_rng(abs(hash(t)) % 2**32).normal(size=384)
-        out.append(v / np.linalg.norm(v))
-    return np.asarray(out, dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +41,7 @@ def bundle_dir(synthetic, keys, tmp_path: Path) -> Path:
         version="1",
         candidates=[Candidate("a"), Candidate("b")],
         signer=keys[0],
-        featurize=featurize,
+        featurizer=minilm_pipeline(),
         metrics={"apgr": 0.6},
     )
     return folder
@@ -58,7 +51,7 @@ def test_a_good_bundle_verifies_loads_and_passes_its_probes(bundle_dir: Path, ke
     bundle = load_bundle(bundle_dir, keys[1])
     assert bundle.manifest.router_type == "knn"
     assert bundle.version == "1"
-    assert run_probes(bundle, featurize) < 1e-9
+    assert run_probes(bundle) < 1e-9
 
 
 def test_a_tampered_file_is_refused_naming_it(bundle_dir: Path, keys) -> None:
@@ -97,7 +90,7 @@ def test_wrong_key_extra_file_and_missing_signature(bundle_dir: Path, keys) -> N
 def test_probes_catch_a_different_feature_pipeline(bundle_dir: Path, keys) -> None:
     bundle = load_bundle(bundle_dir, keys[1])
     with pytest.raises(BundleError, match="feature pipeline does not match"):
-        run_probes(bundle, lambda texts: featurize([t + "!" for t in texts]))
+        run_probes(bundle, lambda texts: bundle.featurizer.encode([t + "!" for t in texts]))
 
 
 def test_hmac_round_trip_and_bad_keys() -> None:
@@ -114,3 +107,63 @@ def test_hmac_round_trip_and_bad_keys() -> None:
         signer_from("ed25519", "not base64!")
     with pytest.raises(BundleError, match="unknown signing algorithm"):
         verifier_from("rsa", key)
+
+
+def _static_bundle(tmp_path: Path, keys) -> Path:
+    from support.features import tiny_static
+
+    featurizer = tiny_static(tmp_path / "features")
+    rng = np.random.default_rng(0)
+    x = featurizer.encode(
+        [f"question {i} about {'maths' if i % 2 else 'poems'}" for i in range(60)]
+    )
+    q = rng.integers(0, 2, size=(60, 3)).astype(float)
+    from routeiq.routing.routers import TrainingData
+
+    router = router_class("knn").fit(
+        TrainingData(embeddings=x, quality=q, models=("a", "b", "c")), ctx=FitContext()
+    )
+    folder = tmp_path / "static-bundle"
+    write_bundle(
+        router,
+        folder,
+        name="r",
+        version="2",
+        candidates=[Candidate("a"), Candidate("b"), Candidate("c")],
+        signer=keys[0],
+        featurizer=featurizer,
+    )
+    return folder
+
+
+def test_a_static_pipeline_travels_inside_the_bundle(tmp_path: Path, keys) -> None:
+    folder = _static_bundle(tmp_path, keys)
+    manifest = verify_bundle(folder, keys[1])
+    assert {"features.json", "static.safetensors", "static.tokenizer.json"} <= set(manifest.files)
+    assert manifest.feature_spec["dimension"] == 16 + 32
+    # The source folder is gone: the bundle alone reproduces the features.
+    import shutil
+
+    shutil.rmtree(tmp_path / "features")
+    bundle = load_bundle(folder, keys[1])
+    assert bundle.featurizer.id == manifest.feature_spec["id"]
+    assert run_probes(bundle) < 1e-9
+
+
+def test_a_swapped_encoder_table_is_refused(tmp_path: Path, keys) -> None:
+    folder = _static_bundle(tmp_path, keys)
+    from safetensors.numpy import save_file
+
+    save_file({"embeddings": np.zeros((30522, 16), np.float16)}, str(folder / "static.safetensors"))
+    with pytest.raises(BundleError, match=r"static\.safetensors: sha256"):
+        load_bundle(folder, keys[1])
+
+
+def test_a_legacy_manifest_reads_as_the_minilm_pipeline() -> None:
+    from routeiq.routing.embedding import MODEL_NAME
+    from routeiq.routing.featurizer import FeatureSpec
+
+    spec = FeatureSpec.from_dict(
+        {"embedding_model": MODEL_NAME, "dimension": 384, "encoder_fingerprint": "abc"}
+    )
+    assert (spec.encoder, spec.dimension, spec.id) == ("minilm", 384, MODEL_NAME)

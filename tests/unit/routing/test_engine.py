@@ -165,15 +165,13 @@ def test_invalid_configuration_is_refused_with_the_reason() -> None:
 
 def test_threshold_recalibrates_on_live_traffic_when_the_bundle_is_off(synthetic, tmp_path) -> None:
     from routeiq.routing.bundle import Candidate, HmacKey, load_bundle, write_bundle
+    from routeiq.routing.featurizer import minilm_pipeline
     from routeiq.routing.routers import FitContext, router_class
 
     train, test = synthetic
     key = HmacKey(b"k" * 32)
     router = router_class("knn").fit(train, ctx=FitContext())
     folder = tmp_path / "b"
-
-    def featurize(texts):
-        return test.embeddings[[hash(t) % len(test) for t in texts]]
 
     write_bundle(
         router,
@@ -182,7 +180,7 @@ def test_threshold_recalibrates_on_live_traffic_when_the_bundle_is_off(synthetic
         version="1",
         candidates=[Candidate("a"), Candidate("b")],
         signer=key,
-        featurize=featurize,
+        featurizer=minilm_pipeline(),
         # Deliberately wrong: every score clears this, i.e. 100% strong calls.
         calibration={"win_score_quantiles": [-10.0] * 101},
     )

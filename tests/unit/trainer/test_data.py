@@ -8,10 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from routeiq.routing.bundle import generate_ed25519
 from routeiq.routing.datasets import ModelPrice
+from routeiq.routing.embedding import MODEL_NAME
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.routing.routers import TrainingData
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.data import DataLoader, doubly_robust, time_split
-from routeiq_trainer.core.embeddings import EmbeddingStore
 from routeiq_trainer.core.requests import TrainRequest, resolve_options
 from routeiq_trainer.errors import NoDataError
 from unit.trainer.helpers import clustered
@@ -78,7 +80,7 @@ def _request(**fields) -> tuple[TrainRequest, TrainerSettings]:
     return request, settings
 
 
-def _loader(tmp_path, embeddings: EmbeddingStore, **kw) -> DataLoader:
+def _loader(tmp_path, embeddings: FeatureStore, **kw) -> DataLoader:
     return DataLoader(
         store=kw.get("store"),  # type: ignore[arg-type] - dataset files never touch S3
         shards_bucket="shards",
@@ -91,7 +93,7 @@ def _loader(tmp_path, embeddings: EmbeddingStore, **kw) -> DataLoader:
 
 def test_a_dataset_file_loads_split_costed_and_with_texts(tmp_path, csv_dataset) -> None:
     path, prompts, x = csv_dataset
-    embeddings = EmbeddingStore(cache_dir=tmp_path / "cache")
+    embeddings = FeatureStore(cache_dir=tmp_path / "cache", featurizer=minilm_pipeline())
     cache_file = embeddings.path(prompts)
     cache_file.parent.mkdir(parents=True)
     np.save(cache_file, x, allow_pickle=False)
@@ -120,7 +122,7 @@ def test_a_dataset_file_loads_split_costed_and_with_texts(tmp_path, csv_dataset)
 
 def test_too_few_examples_is_no_data(tmp_path, csv_dataset) -> None:
     path, prompts, x = csv_dataset
-    embeddings = EmbeddingStore(cache_dir=tmp_path / "cache")
+    embeddings = FeatureStore(cache_dir=tmp_path / "cache", featurizer=minilm_pipeline())
     embeddings.path(prompts).parent.mkdir(parents=True)
     np.save(embeddings.path(prompts), x, allow_pickle=False)
     request, settings = _request(params={"dataset": str(path)})
@@ -141,7 +143,7 @@ def _shard_row(i: int, *, graded: bool, rng: np.random.Generator) -> dict:
         "window_start": datetime.fromtimestamp(1_763_000_000, tz=UTC),
         "late": False,
         "embedding": (emb / np.linalg.norm(emb)).tolist(),
-        "embedding_model": "all-MiniLM-L6-v2",
+        "embedding_model": MODEL_NAME,
         "query_length": 10,
         "requested_model": "auto",
         "strategy": "random",
@@ -184,7 +186,7 @@ def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> No
     )
 
     def loader(min_train: int) -> DataLoader:
-        embeddings = EmbeddingStore(cache_dir=tmp_path / "cache")
+        embeddings = FeatureStore(cache_dir=tmp_path / "cache", featurizer=minilm_pipeline())
         return _loader(tmp_path, embeddings, store=store, min_train=min_train)
 
     request, settings = _request(

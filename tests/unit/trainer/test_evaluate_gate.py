@@ -6,16 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from routeiq.routing.evaluation import off_policy_value, router_quality
-from routeiq.routing.routers import FitContext, KNNRouter
-from routeiq_trainer.core.evaluate import (
+from routeiq.routing.assessment import (
     IncomparableError,
     evaluate,
     greedy_actions,
-    plot_curves,
     predict,
     random_baseline,
 )
+from routeiq.routing.evaluation import off_policy_value, router_quality
+from routeiq.routing.plots import plot_strong_weak as plot_curves
+from routeiq.routing.routers import FitContext, KNNRouter
 from routeiq_trainer.core.gate import decide
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
 from routeiq.contracts.serde import AvroSerde, LocalResolver
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import minilm_pipeline
 from routeiq_trainer.api import create_app
 from routeiq_trainer.core.announce import announcement_record
 from routeiq_trainer.core.bundles import BundleLocation
-from routeiq_trainer.core.embeddings import EmbeddingStore
 from routeiq_trainer.core.worker import WorkerState
 from routeiq_trainer.metrics import TrainerMetrics
 from starlette.testclient import TestClient
@@ -55,7 +56,7 @@ def test_an_announcement_record_is_a_valid_model_announcement() -> None:
 
 
 def test_the_embedding_cache_is_keyed_by_the_texts_and_reused(tmp_path) -> None:
-    store = EmbeddingStore(cache_dir=tmp_path)
+    store = FeatureStore(cache_dir=tmp_path, featurizer=minilm_pipeline())
     texts = ["What is 2 + 2?", "Write a haiku."]
     first = store.embed(texts)
     path = store.path(texts)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from routeiq.errors import IntegrityError, StorageError
-from routeiq.routing.embedding import DIMENSION
+from routeiq.routing.featurizer import MAX_DIMENSION
 from routeiq.routing.routers.base import TrainingData
 from routeiq.storage import ArtifactStore
 
@@ -38,7 +38,9 @@ SCHEMA = pa.schema(
         pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
         pa.field("window_start", pa.timestamp("ms", tz="UTC"), nullable=False),
         pa.field("late", pa.bool_(), nullable=False),
-        pa.field("embedding", pa.list_(pa.float32(), DIMENSION)),
+        # The feature vector the gateway computed, of the pipeline named in embedding_model
+        # (its length is the pipeline's: 384 for MiniLM, 768 for static + sketch).
+        pa.field("embedding", pa.list_(pa.float32())),
         pa.field("embedding_model", pa.string()),
         pa.field("query_length", pa.int32()),
         pa.field("domain", pa.string()),
@@ -124,39 +126,35 @@ def to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return others.add_column(index, SCHEMA.field(index), embeddings)
 
 
-# Parquet in Arrow C++ can neither write a null entry of a fixed-size list between non-null
-# ones nor read any back (apache/arrow#35692, #35697). A row without an embedding is therefore
-# stored as a non-null list of DIMENSION null floats, and ``decode_table`` turns such a list
-# back into a null embedding: readers through this module see ``None`` as before.
-def _embedding_column(values: Sequence[Any]) -> pa.FixedSizeListArray:
-    matrix = np.zeros((len(values), DIMENSION), dtype=np.float32)
-    missing = np.zeros(len(values), dtype=bool)
+def _embedding_column(values: Sequence[Any]) -> pa.ListArray:
+    arrays: list[Any] = []
     for i, value in enumerate(values):
         if value is None:
-            missing[i] = True
+            arrays.append(None)
             continue
         vector = np.asarray(value, dtype=np.float32)
-        if vector.shape != (DIMENSION,):
-            raise ValueError(f"embedding of row {i} has shape {vector.shape}, not ({DIMENSION},)")
-        matrix[i] = vector
-    flat = pa.array(matrix.ravel(), type=pa.float32(), mask=np.repeat(missing, DIMENSION))
-    return pa.FixedSizeListArray.from_arrays(flat, DIMENSION)
+        if vector.ndim != 1 or not 0 < vector.size <= MAX_DIMENSION:
+            raise ValueError(f"embedding of row {i} has shape {vector.shape}")
+        arrays.append(vector)
+    return pa.array(arrays, type=pa.list_(pa.float32()))
 
 
+# Shards written before feature pipelines had ids hold a fixed-size list of 384 floats, with
+# a missing embedding stored as 384 null floats (Arrow C++ could not write a null entry of a
+# fixed-size list: apache/arrow#35692). Reading turns those into a variable list and a null.
 def _restore_missing_embeddings(table: pa.Table) -> pa.Table:
     index = table.schema.get_field_index("embedding")
     if index < 0 or table.num_rows == 0:
         return table
     column = table.column(index).combine_chunks()
-    if column.null_count:
+    if not pa.types.is_fixed_size_list(column.type):
         return table
-    values = column.values.slice(column.offset * DIMENSION, len(column) * DIMENSION)
-    valid = np.asarray(values.is_valid()).reshape(len(column), DIMENSION)
-    missing = ~valid.any(axis=1)
-    if not missing.any():
-        return table
-    restored = pa.FixedSizeListArray.from_arrays(values, DIMENSION, mask=pa.array(missing))
-    return table.set_column(index, table.field(index), restored)
+    width = column.type.list_size
+    values = column.values.slice(column.offset * width, len(column) * width)
+    valid = np.asarray(values.is_valid()).reshape(len(column), width)
+    missing = ~valid.any(axis=1) | np.asarray(column.is_null())
+    flat = pa.FixedSizeListArray.from_arrays(values, width, mask=pa.array(missing))
+    return table.set_column(index, SCHEMA.field("embedding"), flat.cast(pa.list_(pa.float32())))
 
 
 def decode_table(data: bytes) -> pa.Table:
@@ -244,7 +242,7 @@ def read_tables(
     tables = [read_shard(store, bucket, m) for m in manifests]
     if not tables:
         return SCHEMA.empty_table(), manifests
-    table = pa.concat_tables([t.cast(SCHEMA) for t in tables])
+    table = pa.concat_tables([t.select(SCHEMA.names).cast(SCHEMA) for t in tables])
     return dedupe(table), manifests
 
 
@@ -273,6 +271,9 @@ def training_data(
 ) -> TrainingData:
     """Shard rows → ``TrainingData`` (rows without an embedding are skipped).
 
+    Every embedding must have the same length: filter the table to one feature pipeline
+    (``embedding_model``) first.
+
     ``quality[i, j]`` is candidate j's observed quality: the served model's from the label,
     others' from shadow outcomes. Under ``ipw``, a row that observed only the served model
     weighs that cell by 1/propensity (clipped at ``max_weight``); fully observed rows (every
@@ -294,7 +295,12 @@ def training_data(
     n, m = len(rows), len(models)
     quality = np.full((n, m), np.nan)
     weights = np.ones((n, m))
-    emb = np.zeros((n, DIMENSION), dtype=np.float32)
+    widths = {len(r["embedding"]) for r in rows}
+    if len(widths) > 1:
+        raise ValueError(
+            f"embeddings of {sorted(widths)} values: rows from more than one feature pipeline"
+        )
+    emb = np.zeros((n, widths.pop() if widths else 0), dtype=np.float32)
     times = np.zeros(n, dtype=np.int64)
     for i, r in enumerate(rows):
         emb[i] = np.asarray(r["embedding"], dtype=np.float32)

@@ -27,8 +27,8 @@ from routeiq.contracts.serde import AvroSerde, PersistentResolver, RegistryResol
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.kafka import make_consumer, producer_config
 from routeiq.routing.bundle import BundleError, verifier_from
-from routeiq.routing.embedding import BatchingEmbedder, EmbeddingCache, MiniLMEncoder
 from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
+from routeiq.routing.featurizer import FeatureError, Featurizer, minilm_pipeline, read_pipeline
 from routeiq.routing.strategies import BundleHolder
 from routeiq.storage import ArtifactStore, make_minio
 from routeiq.telemetry import configure_tracing
@@ -36,6 +36,7 @@ from routeiq.telemetry import configure_tracing
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.config import GatewaySettings, ModelFile, load_model_file
 from routeiq_gateway.core import Gateway
+from routeiq_gateway.features import FeatureService
 from routeiq_gateway.ids import DecisionIds
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.publisher import EventPublisher
@@ -64,6 +65,16 @@ def build_engine(model_file: ModelFile, holder: BundleHolder) -> RoutingEngine:
     return RoutingEngine(registry, config)
 
 
+def default_features(settings: GatewaySettings) -> Featurizer:
+    """The pipeline used before a bundle brings its own (``ConfigError`` if unreadable)."""
+    if settings.features_dir is None:
+        return minilm_pipeline()
+    try:
+        return read_pipeline(settings.features_dir)
+    except FeatureError as exc:
+        raise ConfigError(f"ROUTEIQ_GATEWAY_FEATURES_DIR: {exc}") from exc
+
+
 def build(
     settings: GatewaySettings,
 ) -> tuple[uvicorn.Server, EventPublisher | None, ModelSync | None]:
@@ -71,11 +82,13 @@ def build(
     holder = BundleHolder()
     engine = build_engine(model_file, holder)
     metrics = GatewayMetrics()
-    needs_embedding = settings.include_embedding or any(
-        engine.registry.get(n).needs_embedding for n in engine.registry.names()
+    needs_embedding = (
+        settings.include_embedding
+        or (settings.sync_enabled and bool(model_file.routeiq.router_name))
+        or any(engine.registry.get(n).needs_embedding for n in engine.registry.names())
     )
     embeddings = (
-        BatchingEmbedder(EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size))
+        FeatureService(default_features(settings), cache_size=settings.embedding_cache_size)
         if needs_embedding
         else None
     )
@@ -154,11 +167,8 @@ def build(
             )
         except BundleError as exc:
             raise ConfigError(f"ROUTEIQ_GATEWAY_VERIFY_KEY: {exc}") from exc
-        if embeddings is None:
-            embeddings = BatchingEmbedder(
-                EmbeddingCache(MiniLMEncoder(), capacity=settings.embedding_cache_size)
-            )
-        cache = embeddings
+        assert embeddings is not None  # a synced router needs features
+        features = embeddings
         redis_client = redis.Redis.from_url(
             settings.redis.url,
             password=settings.redis.password.get_secret_value()
@@ -188,7 +198,7 @@ def build(
             cache_volume=settings.cache_volume,
             verifier=verifier,
             holder=holder,
-            featurize=lambda texts: cache.embed_many(list(texts)),
+            featurize=features.featurize_many,
             metrics=metrics,
             audit=AuditTrail(
                 settings.audit_log,

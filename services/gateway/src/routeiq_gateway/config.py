@@ -56,6 +56,11 @@ class GatewaySettings(ServiceSettings):
     spool_fsync_ms: float = Field(default=50.0, ge=0.0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     embedding_cache_size: int = Field(default=50_000, ge=0)
+    # The feature pipeline the gateway computes before any router bundle is active (a bundle
+    # brings its own): a folder written by `routeiq features build`, shared with the trainer
+    # so that the features logged now are the ones the first router trains on. Unset: the
+    # packaged MiniLM alone (384-d, what gateways logged before pipelines).
+    features_dir: Path | None = None
     # Feedback is accepted for decisions up to this old (the decision topic's retention).
     decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     # Model sync (announcement-driven hot-swap).

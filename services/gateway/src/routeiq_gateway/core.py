@@ -22,12 +22,12 @@ import routeiq.telemetry as attrs
 from litellm.exceptions import Timeout as LiteLLMTimeout
 from opentelemetry import trace
 from routeiq.contracts.serde import AvroSerde
-from routeiq.routing.embedding import MODEL_NAME, BatchingEmbedder
 from routeiq.routing.engine import Decision, RoutingEngine, StrategyRegistry
 from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
 
 from routeiq_gateway.config import ModelFile
 from routeiq_gateway.errors import BadRequest, NotFound, UpstreamFailed
+from routeiq_gateway.features import FeatureService
 from routeiq_gateway.ids import DecisionIds
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.upstream import PASSTHROUGH, Upstream, UpstreamOutcome
@@ -125,7 +125,7 @@ class Gateway:
         engine: RoutingEngine,
         holder: BundleHolder,
         upstream: Upstream,
-        embeddings: BatchingEmbedder | None,
+        embeddings: FeatureService | None,
         publisher: Publisher | None,
         decision_serde: AvroSerde | None,
         feedback_serde: AvroSerde | None,
@@ -185,6 +185,26 @@ class Gateway:
         self.metrics.embedding_latency.observe(time.perf_counter() - started)
         return vector
 
+    def _featurize(self, featurizer: Any, text: str) -> Any:
+        assert self.embeddings is not None
+        started = time.perf_counter()
+        vector = self.embeddings.featurize(featurizer, text)
+        self.metrics.embedding_latency.observe(time.perf_counter() - started)
+        return vector
+
+    def route_input(self, text: str, *, model: str, unit_key: str, domain: str | None) -> Any:
+        """The strategies' view of one request (features computed on demand)."""
+        features = self.embeddings
+        return RouteInput(
+            text,
+            requested_model=model,
+            unit_key=unit_key,
+            domain=domain,
+            embed=self._embed if features is not None else None,
+            featurize=self._featurize if features is not None else None,
+            features_id=features.default_id if features is not None else None,
+        )
+
     def hash_user(self, user: str | None) -> str | None:
         if not user:
             return None
@@ -210,13 +230,7 @@ class Gateway:
         unit_key = user or team or decision_id
         if model in self.aliases:
             candidates = [self.options[g] for g in self.candidate_names]
-            request = RouteInput(
-                text,
-                requested_model=model,
-                unit_key=unit_key,
-                domain=domain,
-                embed=self._embed if self.embeddings is not None else None,
-            )
+            request = self.route_input(text, model=model, unit_key=unit_key, domain=domain)
             decision = await anyio.to_thread.run_sync(
                 lambda: self.engine.route(
                     request, candidates, want_embedding=self.include_embedding
@@ -224,11 +238,15 @@ class Gateway:
             )
         elif model in self.options:
             candidates = [self.options[model]]
-            embedding = (
-                await anyio.to_thread.run_sync(self._embed, text)
-                if self.include_embedding
-                else None
-            )
+            embedding, embedding_model = None, None
+            if self.include_embedding:
+                # Logged with the active router's features, as routed requests are.
+                request = self.route_input(text, model=model, unit_key=unit_key, domain=domain)
+                bundle = self.holder.get()
+                active = bundle.featurizer if bundle is not None else None
+                embedding = await anyio.to_thread.run_sync(lambda: request.embedding(active))
+                found = request.peek_embedding(active)
+                embedding_model = found[0] if found is not None else None
             decision = Decision(
                 selected=model,
                 reason="model requested by name",
@@ -242,6 +260,7 @@ class Gateway:
                 embedding=embedding,
                 embedding_ms=0.0,
                 strategy_ms=0.0,
+                embedding_model=embedding_model,
             )
         else:
             raise NotFound(
@@ -401,7 +420,7 @@ class Gateway:
             "exploration": d.exploration,
             "ab_arm": d.arm,
             "query_embedding": np.asarray(embedding).tolist() if embedding is not None else None,
-            "embedding_model": MODEL_NAME if embedding is not None else None,
+            "embedding_model": d.embedding_model if embedding is not None else None,
             "domain": plan.domain,
         }
 

@@ -49,6 +49,7 @@ from routeiq.routing.bundle import (
     read_signature,
     run_probes,
 )
+from routeiq.routing.featurizer import Featurizer
 from routeiq.routing.strategies import BundleHolder
 from routeiq.storage import ArtifactStore
 
@@ -154,7 +155,8 @@ class AuditTrail:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-Featurize = Callable[[Sequence[str]], NDArray[np.float32]]
+# (the bundle's pipeline, texts) → vectors, through the gateway's cached serving path.
+Featurize = Callable[[Featurizer, Sequence[str]], NDArray[np.float32]]
 
 
 class ModelSync:
@@ -439,7 +441,8 @@ class ModelSync:
                     stage="verify",
                 )
             try:
-                worst = run_probes(bundle, self._featurize)
+                # The probes run through the serving path (cache included), not a fresh copy.
+                worst = run_probes(bundle, lambda texts: self._featurize(bundle.featurizer, texts))
             except BundleError as exc:
                 raise SyncError(str(exc), stage="probe") from exc
             previous = self.active_version

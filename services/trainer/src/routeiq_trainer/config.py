@@ -111,6 +111,15 @@ class TrainerSettings(ServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 
+    # The feature pipeline routers train on (and gateways serve them with): ``static`` (a
+    # static encoder distilled from the packaged MiniLM, plus an n-gram sketch; built in
+    # ``features_dir`` when that is empty), ``minilm`` or ``minilm+sketch``. A folder that
+    # already holds a pipeline (``routeiq features build``) is used as it is: point gateways
+    # and trainers at the same one so the features they log are the ones trained on.
+    features: Literal["static", "minilm", "minilm+sketch"] = "static"
+    features_dir: Path | None = None
+    sketch_seed: int = Field(default=0, ge=0, lt=2**63)
+
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     host: str = "127.0.0.1"
     health_port: int = Field(default=8092, ge=1, le=65535)
@@ -186,6 +195,10 @@ class TrainerSettings(ServiceSettings):
             except RouteIQError as exc:
                 raise ValueError(f"signing_key: {exc}") from exc
         return self
+
+    def pipeline_dir(self) -> Path:
+        """Where the trainer's feature pipeline lives (or is built)."""
+        return self.features_dir or self.cache_dir / "features" / self.features
 
     def signer(self) -> Signer:
         """The bundle signer; ``ConfigError`` when no key is set (the worker refuses to start)."""

@@ -23,11 +23,13 @@ from typing import Any
 
 import click
 from routeiq.errors import ConfigError, RouteIQError
+from routeiq.routing.assessment import evaluate as score
+from routeiq.routing.assessment import predict, random_baseline
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.plots import plot_strong_weak
 
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.data import DataLoader, known_prices
-from routeiq_trainer.core.evaluate import evaluate as score
-from routeiq_trainer.core.evaluate import plot_curves, predict, random_baseline
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
 from routeiq_trainer.wiring import build_registry, build_services
 
@@ -150,7 +152,8 @@ def evaluate_cmd(
             loader = DataLoader(
                 store=store_services.store,
                 shards_bucket=settings.shards_bucket,
-                embeddings=store_services.embeddings,
+                # The dataset is featurised by the bundle's own pipeline.
+                embeddings=FeatureStore(cache_dir=settings.cache_dir, featurizer=bundle.featurizer),
                 prices=known_prices(settings.prices),
                 min_train_examples=1,
                 min_validation_examples=2,
@@ -165,7 +168,7 @@ def evaluate_cmd(
                 registry.log_metrics(
                     run_id, {f"random.{k}": v for k, v in baseline.metrics.items()}
                 )
-                png = plot_curves([result, baseline], Path(tmp) / "curve.png", title=label)
+                png = plot_strong_weak([result, baseline], Path(tmp) / "curve.png", title=label)
                 registry.log_artifact(run_id, png, "plots")
     finally:
         store_services.close()

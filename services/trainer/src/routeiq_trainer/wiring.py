@@ -20,13 +20,14 @@ from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_R
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.errors import ConfigError
 from routeiq.kafka import make_producer
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.featurizer import SPEC_FILE, Featurizer, open_pipeline, read_pipeline
 from routeiq.storage import ArtifactStore, make_minio
 
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.announce import Announcer, DeadLetters
 from routeiq_trainer.core.bundles import BundleStore
 from routeiq_trainer.core.data import DataLoader, known_prices
-from routeiq_trainer.core.embeddings import EmbeddingStore
 from routeiq_trainer.core.ops import ModelOps
 from routeiq_trainer.core.pipeline import TrainingPipeline
 from routeiq_trainer.core.tracking import ModelRegistry
@@ -70,6 +71,15 @@ def git_commit(settings: TrainerSettings) -> str:
     return commit if done.returncode == 0 and commit else "unknown"
 
 
+def build_featurizer(settings: TrainerSettings) -> Featurizer:
+    """The trainer's feature pipeline: the one in ``features_dir`` if there is one, else built
+    there (the static encoder is distilled once, offline, in about 15 s)."""
+    folder = settings.pipeline_dir()
+    if (folder / SPEC_FILE).is_file():
+        return read_pipeline(folder)
+    return open_pipeline(settings.features, folder=folder, sketch_seed=settings.sketch_seed)
+
+
 def build_store(settings: TrainerSettings) -> ArtifactStore:
     return ArtifactStore(make_minio(settings.s3))
 
@@ -102,10 +112,10 @@ class Services:
     producer: Producer
     resolver: RegistryResolver
     announcer: Announcer
-    embeddings: EmbeddingStore
     ops: ModelOps
     metrics: TrainerMetrics
     pipeline: TrainingPipeline | None = None
+    embeddings: FeatureStore | None = None  # with the pipeline only
 
     def request_serde(self) -> AvroSerde:
         return build_serde(self.resolver, RETRAIN_REQUEST, self.settings.requests_topic)
@@ -145,13 +155,11 @@ def build_services(
         topic=settings.announcements_topic,
         announced_by=settings.instance_id,
     )
-    embeddings = EmbeddingStore(cache_dir=settings.cache_dir)
     ops = ModelOps(
         registry=registry,
         bundles=bundles,
         announcer=announcer,
         verifier=verifier,
-        embeddings=embeddings,
         work_dir=settings.cache_dir / "work",
         metrics=metrics,
     )
@@ -163,11 +171,14 @@ def build_services(
         producer=producer,
         resolver=resolver,
         announcer=announcer,
-        embeddings=embeddings,
         ops=ops,
         metrics=metrics,
     )
     if pipeline:
+        embeddings = FeatureStore(
+            cache_dir=settings.cache_dir, featurizer=build_featurizer(settings)
+        )
+        services.embeddings = embeddings
         loader = DataLoader(
             store=store,
             shards_bucket=settings.shards_bucket,

@@ -6,6 +6,9 @@ Layout (locally and under ``models/<name>/<version>/`` in the versioned bucket):
                      sha256 and size of every other file
     manifest.sig     {"algorithm", "key_id", "value"}: a signature over manifest.json's bytes
     <router files>   npz / safetensors / skops, as the router type writes them
+    features.json,   the feature pipeline (``featurizer.py``): its spec, and for a static
+    static.*         encoder its weights and tokenizer, so a gateway computes exactly the
+                     inputs the router was trained on
 
 ``verify_bundle`` checks the signature, then every file's hash, and refuses extra or missing
 files, naming the reason; only then does ``load_bundle`` hand files to a router's loader.
@@ -30,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from routeiq.errors import RouteIQError
-from routeiq.routing.embedding import DIMENSION, MODEL_NAME
+from routeiq.routing.featurizer import FeatureError, FeatureSpec, Featurizer, load_featurizer
 from routeiq.routing.routers import Router, router_class
 
 FORMAT = "routeiq.bundle.v1"
@@ -264,7 +267,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-Featurizer = Callable[[Sequence[str]], NDArray[np.float32]]
+Featurize = Callable[[Sequence[str]], NDArray[np.float32]]
 
 
 def write_bundle(
@@ -275,16 +278,15 @@ def write_bundle(
     version: str,
     candidates: Sequence[Candidate],
     signer: Signer,
-    featurize: Featurizer,
+    featurizer: Featurizer,
     metrics: Mapping[str, float] | None = None,
     calibration: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
-    encoder_fingerprint: str | None = None,
 ) -> Manifest:
-    """Save ``router`` into ``folder`` as a signed bundle and return its manifest.
+    """Save ``router`` and its feature pipeline into ``folder`` as a signed bundle.
 
-    Probe expectations come from the router as re-loaded from the written files, so they are
-    exactly what a gateway loading this bundle must reproduce.
+    Probe expectations come from the router and the pipeline as re-loaded from the written
+    files, so they are exactly what a gateway loading this bundle must reproduce.
     """
     if tuple(c.name for c in candidates) != router.models:
         raise BundleError(f"candidates {[c.name for c in candidates]} != {list(router.models)}")
@@ -292,9 +294,14 @@ def write_bundle(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     written = router.save(folder)
+    clash = set(written) & {MANIFEST, SIGNATURE}
+    written += featurizer.save(folder)
+    if clash or len(set(written)) != len(written):
+        raise BundleError(f"{router.kind} router files clash with bundle files: {written}")
     reloaded = type(router).load(folder, router.models, router.params)
+    features = load_featurizer(folder, featurizer.spec)
     probe_texts = list(PROBE_QUERIES)
-    expected = reloaded.predict(featurize(probe_texts), probe_texts)
+    expected = reloaded.predict(features.encode(probe_texts), probe_texts)
     manifest = Manifest(
         name=name,
         version=version,
@@ -309,12 +316,7 @@ def write_bundle(
         ],
         params=_jsonable(router.params),
         metrics={k: float(v) for k, v in (metrics or {}).items()},
-        feature_spec={
-            "embedding_model": MODEL_NAME,
-            "dimension": DIMENSION,
-            "encoder_fingerprint": encoder_fingerprint,
-            "needs_text": router.needs_text,
-        },
+        feature_spec={**featurizer.spec.to_dict(), "needs_text": router.needs_text},
         calibration=_jsonable(dict(calibration or {})),
         training=_jsonable(dict(training or {})),
         created_at=int(time.time() * 1000),
@@ -370,12 +372,17 @@ def verify_bundle(
             raise BundleError(
                 f"{name_}: sha256 {actual} does not match the manifest's {info['sha256']}"
             )
-    if manifest.feature_spec.get("dimension", DIMENSION) != DIMENSION:
-        raise BundleError(
-            f"bundle expects {manifest.feature_spec['dimension']}-d features, "
-            f"this gateway computes {DIMENSION}"
-        )
+    feature_spec(manifest)  # a malformed spec is refused before anything is loaded
     return manifest
+
+
+def feature_spec(manifest: Manifest) -> FeatureSpec:
+    """The bundle's feature pipeline spec (a pre-pipeline manifest reads as MiniLM)."""
+    raw = {k: v for k, v in manifest.feature_spec.items() if k != "needs_text"}
+    try:
+        return FeatureSpec.from_dict(raw)
+    except FeatureError as exc:
+        raise BundleError(f"feature spec: {exc}") from exc
 
 
 @dataclass
@@ -383,17 +390,26 @@ class LoadedBundle:
     manifest: Manifest
     router: Router
     folder: Path
+    featurizer: Featurizer
 
     @property
     def version(self) -> str:
         return self.manifest.version
 
+    @property
+    def features_id(self) -> str:
+        return self.featurizer.id
+
 
 def load_bundle(
     folder: Path, verifier: Verifier, *, expected_manifest_sha256: str | None = None
 ) -> LoadedBundle:
-    """Verify, then load the router (no probes: see ``run_probes``)."""
+    """Verify, then load the feature pipeline and the router (no probes: see ``run_probes``)."""
     manifest = verify_bundle(folder, verifier, expected_manifest_sha256=expected_manifest_sha256)
+    try:
+        featurizer = load_featurizer(folder, feature_spec(manifest))
+    except FeatureError as exc:
+        raise BundleError(f"feature pipeline: {exc}") from exc
     cls = router_class(manifest.router_type)
     try:
         router = cls.load(folder, manifest.models, manifest.params)
@@ -401,16 +417,20 @@ def load_bundle(
         raise
     except Exception as exc:
         raise BundleError(f"cannot load {manifest.router_type} router: {exc!r}") from exc
-    return LoadedBundle(manifest, router, folder)
+    return LoadedBundle(manifest, router, folder, featurizer)
 
 
-def run_probes(bundle: LoadedBundle, featurize: Featurizer) -> float:
-    """Score the probe queries and compare with the manifest; returns the worst difference."""
+def run_probes(bundle: LoadedBundle, featurize: Featurize | None = None) -> float:
+    """Score the probe queries and compare with the manifest; returns the worst difference.
+
+    ``featurize`` defaults to the bundle's own pipeline; a caller passes its cached path to
+    the same pipeline to prove that the path computes the same vectors.
+    """
     probes = bundle.manifest.probes
     if not probes:
         raise BundleError("the bundle has no probe queries")
     texts = [p.text for p in probes]
-    got = bundle.router.predict(featurize(texts), texts)
+    got = bundle.router.predict((featurize or bundle.featurizer.encode)(texts), texts)
     want = np.array([p.expected for p in probes], dtype=np.float64)
     if got.shape != want.shape:
         raise BundleError(f"probe outputs have shape {got.shape}, expected {want.shape}")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,6 +115,10 @@ class MiniLMEncoder:
         except KeyError as exc:
             raise ConfigError(f"MiniLM weights are missing tensor {exc}") from exc
         self.fingerprint = _fingerprint(tensors)
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
 
     @staticmethod
     def _layer(t: Mapping[str, NDArray[Any]], i: int) -> _Layer:
@@ -230,10 +234,19 @@ def _fingerprint(tensors: Mapping[str, NDArray[Any]]) -> str:
     return digest.hexdigest()[:16]
 
 
-class EmbeddingCache:
-    """A bounded LRU of query → embedding, keyed by a hash of the text (never the text)."""
+class Encoder(Protocol):
+    """Anything that turns texts into fixed-length vectors (MiniLM, a feature pipeline)."""
 
-    def __init__(self, encoder: MiniLMEncoder, *, capacity: int = 50_000) -> None:
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+class EmbeddingCache:
+    """A bounded LRU of query → vector, keyed by a hash of the text (never the text)."""
+
+    def __init__(self, encoder: Encoder, *, capacity: int = 50_000) -> None:
         self._encoder = encoder
         self._capacity = capacity
         self._items: OrderedDict[bytes, Vector] = OrderedDict()
@@ -242,12 +255,13 @@ class EmbeddingCache:
         self.misses = 0
 
     @property
-    def encoder(self) -> MiniLMEncoder:
+    def encoder(self) -> Encoder:
         return self._encoder
 
     @staticmethod
     def _key(text: str) -> bytes:
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        # surrogatepass: a lone surrogate in a JSON string is still a key, not a crash.
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def lookup(self, text: str) -> Vector | None:
         """The cached embedding of ``text``, or None (counted as a hit when found)."""
@@ -264,7 +278,7 @@ class EmbeddingCache:
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embeddings for ``texts``, computing only the ones not cached, in one batch."""
         keys = [self._key(t) for t in texts]
-        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        out = np.empty((len(texts), self._encoder.dimension), dtype=np.float32)
         missing: list[int] = []
         with self._lock:
             for i, key in enumerate(keys):

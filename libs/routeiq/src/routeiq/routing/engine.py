@@ -93,6 +93,7 @@ class Decision:
     embedding: NDArray[np.float32] | None
     embedding_ms: float
     strategy_ms: float
+    embedding_model: str | None = None  # the feature pipeline of ``embedding``
 
 
 def assign_arm(unit_key: str, weights: Mapping[str, float], salt: str) -> str:
@@ -217,8 +218,12 @@ class RoutingEngine:
             raise ConfigError("no candidate models to route between")
         config = self._config
         strategy, arm = self.strategy_for(request, config)
+        # Telemetry logs the active router's features (what the next router trains on), or
+        # the default pipeline's before any router is active.
+        bundle = self.registry.holder.get()
+        logged = bundle.featurizer if bundle is not None else None
         if want_embedding:
-            request.embedding()
+            request.embedding(logged)
         t0 = self._clock()
         # Strategies embed lazily (only when they need it); that time is reported apart.
         embedded_before = request.embedding_ms
@@ -243,6 +248,7 @@ class RoutingEngine:
         reason = choice.reason
         if exploration and selected != choice.model:
             reason = f"exploration (ε={eps:g}) instead of {choice.model}: {reason}"
+        computed = request.peek_embedding(logged)
         return Decision(
             selected=selected,
             reason=reason,
@@ -253,7 +259,8 @@ class RoutingEngine:
             propensities=propensities,
             scores=choice.scores,
             router_version=choice.router_version,
-            embedding=request.peek_embedding(),
+            embedding=computed[1] if computed is not None else None,
             embedding_ms=request.embedding_ms,
             strategy_ms=strategy_ms,
+            embedding_model=computed[0] if computed is not None else None,
         )

@@ -215,3 +215,180 @@ def off_policy_value(
     return OffPolicyEstimate(
         ips, snips, float(r.mean()) if n else float("nan"), int(np.sum(t == a)), n
     )
+
+
+# ---------------------------------------------------------------- N candidates
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """The cost-aware policy at one λ: mean cost (USD per request) and mean quality."""
+
+    lam: float
+    cost: float
+    quality: float
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    """The policy calibrated (without labels) to spend at most ``budget`` per request."""
+
+    fraction: float  # of the best single model's mean cost
+    budget: float
+    lam: float
+    cost: float
+    quality: float
+
+
+@dataclass(frozen=True)
+class MultiModelQuality:
+    """A router over N candidates on a fully graded set: the quality-cost curve and its
+    baselines (RouterBench's framing; APGR and CPT stay for strong/weak pairs).
+
+    * ``aiq``: area under the non-decreasing convex hull of the curve over the cost range
+      from the cheapest to the most expensive single model, divided by that range;
+    * ``at_budget``: quality when λ is calibrated on these rows' predictions and prices (no
+      labels) to spend at most a fraction of the best single model's cost;
+    * ``best_single``: the candidate with the highest mean quality on these rows (a hindsight
+      baseline, as benchmarks report it); ``oracle``: each query's best candidate, cheapest
+      among ties.
+    """
+
+    aiq: float
+    oracle_aiq: float
+    points: tuple[CostPoint, ...] = field(repr=False)
+    at_budget: tuple[BudgetPoint, ...]
+    singles: dict[str, tuple[float, float]]  # model -> (mean cost, mean quality)
+    best_single: str
+    oracle_quality: float
+    oracle_cost: float
+    max_quality: float  # the curve's best quality (λ = 0)
+    max_quality_cost: float
+
+    def as_metrics(self, prefix: str = "") -> dict[str, float]:
+        best_cost, best_quality = self.singles[self.best_single]
+        out = {
+            f"{prefix}aiq": self.aiq,
+            f"{prefix}oracle_aiq": self.oracle_aiq,
+            f"{prefix}best_single_quality": best_quality,
+            f"{prefix}best_single_cost_usd": best_cost,
+            f"{prefix}oracle_quality": self.oracle_quality,
+            f"{prefix}oracle_cost_usd": self.oracle_cost,
+            f"{prefix}max_quality": self.max_quality,
+            f"{prefix}max_quality_cost_usd": self.max_quality_cost,
+        }
+        for b in self.at_budget:
+            pct = round(b.fraction * 100)
+            out[f"{prefix}quality_at_{pct}pct_cost"] = b.quality
+            out[f"{prefix}cost_at_{pct}pct_cost_usd"] = b.cost
+        return out
+
+
+# λ values swept for the curve: 0, then log-spaced (relative to the cost scale).
+LAMBDAS: tuple[float, ...] = (0.0, *np.geomspace(1e-4, 1e3, 71).tolist())
+
+
+def cost_quality_curve(
+    predicted: ArrayLike,
+    quality: ArrayLike,
+    costs: ArrayLike,
+    *,
+    scale: float | None = None,
+    lambdas: Sequence[float] = LAMBDAS,
+) -> list[CostPoint]:
+    """(cost, quality) of the cost-aware policy at each λ (see ``costpolicy``)."""
+    from routeiq.routing.costpolicy import choose, cost_scale
+
+    p = np.asarray(predicted, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    if not (p.shape == q.shape == c.shape) or p.ndim != 2 or p.shape[0] == 0:
+        raise ValueError("predicted, quality and costs must be equal-shape, non-empty (n, m)")
+    s = cost_scale(c) if scale is None else scale
+    rows = np.arange(p.shape[0])
+    points = []
+    for lam in lambdas:
+        a = choose(p, c, float(lam), s)
+        points.append(CostPoint(float(lam), float(c[rows, a].mean()), float(q[rows, a].mean())))
+    return points
+
+
+def hull_area(points: Sequence[tuple[float, float]], low: float, high: float) -> float:
+    """Mean over cost ∈ [low, high] of the non-decreasing upper convex hull of (cost, quality)
+    points (RouterBench's AIQ integrand); flat beyond the points at either end."""
+    if high <= low:
+        return float("nan")
+    pts = sorted(set(points))
+    hull: list[tuple[float, float]] = []
+    for p in pts:  # Andrew's monotone chain, upper half
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    # Non-decreasing: once the hull peaks, more spending buys nothing more.
+    peak = int(np.argmax([y for _, y in hull]))
+    hull = hull[: peak + 1]
+    xs = np.array([x for x, _ in hull])
+    ys = np.array([y for _, y in hull])
+    grid = np.linspace(low, high, 2001)
+    values = np.interp(grid, xs, ys, left=ys[0], right=ys[-1])
+    return float(np.trapezoid(values, grid) / (high - low))
+
+
+def multi_model_quality(
+    predicted: ArrayLike,
+    quality: ArrayLike,
+    costs: ArrayLike,
+    models: Sequence[str],
+    *,
+    budgets: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+    scale: float | None = None,
+) -> MultiModelQuality:
+    """The N-candidate metrics of a router's predictions on fully graded rows."""
+    from routeiq.routing.costpolicy import Target, calibrate, choose, cost_scale
+
+    p = np.asarray(predicted, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    if not np.isfinite(q).all():
+        raise ValueError("multi-model metrics need every candidate graded on every row")
+    s = cost_scale(c) if scale is None else scale
+    points = cost_quality_curve(p, q, c, scale=s)
+    singles = {m: (float(c[:, j].mean()), float(q[:, j].mean())) for j, m in enumerate(models)}
+    best = max(singles, key=lambda m: (singles[m][1], -singles[m][0], m))
+    low = min(cost for cost, _ in singles.values())
+    high = max(cost for cost, _ in singles.values())
+    rows = np.arange(len(q))
+    # Oracle: the best candidate per query, cheapest among ties (a tiny cost penalty).
+    oracle = choose(q, c, 1e-9, s)
+    oracle_points = cost_quality_curve(q, q, c, scale=s)
+    best_cost = singles[best][0]
+    at_budget = []
+    for fraction in budgets:
+        budget = fraction * best_cost
+        lam = calibrate(p, c, Target("cost_per_1k_usd", budget * 1000.0), scale=s)
+        a = choose(p, c, lam, s)
+        at_budget.append(
+            BudgetPoint(
+                float(fraction),
+                float(budget),
+                float(lam),
+                float(c[rows, a].mean()),
+                float(q[rows, a].mean()),
+            )
+        )
+    return MultiModelQuality(
+        aiq=hull_area([(pt.cost, pt.quality) for pt in points], low, high),
+        oracle_aiq=hull_area([(pt.cost, pt.quality) for pt in oracle_points], low, high),
+        points=tuple(points),
+        at_budget=tuple(at_budget),
+        singles=singles,
+        best_single=best,
+        oracle_quality=float(q[rows, oracle].mean()),
+        oracle_cost=float(c[rows, oracle].mean()),
+        max_quality=points[0].quality,
+        max_quality_cost=points[0].cost,
+    )

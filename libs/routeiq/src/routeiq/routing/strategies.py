@@ -10,8 +10,9 @@ same propensity logging. Built-in kinds:
 * ``threshold``  RouteLLM-style: strong-vs-weak win score, strong when the score clears a
                  threshold calibrated for a target share of strong calls;
 * ``policy``     static map, keyword and length rules, domain overrides, cost-budget downgrade;
-* ``learned``    the active learned router's expected quality per candidate minus a cost
-                 weight times its estimated cost.
+* ``learned``    the cost-aware policy over N candidates: the active router's expected
+                 quality per candidate minus λ times its estimated cost, λ calibrated on
+                 live traffic to a cost per 1k requests or a quality floor (``costpolicy``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from numpy.typing import NDArray
 
 from routeiq.errors import ConfigError
 from routeiq.routing.bundle import LoadedBundle
+from routeiq.routing.costpolicy import Target, calibrate, cost_scale
 from routeiq.routing.features import TextFeatures, matches_keywords, text_features
+from routeiq.routing.featurizer import Featurizer
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ class ModelOption:
 class RouteInput:
     """What a strategy may look at for one request. The text never leaves the process.
 
-    The embedding is computed lazily (once) by ``embed`` because only some strategies need it.
+    Feature vectors are computed lazily, once per pipeline: ``embed`` computes the default
+    pipeline's (``features_id``), ``featurize`` any other pipeline's (a bundle's own). Only
+    some strategies need them; the engine asks for the one telemetry logs.
     """
 
     def __init__(
@@ -63,13 +68,17 @@ class RouteInput:
         unit_key: str = "",
         domain: str | None = None,
         embed: Callable[[str], NDArray[np.float32]] | None = None,
+        featurize: Callable[[Featurizer, str], NDArray[np.float32]] | None = None,
+        features_id: str | None = None,
     ) -> None:
         self.text = text
         self.requested_model = requested_model
         self.unit_key = unit_key
         self.domain = domain
         self._embed = embed
-        self._embedding: NDArray[np.float32] | None = None
+        self._featurize = featurize
+        self.features_id = features_id
+        self._vectors: dict[str, NDArray[np.float32]] = {}
         self._features: TextFeatures | None = None
         self.embedding_ms = 0.0
 
@@ -81,19 +90,42 @@ class RouteInput:
 
     @property
     def has_embedding(self) -> bool:
-        return self._embedding is not None
+        return bool(self._vectors)
 
-    def embedding(self) -> NDArray[np.float32]:
-        if self._embedding is None:
+    def _key(self, featurizer: Featurizer | None) -> str:
+        if featurizer is None or self._featurize is None or featurizer.id == self.features_id:
+            return self.features_id or "default"
+        return featurizer.id
+
+    def embedding(self, featurizer: Featurizer | None = None) -> NDArray[np.float32]:
+        """The vector of ``featurizer``'s pipeline (default: the request's default one)."""
+        key = self._key(featurizer)
+        found = self._vectors.get(key)
+        if found is not None:
+            return found
+        started = time.perf_counter()
+        if key == (self.features_id or "default"):
             if self._embed is None:
                 raise ConfigError("this route has no embedding function")
-            started = time.perf_counter()
-            self._embedding = self._embed(self.text)
-            self.embedding_ms = (time.perf_counter() - started) * 1000.0
-        return self._embedding
+            vector = self._embed(self.text)
+        else:
+            assert featurizer is not None
+            assert self._featurize is not None
+            vector = self._featurize(featurizer, self.text)
+        self.embedding_ms += (time.perf_counter() - started) * 1000.0
+        self._vectors[key] = vector
+        return vector
 
-    def peek_embedding(self) -> NDArray[np.float32] | None:
-        return self._embedding
+    def peek_embedding(
+        self, featurizer: Featurizer | None = None
+    ) -> tuple[str, NDArray[np.float32]] | None:
+        """(pipeline id, vector) already computed: ``featurizer``'s if it was, else any."""
+        key = self._key(featurizer)
+        if key in self._vectors:
+            return key, self._vectors[key]
+        for other, vector in self._vectors.items():
+            return other, vector
+        return None
 
 
 @dataclass(frozen=True)
@@ -227,19 +259,27 @@ class BundleHolder:
 
 
 def _predict(bundle: LoadedBundle, request: RouteInput) -> dict[str, float]:
-    emb = request.embedding()[None, :]
+    emb = request.embedding(bundle.featurizer)[None, :]
     pred = bundle.router.predict(emb, [request.text])[0]
     return {m: float(v) for m, v in zip(bundle.manifest.models, pred, strict=True)}
 
 
 class LearnedStrategy(Strategy):
-    """argmax over candidates of expected quality − ``cost_weight`` × estimated cost (USD).
+    """The cost-aware policy over every candidate the active router scores:
+    ``argmax_j q̂_j − λ · cost_j / scale`` (``costpolicy``), with λ from one of
+
+    * ``target``: ``{"cost_per_1k_usd": X}``, ``{"quality_floor": Q}`` or ``{"lambda": L}``;
+      λ is recalibrated every ``recalibrate_every`` requests on a window of live requests'
+      predictions and estimated costs (no labels needed), blended with the bundle's
+      validation sample until ``MIN_LIVE`` live requests have been seen;
+    * ``cost_weight`` (the original form): quality minus ``cost_weight`` × cost in USD.
 
     Candidates the bundle does not know are not scored; without a bundle, ``fallback`` serves.
     """
 
     kind = "learned"
-    capabilities = frozenset({"learned", "needs_embedding", "cost_aware"})
+    capabilities = frozenset({"learned", "needs_embedding", "cost_aware", "calibrated"})
+    MIN_LIVE = 200
 
     def __init__(
         self,
@@ -250,12 +290,49 @@ class LearnedStrategy(Strategy):
         fallback: Strategy,
     ) -> None:
         super().__init__(name, params)
-        _check_params(self.kind, self.params, {"cost_weight"})
+        _check_params(
+            self.kind, self.params, {"cost_weight", "target", "window", "recalibrate_every"}
+        )
         self.cost_weight = float(self.params.get("cost_weight", 0.0))
         if self.cost_weight < 0:
             raise ConfigError("strategy learned: cost_weight must be >= 0")
+        self.target = (
+            Target.parse(self.params["target"]) if self.params.get("target") is not None else None
+        )
+        if self.target is not None and "cost_weight" in self.params:
+            raise ConfigError("strategy learned: give cost_weight or target, not both")
+        window = self.params.get("window", 1000)
+        every = self.params.get("recalibrate_every", 250)
+        for key, value in (("window", window), ("recalibrate_every", every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"strategy learned: {key} must be a positive integer")
+        self._every = int(every)
         self._holder = holder
         self._fallback = fallback
+        self._lock = threading.Lock()
+        self._live: deque[tuple[NDArray[np.float64], float]] = deque(maxlen=int(window))
+        self._prices: dict[str, ModelOption] = {}
+        self._since = 0
+        self._version: str | None = None
+        self._lam: float | None = None
+        self._scale = 1.0
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self.target is not None:
+            out["calibration"] = {
+                "target": self.target.describe(),
+                "lambda": self._lam,
+                "cost_scale_usd": self._scale,
+                "live_requests": len(self._live),
+                "router_version": self._version,
+            }
+        return out
+
+    def calibration(self) -> tuple[float, float] | None:
+        """(λ, cost scale) in force, or None before any calibration."""
+        with self._lock:
+            return None if self._lam is None else (self._lam, self._scale)
 
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
         bundle = self._holder.get()
@@ -273,15 +350,88 @@ class LearnedStrategy(Strategy):
             )
         quality = _predict(bundle, request)
         tokens = request.features.est_tokens
-        utility = {c.name: quality[c.name] - self.cost_weight * c.est_cost(tokens) for c in known}
-        pick = max(known, key=lambda c: (utility[c.name], c.name))
+        costs = {c.name: c.est_cost(tokens) for c in known}
+        if self.target is None:
+            lam_per_usd, how = self.cost_weight, f"cost weight {self.cost_weight:g}/USD"
+        else:
+            lam, scale = self._observe(bundle, known, quality, tokens)
+            lam_per_usd, how = lam / scale, f"λ={lam:.4g} for {self._target_text()}"
+        utility = {n: quality[n] - lam_per_usd * costs[n] for n in costs}
+        pick = max(known, key=lambda c: (utility[c.name], -costs[c.name], c.name))
         return Choice(
             pick.name,
-            f"{bundle.manifest.router_type} router: expected quality "
-            f"{quality[pick.name]:.3f}, utility {utility[pick.name]:.3f}",
+            f"{bundle.manifest.router_type} router over {len(known)} candidates: expected "
+            f"quality {quality[pick.name]:.3f}, est. ${costs[pick.name]:.6f}, {how}",
             scores={c.name: utility.get(c.name) for c in candidates},
             router_version=bundle.version,
         )
+
+    def _target_text(self) -> str:
+        assert self.target is not None
+        return f"{self.target.kind}={self.target.value:g}"
+
+    def _observe(
+        self,
+        bundle: LoadedBundle,
+        known: Sequence[ModelOption],
+        quality: Mapping[str, float],
+        tokens: int,
+    ) -> tuple[float, float]:
+        """Record this request for calibration; return (λ, scale) to route it with."""
+        models = bundle.manifest.models
+        row = np.array([quality.get(m, np.nan) for m in models], dtype=np.float64)
+        with self._lock:
+            if bundle.version != self._version:
+                # Predictions of another router are not comparable: start over.
+                self._live.clear()
+                self._version, self._lam, self._since = bundle.version, None, 0
+            self._prices.update({c.name: c for c in known})
+            self._live.append((row, float(tokens)))
+            self._since += 1
+            due = self._lam is None or self._since >= self._every
+        if due:
+            self.recalibrate(bundle)
+        with self._lock:
+            assert self._lam is not None
+            return self._lam, self._scale
+
+    def recalibrate(self, bundle: LoadedBundle) -> None:
+        """Solve for λ on the live window blended with the bundle's validation sample."""
+        assert self.target is not None
+        models = bundle.manifest.models
+        with self._lock:
+            live = list(self._live)
+            prices = dict(self._prices)
+        names = [m for m in models if m in prices]
+        cols = [models.index(m) for m in names]
+        rows, tokens, weights = [], [], []
+        for q, t in live:
+            rows.append(q[cols])
+            tokens.append(t)
+            weights.append(1.0)
+        sample = bundle.manifest.calibration.get("policy_sample") or {}
+        prior_q = sample.get("quality") or []
+        if prior_q and len(live) < self.MIN_LIVE:
+            prior = np.asarray(prior_q, dtype=np.float64)[:, cols]
+            prior_t = sample.get("tokens") or [float(np.median(tokens or [64.0]))] * len(prior)
+            share = (self.MIN_LIVE - len(live)) / len(prior)
+            rows.extend(prior)
+            tokens.extend(float(t) for t in prior_t)
+            weights.extend([share] * len(prior))
+        predicted = np.vstack(rows) if rows else np.zeros((0, len(names)))
+        counts = [int(x) for x in tokens]
+        costs: NDArray[np.float64] = np.array(
+            [[prices[m].est_cost(n) for m in names] for n in counts], dtype=np.float64
+        ).reshape(len(counts), len(names))
+        usable = np.isfinite(predicted).all(axis=1)
+        predicted, costs, w = predicted[usable], costs[usable], np.asarray(weights)[usable]
+        scale = float(bundle.manifest.calibration.get("cost_scale_usd") or 0.0)
+        if scale <= 0:
+            scale = cost_scale(costs)
+        lam = calibrate(predicted, costs, self.target, scale=scale, weights=w)
+        with self._lock:
+            if bundle.version == self._version:
+                self._lam, self._scale, self._since = lam, scale, 0
 
 
 class ThresholdStrategy(Strategy):

@@ -5,7 +5,7 @@ score outside [0, 1], embedding of the wrong size, a timestamp far in the future
 ``InvalidRecordError``; the worker dead-letters it with the message as the reason.
 
 Facts are stored in Faust tables as JSON, so ``to_state``/``from_state`` use short keys and
-keep the embedding as base64 float32 (a quarter of the JSON text size of 384 floats).
+keep the embedding as base64 float32 (a quarter of the JSON text size of the floats).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from routeiq.routing.embedding import DIMENSION
+from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
+from routeiq.routing.featurizer import MAX_DIMENSION, dimension_of
 
 from routeiq_labeler.errors import InvalidRecordError
 
@@ -77,7 +78,7 @@ class DecisionFacts:
     ab_arm: str | None
     domain: str | None
     embedding_model: str | None
-    embedding: bytes | None  # DIMENSION float32, little-endian
+    embedding: bytes | None  # float32, little-endian (the pipeline's length)
 
     @property
     def propensity(self) -> float | None:
@@ -174,9 +175,16 @@ def decision_facts(
     embedding = record.get("query_embedding")
     packed: bytes | None = None
     if embedding is not None:
-        if len(embedding) != DIMENSION:
+        # Without a name, the vector is what every gateway logged before pipelines had ids.
+        model = record.get("embedding_model") or MINILM_NAME
+        expected = dimension_of(model)
+        if expected is not None and len(embedding) != expected:
             raise InvalidRecordError(
-                f"query_embedding has {len(embedding)} values; shards hold {DIMENSION}"
+                f"query_embedding has {len(embedding)} values; {model} has {expected}"
+            )
+        if not 0 < len(embedding) <= MAX_DIMENSION:
+            raise InvalidRecordError(
+                f"query_embedding has {len(embedding)} values; shards hold 1 to {MAX_DIMENSION}"
             )
         array = np.asarray(embedding, dtype="<f4")
         if not np.isfinite(array).all():
@@ -208,7 +216,7 @@ def decision_facts(
         router_version=record.get("router_version"),
         ab_arm=record.get("ab_arm"),
         domain=record.get("domain"),
-        embedding_model=record.get("embedding_model"),
+        embedding_model=(record.get("embedding_model") or MINILM_NAME) if packed else None,
         embedding=packed,
     )
 

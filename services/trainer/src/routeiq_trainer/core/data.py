@@ -6,39 +6,43 @@ event time: the newest ``validation_fraction`` of decisions validate, the rest t
 every row sharing the boundary timestamp goes to validation, so no decision (nor any instant)
 is on both sides.
 
+Only rows whose feature vectors come from the trainer's own pipeline (``embedding_model`` =
+its id) are used: a vector of another pipeline means nothing to a router trained on this one.
+
 Dataset files (``gsm8k``, ``mt_bench``, ``llmrouter-train``, a CSV) carry no time; their rows
-are ordered by a seeded shuffle and split the same way. They carry the query text, which is
-what the BERT router needs, and no logging policy: their off-policy estimates use a simulated
-uniform-random logger (propensity 1/m), said so in the run's params.
+are ordered by a seeded shuffle and split the same way (``routeiq.routing.prepare``). They
+carry the query text, which is what the BERT router needs, and no logging policy: their
+off-policy estimates use a simulated uniform-random logger (propensity 1/m), said so in the
+run's params.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 from routeiq.errors import ArtifactNotFoundError, ConfigError
-from routeiq.routing.datasets import (
-    ROUTELLM_PRICES,
-    ModelPrice,
-    RoutingDataset,
-    llmrouter_prices,
-    load_named,
-)
+from routeiq.routing.datasets import ModelPrice, load_named
+from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
 from routeiq.routing.features import CHARS_PER_TOKEN
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.prepare import (
+    DataError,
+    LoggedPolicy,
+    PreparedData,
+    known_prices,
+    prepare_split,
+    strong_and_weak,
+)
 from routeiq.routing.routers import FitContext, KNNRouter, TrainingData
 from routeiq.shards import PREFIX, list_manifests, read_tables, training_data
 from routeiq.storage import ArtifactStore
 
-from routeiq_trainer.core.embeddings import EmbeddingStore
 from routeiq_trainer.core.requests import TrainOptions, TrainRequest
 from routeiq_trainer.errors import NoDataError, RequestError
 
@@ -47,86 +51,7 @@ logger = logging.getLogger(__name__)
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-# Dataset rows without a recorded answer are costed as if the answer had this many tokens.
-DEFAULT_OUTPUT_TOKENS = 200
-
-
-@dataclass(frozen=True)
-class LoggedPolicy:
-    """What the logging policy did on the validation rows (for off-policy estimates)."""
-
-    actions: I64  # index into the candidates; -1 where the served model is not a candidate
-    propensities: F64  # NaN where unknown
-    rewards: F64
-    source: str  # "logged" (shards) or "simulated-uniform" (dataset files)
-
-    @property
-    def usable(self) -> NDArray[np.bool_]:
-        return (
-            (self.actions >= 0)
-            & np.isfinite(self.propensities)
-            & (self.propensities > 0)
-            & np.isfinite(self.rewards)
-        )
-
-
-@dataclass
-class PreparedData:
-    """A request's examples, split, with what evaluation needs beside the labels."""
-
-    source: str
-    models: tuple[str, ...]
-    train: TrainingData
-    validation: TrainingData
-    validation_ids: list[str]
-    validation_costs: F64  # (n_val, m) USD per request for each candidate
-    logged: LoggedPolicy
-    strong: str
-    weak: str
-    prices: dict[str, ModelPrice]
-    rows_read: int
-    shard_count: int = 0
-    window_start_ms: int | None = None
-    window_end_ms: int | None = None
-    split_time_ms: int | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def strong_index(self) -> int:
-        return self.models.index(self.strong)
-
-    @property
-    def weak_index(self) -> int:
-        return self.models.index(self.weak)
-
-    def summary(self) -> dict[str, Any]:
-        """Loggable description of the data (MLflow params and version tags)."""
-        return {
-            "source": self.source,
-            "candidates": ",".join(self.models),
-            "strong": self.strong,
-            "weak": self.weak,
-            "rows_read": self.rows_read,
-            "train_examples": len(self.train),
-            "validation_examples": len(self.validation),
-            "shard_count": self.shard_count,
-            "window_start_ms": self.window_start_ms,
-            "window_end_ms": self.window_end_ms,
-            "split_time_ms": self.split_time_ms,
-            "logging_policy": self.logged.source,
-            **self.notes,
-        }
-
-
-def known_prices(extra: Mapping[str, tuple[float, float]] | None = None) -> dict[str, ModelPrice]:
-    """List prices the trainer knows (RouteLLM's and LLMRouter's models), ``extra`` winning."""
-    prices: dict[str, ModelPrice] = dict(ROUTELLM_PRICES)
-    # Without the benchmark data folder (a slim deployment) the settings' prices are all.
-    with contextlib.suppress(ConfigError, OSError):
-        prices.update(llmrouter_prices())
-    for name, (inp, out) in (extra or {}).items():
-        prices[name] = ModelPrice(float(inp), float(out))
-    return prices
+__all__ = ["DataLoader", "LoggedPolicy", "PreparedData", "known_prices"]
 
 
 def _query_key(embedding: NDArray[np.float32]) -> bytes:
@@ -228,7 +153,7 @@ class DataLoader:
         *,
         store: ArtifactStore,
         shards_bucket: str,
-        embeddings: EmbeddingStore,
+        embeddings: FeatureStore,
         prices: Mapping[str, ModelPrice],
         min_train_examples: int,
         min_validation_examples: int,
@@ -270,14 +195,25 @@ class DataLoader:
             raise RequestError(f"a requested shard is missing: {exc}") from exc
         rows_read = sum(m.rows for m in manifests)
         unique_rows = table.num_rows
-        table = table.filter(pc.is_valid(table.column("embedding")))
+        features = self._embeddings.features_id
+        with_any_embedding = table.filter(pc.is_valid(table.column("embedding")))
+        names = with_any_embedding.column("embedding_model")
+        mine = pc.fill_null(pc.equal(names, features), False)
+        if features == MINILM_NAME:  # rows from before pipelines were named are MiniLM's
+            mine = pc.or_(mine, pc.is_null(names))
+        table = with_any_embedding.filter(mine)
         if table.num_rows < 2:
+            others = sorted(
+                {str(m) for m in with_any_embedding.column("embedding_model").to_pylist()}
+                - {features}
+            )
             raise NoDataError(
-                f"{table.num_rows} usable rows (with an embedding) in {len(keys)} shard(s)"
+                f"{table.num_rows} usable rows (with {features} features) in {len(keys)} "
+                f"shard(s)" + (f"; other pipelines in them: {others}" if others else "")
             )
         correction = "ipw" if options.propensity_correction == "ipw" else "none"
         data = training_data(table, propensity_correction=correction)
-        with_embedding = table.num_rows
+        with_embedding = table.num_rows  # with this trainer's features
         # A decision nobody graded (quality_source=feedback without feedback) is in the shard
         # but teaches nothing: it must count neither as an example nor in the time split.
         labelled = np.flatnonzero(np.isfinite(data.quality).any(axis=1))
@@ -304,7 +240,15 @@ class DataLoader:
         train = data.subset(train_idx)
         if options.propensity_correction == "dr":
             train = doubly_robust(train, actions[train_idx], props[train_idx], seed=options.seed)
-        strong, weak = self._strong_weak(options, models, costs, data, None)
+        strong, weak = self._strong_weak(options, models, costs, data)
+        # The gateway's own estimate for a request (chars / 4 of the routed text), which is
+        # what its cost-aware strategy prices live requests with.
+        tokens = np.array(
+            [
+                max(1.0, float(x or 0) / CHARS_PER_TOKEN)
+                for x in table.column("query_length").to_pylist()
+            ]
+        )
         return PreparedData(
             source="shards",
             models=models,
@@ -312,6 +256,8 @@ class DataLoader:
             validation=data.subset(val_idx),
             validation_ids=[ids[i] for i in val_idx],
             validation_costs=costs[val_idx],
+            validation_tokens=tokens[val_idx],
+            features_id=features,
             logged=LoggedPolicy(actions[val_idx], props[val_idx], rewards[val_idx], "logged"),
             strong=strong,
             weak=weak,
@@ -324,7 +270,8 @@ class DataLoader:
             notes={
                 "duplicates_dropped": rows_read - unique_rows,
                 "validation_repeats_dropped": repeats,
-                "rows_without_embedding": unique_rows - with_embedding,
+                "rows_without_embedding": unique_rows - with_any_embedding.num_rows,
+                "rows_of_other_features": with_any_embedding.num_rows - with_embedding,
                 "rows_without_label": with_embedding - table.num_rows,
             },
         )
@@ -378,74 +325,34 @@ class DataLoader:
             ds = load_named(options.dataset, self._data_root)
         except (ConfigError, OSError, ValueError) as exc:
             raise RequestError(f"cannot load dataset {options.dataset!r}: {exc}") from exc
-        ds = _dedupe_dataset(ds)
-        if len(ds) < 2 or len(ds.models) < 2:
-            raise NoDataError(f"dataset {ds.name}: {len(ds)} rows, {len(ds.models)} models")
-        n, m = len(ds), len(ds.models)
-        embeddings = self._embeddings.embed(ds.prompts)
-        rng = np.random.default_rng(options.seed)
-        times = np.empty(n, dtype=np.int64)
-        times[rng.permutation(n)] = np.arange(n, dtype=np.int64)
-        data = TrainingData(
-            embeddings=embeddings,
-            quality=ds.scores.astype(np.float64),
-            models=ds.models,
-            texts=list(ds.prompts),
-            event_times=times,
-        )
-        train_idx, val_idx, _ = time_split(times, ds.ids, options.validation_fraction)
-        prices = {**ds.prices, **{k: v for k, v in self._prices.items() if k in ds.models}}
-        costs = _dataset_costs(ds, prices)
-        actions = rng.integers(0, m, n).astype(np.int64)
-        rewards = ds.scores[np.arange(n), actions]
-        props = np.full(n, 1.0 / m)
-        strong, weak = self._strong_weak(options, ds.models, costs, data, ds)
-        return PreparedData(
-            source=f"dataset:{ds.name}",
-            models=ds.models,
-            train=data.subset(train_idx),
-            validation=data.subset(val_idx),
-            validation_ids=[ds.ids[i] for i in val_idx],
-            validation_costs=costs[val_idx],
-            logged=LoggedPolicy(
-                actions[val_idx], props[val_idx], rewards[val_idx], "simulated-uniform"
-            ),
-            strong=strong,
-            weak=weak,
-            prices={mm: prices[mm] for mm in ds.models if mm in prices},
-            rows_read=n,
-            split_time_ms=None,
-            notes={"split": f"seeded shuffle (seed {options.seed}), no event times"},
-        )
+        try:
+            return prepare_split(
+                ds,
+                store=self._embeddings,
+                validation_fraction=options.validation_fraction,
+                seed=options.seed,
+                prices={k: v for k, v in self._prices.items() if k in ds.models},
+                strong=options.strong,
+                weak=options.weak,
+            )
+        except DataError as exc:
+            raise NoDataError(str(exc)) from exc
 
     # ------------------------------------------------------------ shared
 
     def _strong_weak(
-        self,
-        options: TrainOptions,
-        models: tuple[str, ...],
-        costs: F64,
-        data: TrainingData,
-        ds: RoutingDataset | None,
+        self, options: TrainOptions, models: tuple[str, ...], costs: F64, data: TrainingData
     ) -> tuple[str, str]:
-        """Strong and weak candidates for APGR: asked for, else the dataset's, else inferred
-        as the most and least expensive (by mean cost; by prior quality if costs tie)."""
-        if options.strong is not None and options.weak is not None:
-            for name in (options.strong, options.weak):
-                if name not in models:
-                    raise RequestError(f"model {name!r} is not a candidate; have {list(models)}")
-            return options.strong, options.weak
-        if ds is not None and ds.strong in models and ds.weak in models:
-            return str(ds.strong), str(ds.weak)
-        mean_cost = np.nanmean(costs, axis=0)
-        key = mean_cost if np.ptp(mean_cost) > 0 else data.priors()
-        strong, weak = models[int(np.argmax(key))], models[int(np.argmin(key))]
-        if strong == weak:
-            raise RequestError(
-                "cannot tell the strong from the weak model (equal costs and quality): set "
-                "params strong= and weak= or ROUTEIQ_TRAINER_STRONG_MODEL/_WEAK_MODEL"
+        """Strong and weak candidates for APGR: asked for, else inferred as the most and
+        least expensive (by mean cost; by prior quality if costs tie)."""
+        try:
+            return strong_and_weak(
+                models, costs, data.priors(), strong=options.strong, weak=options.weak
             )
-        return strong, weak
+        except DataError as exc:
+            raise RequestError(
+                f"{exc} (set params strong= and weak=, or ROUTEIQ_TRAINER_STRONG_MODEL/_WEAK_MODEL)"
+            ) from exc
 
 
 def _logged_columns(table: pa.Table, models: tuple[str, ...]) -> tuple[I64, F64, F64]:
@@ -459,101 +366,3 @@ def _logged_columns(table: pa.Table, models: tuple[str, ...]) -> tuple[I64, F64,
         [np.nan if r is None else float(r) for r in table.column("reward").to_pylist()]
     )
     return actions, props, rewards
-
-
-def _dedupe_dataset(ds: RoutingDataset) -> RoutingDataset:
-    """Drop repeated ids (same prompt) and rows with no score at all."""
-    seen: set[str] = set()
-    keep = []
-    for i, rid in enumerate(ds.ids):
-        if rid in seen or not np.isfinite(ds.scores[i]).any():
-            continue
-        seen.add(rid)
-        keep.append(i)
-    return ds if len(keep) == len(ds) else ds.subset(keep)
-
-
-def _tokens(text: str) -> float:
-    return max(1.0, len(text) / CHARS_PER_TOKEN)
-
-
-def _dataset_costs(ds: RoutingDataset, prices: Mapping[str, ModelPrice]) -> F64:
-    """Estimated USD per request: prompt and recorded answer (or a default length) at list
-    price; 0 for a model without a known price."""
-    n, m = len(ds), len(ds.models)
-    costs = np.zeros((n, m))
-    for j, model in enumerate(ds.models):
-        price = prices.get(model)
-        if price is None:
-            continue
-        for i in range(n):
-            answer = ds.responses[i].get(model, "") if ds.responses else ""
-            out = _tokens(answer) if answer else DEFAULT_OUTPUT_TOKENS
-            costs[i, j] = price.cost(int(_tokens(ds.prompts[i])), int(out))
-    return costs
-
-
-def prepare_train_test(
-    train_ds: RoutingDataset,
-    test_ds: RoutingDataset,
-    *,
-    embeddings: EmbeddingStore,
-    prices: Mapping[str, ModelPrice] | None = None,
-    seed: int = 0,
-    strong: str | None = None,
-    weak: str | None = None,
-) -> PreparedData:
-    """Explicit train and test tables (``routeiq eval --train --test``) as ``PreparedData``.
-
-    The test rows play the validation role; their logged policy is a simulated uniform
-    logger (seeded), as for a single dataset file.
-    """
-    train_ds, test_ds = _dedupe_dataset(train_ds), _dedupe_dataset(test_ds)
-    if train_ds.models != test_ds.models:
-        raise RequestError(
-            f"train and test candidates differ: {list(train_ds.models)} vs {list(test_ds.models)}"
-        )
-    models = test_ds.models
-    known = {**train_ds.prices, **test_ds.prices, **dict(prices or {})}
-    tables = []
-    for ds in (train_ds, test_ds):
-        tables.append(
-            TrainingData(
-                embeddings=embeddings.embed(ds.prompts),
-                quality=ds.scores.astype(np.float64),
-                models=models,
-                texts=list(ds.prompts),
-                event_times=np.arange(len(ds), dtype=np.int64),
-            )
-        )
-    costs = _dataset_costs(test_ds, known)
-    n, m = len(test_ds), len(models)
-    rng = np.random.default_rng(seed)
-    actions = rng.integers(0, m, n).astype(np.int64)
-    strong = strong or test_ds.strong
-    weak = weak or test_ds.weak
-    if strong is None or weak is None:
-        mean_cost = costs.mean(0)
-        key = mean_cost if np.ptp(mean_cost) > 0 else tables[0].priors()
-        strong, weak = models[int(np.argmax(key))], models[int(np.argmin(key))]
-    for name in (strong, weak):
-        if name not in models:
-            raise RequestError(f"model {name!r} is not a candidate; have {list(models)}")
-    return PreparedData(
-        source=f"train:{train_ds.name} test:{test_ds.name}",
-        models=models,
-        train=tables[0],
-        validation=tables[1],
-        validation_ids=list(test_ds.ids),
-        validation_costs=costs,
-        logged=LoggedPolicy(
-            actions,
-            np.full(n, 1.0 / m),
-            test_ds.scores[np.arange(n), actions],
-            "simulated-uniform",
-        ),
-        strong=strong,
-        weak=weak,
-        prices={mm: known[mm] for mm in models if mm in known},
-        rows_read=len(train_ds) + n,
-    )

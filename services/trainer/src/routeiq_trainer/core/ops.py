@@ -17,7 +17,6 @@ from routeiq.routing.bundle import BundleError, LoadedBundle, Verifier, run_prob
 
 from routeiq_trainer.core.announce import PROMOTE, ROLLBACK, Announcer
 from routeiq_trainer.core.bundles import BundleLocation, BundleStore
-from routeiq_trainer.core.embeddings import EmbeddingStore
 from routeiq_trainer.core.tracking import TAG_ANNOUNCED, ModelRegistry, VersionInfo
 from routeiq_trainer.errors import TrainerError
 from routeiq_trainer.metrics import TrainerMetrics
@@ -44,7 +43,6 @@ class ModelOps:
         bundles: BundleStore,
         announcer: Announcer,
         verifier: Verifier,
-        embeddings: EmbeddingStore,
         work_dir: Path,
         metrics: TrainerMetrics | None = None,
     ) -> None:
@@ -52,7 +50,6 @@ class ModelOps:
         self.bundles = bundles
         self.announcer = announcer
         self._verifier = verifier
-        self._embeddings = embeddings
         self._work_dir = work_dir
         self._metrics = metrics
 
@@ -71,7 +68,7 @@ class ModelOps:
                 f"{bundle.manifest.version}, registered as {info.name} {info.version}"
             )
         if probes:
-            run_probes(bundle, self._embeddings.featurize)
+            run_probes(bundle)
         return bundle
 
     def verify(self, info: VersionInfo) -> None:

@@ -30,22 +30,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from routeiq.routing.assessment import (
+    Evaluation,
+    IncomparableError,
+    evaluate,
+    predict,
+    random_baseline,
+)
 from routeiq.routing.bundle import SIGNATURE, Candidate, Signer, write_bundle
+from routeiq.routing.featurestore import FeatureStore
+from routeiq.routing.plots import plot_cost_quality, plot_strong_weak
 from routeiq.routing.routers import FitContext, Router, RouterError, router_class
 
 from routeiq_trainer.config import GATE_METRICS, TrainerSettings
 from routeiq_trainer.core.announce import PROMOTE
 from routeiq_trainer.core.bundles import BundleStore
 from routeiq_trainer.core.data import DataLoader, PreparedData
-from routeiq_trainer.core.embeddings import EmbeddingStore
-from routeiq_trainer.core.evaluate import (
-    Evaluation,
-    IncomparableError,
-    evaluate,
-    plot_curves,
-    predict,
-    random_baseline,
-)
 from routeiq_trainer.core.gate import GateDecision, decide, improvement
 from routeiq_trainer.core.ops import ModelOps
 from routeiq_trainer.core.requests import TrainOptions, TrainRequest, resolve_options
@@ -130,7 +130,7 @@ class TrainingPipeline:
         bundles: BundleStore,
         ops: ModelOps,
         signer: Signer,
-        embeddings: EmbeddingStore,
+        embeddings: FeatureStore,
         metrics: TrainerMetrics | None = None,
         git_commit: str = "unknown",
     ) -> None:
@@ -250,10 +250,12 @@ class TrainingPipeline:
                 if champion_eval is not None:
                     curves.append(champion_eval)
                 curves.append(baseline)
-                png = plot_curves(
-                    curves, Path(tmp) / "curve.png", title=f"{name} {version} (validation)"
-                )
+                title = f"{name} {version} (validation)"
+                png = plot_strong_weak(curves, Path(tmp) / "curve.png", title=title)
                 self._registry.log_artifact(run_id, png, "plots")
+                if winner.evaluation.multi is not None:
+                    png = plot_cost_quality(curves, Path(tmp) / "cost-quality.png", title=title)
+                    self._registry.log_artifact(run_id, png, "plots")
                 write_bundle(
                     winner.router,
                     folder,
@@ -261,7 +263,7 @@ class TrainingPipeline:
                     version=version,
                     candidates=[self._candidate(m, data) for m in data.models],
                     signer=self._signer,
-                    featurize=self._embeddings.featurize,
+                    featurizer=self._embeddings.featurizer,
                     metrics=summary,
                     calibration={
                         **winner.evaluation.calibration(),
@@ -269,7 +271,6 @@ class TrainingPipeline:
                         "weak": data.weak,
                     },
                     training=self._training_info(request, options, data, winner),
-                    encoder_fingerprint=self._embeddings.encoder.fingerprint,
                 )
                 signature = json.loads((folder / SIGNATURE).read_text())
                 location = self._bundles.upload(folder, name=name, version=version)
@@ -397,7 +398,7 @@ class TrainingPipeline:
         )
         self._work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._work_dir) as tmp:
-            png = plot_curves([evaluation], Path(tmp) / "curve.png", title=f"{kind} {version}")
+            png = plot_strong_weak([evaluation], Path(tmp) / "curve.png", title=f"{kind} {version}")
             self._registry.log_artifact(run_id, png, "plots")
         self._registry.end_run(run_id)
         logger.info(
@@ -431,7 +432,7 @@ class TrainingPipeline:
         with tempfile.TemporaryDirectory(dir=self._work_dir) as tmp:
             bundle = self._ops.load(champion, Path(tmp) / "champion", probes=False)
             try:
-                predicted = predict(bundle.router, data)
+                predicted = predict(bundle.router, data, featurizer=bundle.featurizer)
             except IncomparableError as exc:
                 return None, f"champion {champion.version} cannot be scored here: {exc}"
         label = f"champion {champion.version}"
@@ -586,7 +587,7 @@ class TrainingPipeline:
             bundle = self._ops.load(info, Path(tmp) / "challenger", probes=False)
             challenger = evaluate(
                 info.router_type,
-                predict(bundle.router, data),
+                predict(bundle.router, data, featurizer=bundle.featurizer),
                 data,
                 cost_weight=options.cost_weight,
             )

@@ -1,36 +1,51 @@
-"""A router's quality on the validation rows: RouteLLM's metrics, cost, and off-policy value.
+"""A router's quality on the validation rows: RouteLLM's metrics for the strong/weak pair,
+the quality-cost curve over all N candidates, cost, and off-policy value. The trainer's gate,
+its MLflow metrics and ``routeiq eval`` all read these.
 
 * APGR, CPT(50%), CPT(80%), AUC: RouteLLM's strong/weak threshold sweep
   (``routeiq.routing.evaluation.router_quality``, ties handled) on the rows where both the
   strong and the weak model were graded, with win score ``q̂_strong − q̂_weak``;
 * best-model accuracy: how often the top-scored candidate is one of the truly best ones, on
   rows where at least two candidates were graded (the pick restricted to graded candidates);
+* on the rows where every candidate was graded: the cost-aware policy's quality-cost curve,
+  its AIQ, quality at 25/50/75/100% of the best single model's cost (λ calibrated without
+  labels), and the best-single-model and oracle baselines (``evaluation.multi_model_quality``);
 * the greedy policy ``argmax_j q̂_j − cost_weight · cost_j / max mean cost`` (ties → cheaper):
   its mean cost per request (USD), its mean quality where graded, and its off-policy value
   from the logged decisions (IPS and self-normalised IPS).
 
-The gateway's threshold strategy reads ``win_score_quantiles``: the 101 quantiles of the win
-score on the same rows.
+Calibration data for the gateway: ``win_score_quantiles`` (the threshold strategy: the 101
+quantiles of the win score) and ``policy_sample`` (the cost-aware strategy: predicted
+qualities and prompt tokens of up to 512 validation rows, from which it calibrates λ before
+live traffic has).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from routeiq.routing.evaluation import RouterQuality, best_model_accuracy, off_policy_value
-from routeiq.routing.evaluation import router_quality as _router_quality
-from routeiq.routing.routers import Router, RouterError
 
-from routeiq_trainer.core.data import PreparedData
-from routeiq_trainer.errors import TrainerError
+from routeiq.errors import RouteIQError
+from routeiq.routing.costpolicy import choose, cost_scale
+from routeiq.routing.evaluation import (
+    MultiModelQuality,
+    RouterQuality,
+    best_model_accuracy,
+    multi_model_quality,
+    off_policy_value,
+)
+from routeiq.routing.evaluation import router_quality as _router_quality
+from routeiq.routing.featurizer import Featurizer
+from routeiq.routing.prepare import PreparedData
+from routeiq.routing.routers import Router, RouterError
 
 F64 = NDArray[np.float64]
 RANDOM_DRAWS = 20
+POLICY_SAMPLE_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -41,21 +56,41 @@ class Evaluation:
     metrics: dict[str, float]
     quality: RouterQuality | None
     win_scores: F64
+    multi: MultiModelQuality | None = None
+    predicted: F64 | None = None
+    tokens: F64 | None = None
+    scale: float = 1.0
 
-    def calibration(self) -> dict[str, list[float]]:
-        """``win_score_quantiles`` for the gateway's threshold strategy."""
-        if self.win_scores.size == 0:
-            return {}
-        grid = np.linspace(0.0, 1.0, 101)
-        return {"win_score_quantiles": [float(q) for q in np.quantile(self.win_scores, grid)]}
+    def calibration(self) -> dict[str, Any]:
+        """What the gateway's strategies calibrate on before live traffic has arrived."""
+        out: dict[str, Any] = {}
+        if self.win_scores.size:
+            grid = np.linspace(0.0, 1.0, 101)
+            out["win_score_quantiles"] = [float(q) for q in np.quantile(self.win_scores, grid)]
+        if self.predicted is not None and len(self.predicted):
+            rows = np.random.default_rng(0).permutation(len(self.predicted))
+            rows = np.sort(rows[:POLICY_SAMPLE_ROWS])
+            out["cost_scale_usd"] = self.scale
+            out["policy_sample"] = {
+                "quality": np.round(self.predicted[rows], 6).tolist(),
+                "tokens": (
+                    np.round(self.tokens[rows], 1).tolist() if self.tokens is not None else None
+                ),
+            }
+        return out
 
 
-class IncomparableError(TrainerError):
+class IncomparableError(RouteIQError):
     """A router cannot be scored on these rows (other candidates, or it needs query text)."""
 
 
-def predict(router: Router, data: PreparedData) -> F64:
-    """The router's expected quality of every candidate on the validation rows."""
+def predict(router: Router, data: PreparedData, *, featurizer: Featurizer | None = None) -> F64:
+    """The router's expected quality of every candidate on the validation rows.
+
+    ``featurizer`` is the pipeline the router was trained on (a bundle's); when it is not the
+    one that computed these rows' vectors, the rows are re-featurised from their text, or,
+    without text (shards), the router is incomparable here.
+    """
     missing = sorted(set(data.models) - set(router.models))
     if missing:
         raise IncomparableError(f"it does not score candidate(s) {missing}")
@@ -63,8 +98,16 @@ def predict(router: Router, data: PreparedData) -> F64:
         raise IncomparableError(
             f"it is a {router.kind} router, which reads query text, and these rows have none"
         )
+    features = data.validation.embeddings
+    if featurizer is not None and data.features_id and featurizer.id != data.features_id:
+        if data.validation.texts is None:
+            raise IncomparableError(
+                f"it reads {featurizer.id} features and these rows carry {data.features_id} "
+                "features without their text"
+            )
+        features = featurizer.encode(data.validation.texts)
     try:
-        raw = router.predict(data.validation.embeddings, data.validation.texts)
+        raw = router.predict(features, data.validation.texts)
     except RouterError as exc:
         raise IncomparableError(str(exc)) from exc
     if router.models == data.models:
@@ -88,6 +131,14 @@ def evaluate(label: str, predicted: F64, data: PreparedData, *, cost_weight: flo
         metrics["strong_quality"] = quality.strong_quality
         metrics["weak_quality"] = quality.weak_quality
     metrics["sweep_rows"] = float(pair.sum())
+    multi: MultiModelQuality | None = None
+    full = np.isfinite(q).all(axis=1)
+    if full.sum() >= 2:
+        multi = multi_model_quality(
+            predicted[full], q[full], data.validation_costs[full], data.models
+        )
+        metrics.update(multi.as_metrics())
+        metrics["graded_rows"] = float(full.sum())
     graded = np.isfinite(q).sum(1) >= 2
     if graded.any():
         masked = np.where(np.isfinite(q[graded]), predicted[graded], -np.inf)
@@ -115,19 +166,22 @@ def evaluate(label: str, predicted: F64, data: PreparedData, *, cost_weight: flo
         metrics["ope_logged"] = ope.logged
         metrics["ope_matched"] = float(ope.matched)
     metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
-    return Evaluation(label, metrics, quality, win[pair] if pair.any() else np.zeros(0))
+    return Evaluation(
+        label,
+        metrics,
+        quality,
+        win[pair] if pair.any() else np.zeros(0),
+        multi,
+        predicted,
+        data.validation_tokens,
+        cost_scale(data.validation_costs),
+    )
 
 
 def greedy_actions(predicted: F64, costs: F64, cost_weight: float) -> NDArray[np.int64]:
-    """Per row, the candidate with the best predicted quality net of weighted cost; ties go to
-    the cheaper candidate (by mean cost)."""
-    mean_cost = costs.mean(0)
-    scale = float(mean_cost.max()) or 1.0
-    utility = predicted - cost_weight * costs / scale
-    # Break exact ties by cost: the cheapest of the tied candidates wins.
-    cheap_rank = np.argsort(np.argsort(mean_cost)).astype(np.float64)
-    tie_break = -1e-9 * cheap_rank
-    return np.asarray(np.argmax(utility + tie_break, axis=1), dtype=np.int64)
+    """Per row, the candidate with the best predicted quality net of weighted cost (the
+    cost-aware policy at λ = ``cost_weight``); ties go to the cheaper candidate."""
+    return choose(predicted, costs, cost_weight, cost_scale(costs))
 
 
 def random_baseline(data: PreparedData, *, seed: int, cost_weight: float) -> Evaluation:
@@ -144,60 +198,4 @@ def random_baseline(data: PreparedData, *, seed: int, cost_weight: float) -> Eva
     ]
     keys = set.intersection(*(set(d.metrics) for d in draws))
     metrics = {k: float(np.mean([d.metrics[k] for d in draws])) for k in sorted(keys)}
-    return Evaluation("random", metrics, draws[0].quality, draws[0].win_scores)
-
-
-def plot_curves(evaluations: Sequence[Evaluation], path: Path, *, title: str) -> Path:
-    """Quality against strong-call % for each evaluation (RouteLLM's curve), as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
-    try:
-        for ev in evaluations:
-            if ev.quality is None:
-                continue
-            pts = sorted(ev.quality.points, key=lambda p: (p.strong_pct, p.quality))
-            apgr = ev.metrics.get("apgr", float("nan"))
-            is_random = ev.label == "random"
-            label = (
-                f"random (one draw; mean APGR of {RANDOM_DRAWS}: {apgr:.3f})"
-                if is_random
-                else f"{ev.label} (APGR {apgr:.3f})"
-            )
-            ax.plot(
-                [p.strong_pct for p in pts],
-                [p.quality for p in pts],
-                marker="o",
-                markersize=3,
-                linestyle="--" if is_random else "-",
-                label=label,
-            )
-        ref = next((e.quality for e in evaluations if e.quality is not None), None)
-        if ref is not None:
-            ax.axhline(ref.strong_quality, color="grey", linewidth=0.8, linestyle=":")
-            ax.axhline(ref.weak_quality, color="grey", linewidth=0.8, linestyle=":")
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "no validation rows grade both the strong and the weak model:\n"
-                "no quality curve (see the off-policy metrics)",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-        ax.set_xlabel("strong-model calls (%)")
-        ax.set_ylabel("mean quality")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ref is not None:
-            ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return Evaluation("random", metrics, draws[0].quality, draws[0].win_scores, draws[0].multi)

@@ -1,0 +1,532 @@
+"""The features a router reads, as one versioned pipeline that travels inside its bundle.
+
+A feature vector is a dense sentence encoding, optionally followed by a sketch of the query's
+token n-grams, each part L2-normalised and weighted so the whole vector has unit norm:
+
+    x = [√w · dense(text) ‖ √(1 − w) · sketch(text)]
+
+Two dense encoders:
+
+* ``minilm``: the packaged all-MiniLM-L6-v2, a 6-layer transformer run in numpy
+  (``embedding.py``): about 20 ms per query on a small CPU;
+* ``static``: a static embedding distilled offline from the same packaged MiniLM with
+  model2vec (every vocabulary token's MiniLM output, PCA-reduced and frequency-weighted); a
+  query's vector is the mean of its tokens' rows: about 0.05 ms.
+
+The sketch hashes every token unigram and bigram (keyed by ``sketch_seed``) with a random sign
+into ``sketch_dim`` buckets, weighted 1 + log(count): a fixed-size, signed feature-hashing view
+of the query's wording, which sentence encoders blur (GSM8K's hard and easy questions look
+alike to MiniLM but not in their numbers and verbs). Like any embedding it is derived data, not
+text: the gateway never logs the text, but a reader who knows the seed can test whether a given
+phrase occurs in a logged query, which is why topics are access-controlled and the seed can be
+an operator secret.
+
+``FeatureSpec`` names everything that changes a vector (encoder, the sha256 of its weights,
+dimensions, seed, weight); its ``id`` is what events and shards record as ``embedding_model``,
+so the trainer only ever trains on vectors the serving pipeline would compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from routeiq.errors import ConfigError
+from routeiq.routing.embedding import DIMENSION as MINILM_DIMENSION
+from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
+from routeiq.routing.embedding import MiniLMEncoder, packaged_model_dir
+
+F32 = NDArray[np.float32]
+
+SPEC_FILE = "features.json"
+STATIC_WEIGHTS = "static.safetensors"
+STATIC_TOKENIZER = "static.tokenizer.json"
+ENCODERS = ("minilm", "static")
+# Longest feature vector a contract or shard accepts (a bound against garbage, not a design
+# limit: the defaults are 384 and 768).
+MAX_DIMENSION = 4096
+# Characters kept before tokenising: tokens are rarely longer than 8 characters, so this
+# keeps every token the truncation would keep while bounding the tokenizer's work.
+_CHARS_PER_TOKEN_CAP = 8
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+class FeatureError(ConfigError):
+    """A feature pipeline is malformed, or its files do not match its spec."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that determines a feature vector."""
+
+    encoder: str  # "minilm" | "static"
+    encoder_sha256: str  # minilm: the packaged weights' fingerprint; static: its weights file
+    dense_dim: int
+    sketch_dim: int = 0
+    sketch_ngrams: int = 2
+    sketch_seed: int = 0
+    dense_weight: float = 1.0  # share of the squared norm given to the dense part
+    max_tokens: int = 512
+    distilled_from: str | None = None  # static: the model it was distilled from
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise FeatureError(f"unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
+        if not 0 < self.dense_dim <= MAX_DIMENSION or not 0 <= self.sketch_dim <= MAX_DIMENSION:
+            raise FeatureError(f"dimensions {self.dense_dim}+{self.sketch_dim} out of range")
+        if self.dimension > MAX_DIMENSION:
+            raise FeatureError(f"{self.dimension} features; at most {MAX_DIMENSION}")
+        if self.sketch_ngrams not in (1, 2, 3):
+            raise FeatureError("sketch_ngrams must be 1, 2 or 3")
+        if not 0.0 < self.dense_weight <= 1.0 or (self.sketch_dim == 0 and self.dense_weight != 1):
+            raise FeatureError(
+                "dense_weight must be in (0, 1], and exactly 1 without a sketch "
+                f"(got {self.dense_weight} with sketch_dim {self.sketch_dim})"
+            )
+        if self.max_tokens < 1:
+            raise FeatureError("max_tokens must be at least 1")
+
+    @property
+    def dimension(self) -> int:
+        return self.dense_dim + self.sketch_dim
+
+    @property
+    def is_legacy_minilm(self) -> bool:
+        """MiniLM alone: the vectors every gateway logged before pipelines had ids."""
+        return self.encoder == "minilm" and self.sketch_dim == 0
+
+    @property
+    def id(self) -> str:
+        """A stable name for these features: events' and shards' ``embedding_model``."""
+        if self.is_legacy_minilm:
+            return MINILM_NAME
+        digest = hashlib.sha256(
+            json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()[:12]
+        sketch = f"+sketch{self.sketch_dim}" if self.sketch_dim else ""
+        return f"routeiq/{self.encoder}{self.dense_dim}{sketch}@{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "id": self.id, "dimension": self.dimension}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> FeatureSpec:
+        """A spec from a bundle manifest or ``features.json``; a manifest written before
+        pipelines existed (``embedding_model`` = MiniLM) reads as the MiniLM pipeline."""
+        if "encoder" not in raw:
+            model = raw.get("embedding_model", MINILM_NAME)
+            if model != MINILM_NAME:
+                raise FeatureError(f"unknown legacy embedding model {model!r}")
+            return cls("minilm", str(raw.get("encoder_fingerprint") or ""), MINILM_DIMENSION)
+        fields = set(cls.__dataclass_fields__)
+        try:
+            spec = cls(**{k: v for k, v in raw.items() if k in fields})
+        except TypeError as exc:
+            raise FeatureError(f"malformed feature spec: {exc}") from exc
+        if "id" in raw and raw["id"] != spec.id:
+            raise FeatureError(f"feature spec id {raw['id']!r} does not match its fields")
+        return spec
+
+
+_ID = re.compile(r"routeiq/(?:minilm|static)(\d+)(?:\+sketch(\d+))?@[0-9a-f]{12}")
+
+
+def dimension_of(features_id: str) -> int | None:
+    """The vector length a pipeline id implies (None for a name we did not mint)."""
+    if features_id == MINILM_NAME:
+        return MINILM_DIMENSION
+    found = _ID.fullmatch(features_id)
+    if found is None:
+        return None
+    return int(found.group(1)) + int(found.group(2) or 0)
+
+
+# ---------------------------------------------------------------- parts
+
+
+class StaticEncoder:
+    """Mean of per-token vectors (model2vec's format: a tokenizer and one embedding matrix).
+
+    Matches ``model2vec.StaticModel.encode`` (no special tokens, unknown tokens dropped, mean
+    pooling, L2 normalisation); a unit test compares the two.
+    """
+
+    def __init__(self, tokenizer_path: Path, weights_path: Path, *, max_tokens: int) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        try:
+            tensors = load_file(str(weights_path))
+            self.table = np.ascontiguousarray(tensors["embeddings"], dtype=np.float32)
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        except (OSError, KeyError, ValueError, Exception) as exc:
+            raise FeatureError(f"cannot read the static encoder: {exc!r}") from exc
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self.unk = self.tokenizer.token_to_id("[UNK]")
+        self.max_chars = max_tokens * _CHARS_PER_TOKEN_CAP
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return int(self.table.shape[1])
+
+    def token_ids(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
+        clipped = [t[: self.max_chars] for t in texts]
+        with self._lock:  # the tokenizer's truncation settings are shared mutable state
+            encodings = self.tokenizer.encode_batch(clipped, add_special_tokens=False)
+        out = []
+        for e in encodings:
+            ids = np.asarray(e.ids, dtype=np.int64)
+            out.append(ids[ids != self.unk] if self.unk is not None else ids)
+        return out
+
+    def pool(self, ids: Sequence[NDArray[np.int64]]) -> F32:
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        for i, row in enumerate(ids):
+            if row.size:
+                out[i] = self.table[row].mean(axis=0)
+        return _unit(out)
+
+
+class NgramSketch:
+    """Signed feature hashing of token n-grams into ``dim`` buckets (unit norm)."""
+
+    def __init__(self, dim: int, *, ngrams: int = 2, seed: int = 0) -> None:
+        self.dim = dim
+        self.ngrams = ngrams
+        self._seed = np.uint64(_splitmix(np.array([seed], dtype=np.uint64))[0])
+
+    def sketch(self, ids: Sequence[NDArray[np.int64]]) -> F32:
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for i, row in enumerate(ids):
+            grams = [_gram_keys(row, n) for n in range(1, self.ngrams + 1) if row.size >= n]
+            if not grams:
+                continue
+            keys, counts = np.unique(np.concatenate(grams), return_counts=True)
+            h = _splitmix(keys ^ self._seed)
+            buckets = (h % np.uint64(self.dim)).astype(np.int64)
+            signs = np.where(h >> np.uint64(63), -1.0, 1.0).astype(np.float32)
+            np.add.at(out[i], buckets, signs * (1.0 + np.log(counts)).astype(np.float32))
+        return _unit(out)
+
+
+def _gram_keys(ids: NDArray[np.int64], n: int) -> NDArray[np.uint64]:
+    """One 64-bit key per n-gram (token ids are < 2^20, so n ≤ 3 fits without collisions)."""
+    u = ids.astype(np.uint64)
+    key = u[: len(u) - n + 1].copy()
+    for k in range(1, n):
+        key = (key << np.uint64(20)) | u[k : len(u) - n + 1 + k]
+    return key | (np.uint64(n) << np.uint64(62))
+
+
+def _splitmix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """SplitMix64's finaliser: a fast, well-mixed 64-bit hash (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return np.asarray(z ^ (z >> np.uint64(31)), dtype=np.uint64)
+
+
+def _unit(x: F32) -> F32:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+@cache
+def shared_minilm() -> MiniLMEncoder:
+    """One packaged MiniLM per process (~90 MB of weights), shared by every pipeline."""
+    return MiniLMEncoder()
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+class Featurizer:
+    """Texts → feature vectors of ``spec.dimension`` float32, per ``spec``."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        *,
+        static: StaticEncoder | None = None,
+        minilm: MiniLMEncoder | None = None,
+        files: Mapping[str, Path] | None = None,
+    ) -> None:
+        self.spec = spec
+        self._static = static
+        self._minilm = minilm
+        self._files = dict(files or {})
+        self._sketch = (
+            NgramSketch(spec.sketch_dim, ngrams=spec.sketch_ngrams, seed=spec.sketch_seed)
+            if spec.sketch_dim
+            else None
+        )
+        self._sketch_tokens: Any = None
+        if spec.encoder == "static" and static is None:
+            raise FeatureError("a static pipeline needs its encoder")
+        if spec.encoder == "minilm" and minilm is None:
+            raise FeatureError("a minilm pipeline needs the MiniLM encoder")
+        if self._sketch is not None and spec.encoder == "minilm":
+            # MiniLM's own vocabulary, without special tokens, feeds the sketch.
+            self._sketch_tokens = StaticTokens(packaged_model_dir() / "tokenizer.json", spec)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def dimension(self) -> int:
+        return self.spec.dimension
+
+    @property
+    def fingerprint(self) -> str:
+        return self.spec.encoder_sha256
+
+    def encode(self, texts: Sequence[str]) -> F32:
+        """(n, dimension) unit-norm float32 feature vectors."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        ids: list[NDArray[np.int64]] | None = None
+        if self._static is not None:
+            ids = self._static.token_ids(texts)
+            dense = self._static.pool(ids)
+        else:
+            assert self._minilm is not None
+            dense = self._minilm.encode(texts)
+        if self._sketch is None:
+            return dense
+        if ids is None:
+            ids = self._sketch_tokens.token_ids(texts)
+        w = self.spec.dense_weight
+        sketch = self._sketch.sketch(ids)
+        return np.hstack([dense * np.float32(np.sqrt(w)), sketch * np.float32(np.sqrt(1 - w))])
+
+    __call__ = encode
+
+    def save(self, folder: Path) -> list[str]:
+        """Write ``features.json`` and the encoder's files into ``folder``; return the names."""
+        folder.mkdir(parents=True, exist_ok=True)
+        names = [SPEC_FILE]
+        for name, source in self._files.items():
+            if source.resolve() != (folder / name).resolve():
+                shutil.copyfile(source, folder / name)
+            names.append(name)
+        (folder / SPEC_FILE).write_text(json.dumps(self.spec.to_dict(), indent=2, sort_keys=True))
+        return names
+
+
+class StaticTokens:
+    """Just the token ids of a tokenizer file (the sketch's input for a MiniLM pipeline)."""
+
+    def __init__(self, tokenizer_path: Path, spec: FeatureSpec) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=spec.max_tokens)
+        self.max_chars = spec.max_tokens * _CHARS_PER_TOKEN_CAP
+        self._lock = threading.Lock()
+
+    def token_ids(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
+        with self._lock:
+            encodings = self.tokenizer.encode_batch(
+                [t[: self.max_chars] for t in texts], add_special_tokens=False
+            )
+        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+
+
+def sha256_path(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_featurizer(folder: Path | None, spec: FeatureSpec) -> Featurizer:
+    """The pipeline ``spec`` describes, its files read from ``folder`` and checked against it.
+
+    A MiniLM pipeline needs no files (the weights are packaged; their fingerprint must match
+    when the spec names one); a static one needs ``static.safetensors`` (whose sha256 must be
+    ``encoder_sha256``) and ``static.tokenizer.json``.
+    """
+    if spec.encoder == "minilm":
+        encoder = shared_minilm()
+        if spec.encoder_sha256 and spec.encoder_sha256 != encoder.fingerprint:
+            raise FeatureError(
+                f"the pipeline was built on MiniLM weights {spec.encoder_sha256}, this "
+                f"process has {encoder.fingerprint}"
+            )
+        if encoder.fingerprint and not spec.encoder_sha256:
+            spec = replace(spec, encoder_sha256=encoder.fingerprint)
+        return Featurizer(spec, minilm=encoder)
+    if folder is None:
+        raise FeatureError("a static pipeline is read from a folder")
+    weights, tokenizer = folder / STATIC_WEIGHTS, folder / STATIC_TOKENIZER
+    for path in (weights, tokenizer):
+        if not path.is_file():
+            raise FeatureError(f"{path.name} is missing from {folder}")
+    actual = sha256_path(weights)
+    if actual != spec.encoder_sha256:
+        raise FeatureError(
+            f"{STATIC_WEIGHTS} has sha256 {actual}, the feature spec says {spec.encoder_sha256}"
+        )
+    static = StaticEncoder(tokenizer, weights, max_tokens=spec.max_tokens)
+    if static.dimension != spec.dense_dim:
+        raise FeatureError(
+            f"the static encoder is {static.dimension}-d, spec says {spec.dense_dim}"
+        )
+    return Featurizer(
+        spec, static=static, files={STATIC_WEIGHTS: weights, STATIC_TOKENIZER: tokenizer}
+    )
+
+
+def read_pipeline(folder: Path) -> Featurizer:
+    """A pipeline saved with ``Featurizer.save`` (or ``build_static``)."""
+    path = folder / SPEC_FILE
+    if not path.is_file():
+        raise FeatureError(f"no {SPEC_FILE} in {folder}: build one with `routeiq features build`")
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as exc:
+        raise FeatureError(f"{path} is not JSON: {exc}") from exc
+    return load_featurizer(folder, FeatureSpec.from_dict(raw))
+
+
+def minilm_pipeline(*, sketch_dim: int = 0, sketch_seed: int = 0) -> Featurizer:
+    """The packaged MiniLM, optionally with a sketch (no files needed)."""
+    spec = FeatureSpec(
+        "minilm",
+        shared_minilm().fingerprint,
+        MINILM_DIMENSION,
+        sketch_dim=sketch_dim,
+        sketch_seed=sketch_seed,
+        dense_weight=0.5 if sketch_dim else 1.0,
+    )
+    return load_featurizer(None, spec)
+
+
+def build_static(
+    folder: Path,
+    *,
+    pca_dims: int = 256,
+    sketch_dim: int = 512,
+    sketch_seed: int = 0,
+    dense_weight: float = 0.5,
+) -> Featurizer:
+    """Distil the packaged MiniLM into a static encoder with model2vec and save the pipeline.
+
+    Offline (the teacher is the packaged weights) and about 15 s on a small CPU; needs the
+    training extra (torch, transformers, model2vec). A folder that already holds the same
+    pipeline (same parameters) is reused as it is.
+    """
+    if folder.is_dir() and (folder / SPEC_FILE).is_file():
+        existing = read_pipeline(folder)
+        s = existing.spec
+        if (s.encoder, s.dense_dim, s.sketch_dim, s.sketch_seed, s.dense_weight) == (
+            "static",
+            pca_dims,
+            sketch_dim,
+            sketch_seed,
+            dense_weight,
+        ):
+            return existing
+    try:
+        from model2vec.distill import distill
+    except ImportError as exc:
+        raise FeatureError(
+            "distilling the static encoder needs model2vec[distill] (routeiq-lib[train])"
+        ) from exc
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    teacher = packaged_model_dir()
+    model = distill(model_name=str(teacher), pca_dims=pca_dims)
+    tmp = folder.with_name(folder.name + ".distil")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    from safetensors.numpy import load_file
+
+    try:
+        table = load_file(str(tmp / "model.safetensors"))["embeddings"]
+        return write_static(
+            folder,
+            table,
+            tmp / "tokenizer.json",
+            sketch_dim=sketch_dim,
+            sketch_seed=sketch_seed,
+            dense_weight=dense_weight,
+            distilled_from=f"{MINILM_NAME}@{shared_minilm().fingerprint}",
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_static(
+    folder: Path,
+    table: NDArray[Any],
+    tokenizer_path: Path,
+    *,
+    sketch_dim: int = 0,
+    sketch_seed: int = 0,
+    dense_weight: float = 0.5,
+    distilled_from: str | None = None,
+) -> Featurizer:
+    """Save a static pipeline from a token-embedding table (vocab, d) and its tokenizer.
+
+    Written into a sibling folder and renamed into place, so a reader never sees half of it.
+    """
+    from safetensors.numpy import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({"embeddings": np.ascontiguousarray(table)}, str(tmp / STATIC_WEIGHTS))
+    shutil.copyfile(tokenizer_path, tmp / STATIC_TOKENIZER)
+    spec = FeatureSpec(
+        "static",
+        sha256_path(tmp / STATIC_WEIGHTS),
+        int(table.shape[1]),
+        sketch_dim=sketch_dim,
+        sketch_seed=sketch_seed,
+        dense_weight=dense_weight if sketch_dim else 1.0,
+        distilled_from=distilled_from,
+    )
+    (tmp / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(folder)
+    return read_pipeline(folder)
+
+
+PIPELINES = ("static", "minilm", "minilm+sketch")
+DEFAULT_SKETCH_DIM = 512
+
+
+def open_pipeline(kind: str, *, folder: Path | None = None, sketch_seed: int = 0) -> Featurizer:
+    """A pipeline by name: ``static`` (static MiniLM + sketch, the default: read from
+    ``folder``, distilled there first if it is empty), ``minilm`` (the packaged MiniLM alone,
+    what gateways logged before pipelines) or ``minilm+sketch``."""
+    if kind == "minilm":
+        return minilm_pipeline()
+    if kind == "minilm+sketch":
+        return minilm_pipeline(sketch_dim=DEFAULT_SKETCH_DIM, sketch_seed=sketch_seed)
+    if kind != "static":
+        raise FeatureError(f"unknown feature pipeline {kind!r}; known: {', '.join(PIPELINES)}")
+    if folder is None:
+        raise FeatureError("the static pipeline lives in a folder: name one")
+    return build_static(folder, sketch_dim=DEFAULT_SKETCH_DIM, sketch_seed=sketch_seed)
