@@ -1,17 +1,19 @@
 """Gateway benchmark: RouteIQ against the LiteLLM proxy, same machine, same run.
 
-Configurations, each behind the offline upstream at 0 ms latency, driven by the same client
-at a fixed concurrency with GSM8K prompts:
+Nine candidates (LLMRouter's models and prices), each behind the offline upstream at 0 ms
+latency, driven by the same client at a fixed concurrency with dcrouter_test prompts:
 
-  a   RouteIQ, learned kNN bundle (threshold strategy on its win score), telemetry on
-      (Avro event to Kafka per request, 384-d embedding in it), embedding cache OFF: every
-      request embeds its prompt (the worst case; real traffic repeats prompts less than this)
-  a+  the same with the embedding cache on and prompts repeating (a realistic best case)
-  b   RouteIQ, `random` strategy, telemetry off, no embeddings
+  a   RouteIQ, the default learned router (kNN on the static + sketch features, trained on
+      dcrouter_train) under the cost-aware strategy over all 9 candidates (λ calibrated to a
+      cost target), telemetry on (an Avro event to Kafka per request, the 768-d feature
+      vector in it), feature cache OFF: every request featurises its prompt
+  a+  the same with the feature cache on and prompts repeating
+  b   RouteIQ, `random` strategy, telemetry off, no features
   c   the LiteLLM proxy (`litellm --config`, the same model_list), calling one model
 
 Rounds are interleaved (a, a+, b, c, a, ...) and medians reported with ratios a/c and a/b.
-Also the routing decision alone (features + strategy, in-process): p50/p99 cold and cached.
+Also the routing decision alone (features + router + policy, uncached, 9 candidates,
+in-process) for the default pipeline and, as the baseline measured alongside, the MiniLM one.
 
 Run: `make bench-gateway` (starts the stack if needed) or `uv run python bench/gateway.py`.
 """
@@ -81,7 +83,7 @@ async def drive(url: str, model: str, prompts: list[str], concurrency: int) -> d
 
 
 def model_file(path: Path, upstream: str, routeiq: dict | None) -> Path:
-    data = yaml.safe_load((REPO / "services/gateway/config/local.yaml").read_text())
+    data = yaml.safe_load((REPO / "services/gateway/config/llmrouter.yaml").read_text())
     for d in data["model_list"]:
         d["litellm_params"]["api_base"] = upstream
     if routeiq is None:
@@ -105,28 +107,32 @@ def main() -> None:
     from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
     from routeiq.kafka import apply_topics, make_admin, make_producer
     from routeiq.routing.bundle import generate_ed25519, load_bundle, signer_from, verifier_from
-    from routeiq.routing.datasets import load_gsm8k
-    from routeiq.routing.embedding import EmbeddingCache
+    from routeiq.routing.datasets import load_llmrouter
     from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
+    from routeiq.routing.featurizer import minilm_pipeline, open_pipeline
     from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
     from routeiq.storage import ArtifactStore, make_minio
     from routeiq_cli.stack.settings import StackSettings
-    from support.bundles import announce, encoder, knn_bundle, publish
+    from routeiq_gateway.config import load_model_file
+    from support.bundles import announce, llmrouter_bundle, publish
     from support.processes import ServiceProcess, free_port, wait_until
 
     stack = StackSettings.load()
     work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     tag = f"bench-{int(time.time())}"
     processes: list[ServiceProcess] = []
-    ds = load_gsm8k()
-    _, test = ds.split(test_fraction=0.5, seed=0)
+    test = load_llmrouter(split="test")
+    features = open_pipeline("static", folder=stack.state / "features" / "static")
     try:
         # -- the offline upstream
         up_port = free_port()
         processes.append(
             ServiceProcess(
                 "routeiq_upstream",
-                {"ROUTEIQ_UPSTREAM_PORT": str(up_port), "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
+                {
+                    "ROUTEIQ_UPSTREAM_PORT": str(up_port),
+                    "ROUTEIQ_UPSTREAM_DATASETS": '["llmrouter-train", "llmrouter-test"]',
+                },
                 work / "upstream.log",
                 health_url=f"http://127.0.0.1:{up_port}/health/ready",
             ).start()
@@ -150,9 +156,9 @@ def main() -> None:
             registry.register_schema(f"{names[n]}-value", Schema(contract.working_text(), "AVRO"))
         private, public = generate_ed25519()
         signer = signer_from("ed25519", private)
-        print("building the kNN bundle (embedding the GSM8K prompts)...", flush=True)
-        folder = knn_bundle(
-            work / "bundle", name=tag, version="v1", signer=signer, examples=len(ds)
+        print(f"building the kNN bundle ({features.id}, dcrouter_train)...", flush=True)
+        folder = llmrouter_bundle(
+            work / "bundle", name=tag, version="v1", signer=signer, featurizer=features
         )
         location = publish(
             ArtifactStore(make_minio(stack.s3)), stack.models_bucket, folder, name=tag, version="v1"
@@ -180,6 +186,7 @@ def main() -> None:
                 "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(work / label / "cache"),
                 "ROUTEIQ_GATEWAY_AUDIT_LOG": str(work / label / "audit.jsonl"),
                 "ROUTEIQ_UPSTREAM_API_KEY": "offline",
+                "ROUTEIQ_GATEWAY_FEATURES_DIR": str(stack.state / "features" / "static"),
                 **env,
             }
             processes.append(
@@ -192,7 +199,7 @@ def main() -> None:
             )
             return f"http://127.0.0.1:{port}"
 
-        learned = {"router_name": tag, "default_strategy": "threshold", "epsilon": 0.05}
+        learned = {"router_name": tag, "default_strategy": "learned", "epsilon": 0.05}
         url_a = gateway("a", learned, ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0")
         url_a_cached = gateway("a-cached", learned)
         url_b = gateway(
@@ -249,10 +256,10 @@ def main() -> None:
         url_c = f"http://127.0.0.1:{lp_port}"
 
         configs = [
-            ("a", url_a, "auto", "RouteIQ kNN, telemetry on, no embedding cache"),
-            ("a+", url_a_cached, "auto", "RouteIQ kNN, telemetry on, embedding cache"),
+            ("a", url_a, "auto", "RouteIQ learned over 9, telemetry, no cache"),
+            ("a+", url_a_cached, "auto", "RouteIQ learned over 9, telemetry, cache"),
             ("b", url_b, "auto", "RouteIQ random, telemetry off"),
-            ("c", url_c, "gpt-4-1106-preview", "LiteLLM proxy"),
+            ("c", url_c, "llama-3.1-nemotron-51b-instruct", "LiteLLM proxy"),
         ]
         prompts = test.prompts
         # Warm-up: imports, connection pools, the upstream's and the cache's first touches.
@@ -267,27 +274,49 @@ def main() -> None:
                 batch = [prompts[(offset + i) % len(prompts)] for i in range(args.requests)]
                 results[label].append(asyncio.run(drive(url, model, batch, args.concurrency)))
 
-        # -- the routing decision alone, in-process, with the same bundle
-        holder = BundleHolder()
-        holder.swap(load_bundle(folder, verifier_from("ed25519", public)), at=time.time())
-        registry_ = StrategyRegistry(holder=holder)
-        registry_.register(
-            "threshold",
-            "threshold",
-            {"strong": ds.strong, "weak": ds.weak, "target_strong_pct": 50},
-        )
-        engine = RoutingEngine(registry_, RoutingConfig(default="threshold", epsilon=0.05))
+        # -- the routing decision alone, in-process, with the same bundle and strategy
+        spec = load_model_file(work / "a.yaml")
         options = [
-            ModelOption(ds.strong or "", quality_rank=0.9),
-            ModelOption(ds.weak or "", quality_rank=0.6),
+            ModelOption(
+                g,
+                input_price=spec.prices(g)[0],
+                output_price=spec.prices(g)[1],
+                quality_rank=spec.routeiq.candidates[g].quality_rank,
+                expected_output_tokens=spec.routeiq.candidates[g].expected_output_tokens,
+            )
+            for g in spec.candidate_groups
         ]
-        timings: dict[str, list[float]] = {"cold": [], "cached": []}
-        cache = EmbeddingCache(encoder(), capacity=100_000)
-        for phase in ("cold", "cached"):
-            for prompt in prompts[:300]:
+        learned_params = next(s.params for s in spec.routeiq.strategies if s.name == "learned")
+        timings: dict[str, list[float]] = {}
+        print("building a MiniLM-features bundle for the decision baseline...", flush=True)
+        minilm_folder = llmrouter_bundle(
+            work / "bundle-minilm",
+            name=tag,
+            version="v1-minilm",
+            signer=signer,
+            featurizer=minilm_pipeline(),
+            cache_dir=stack.state / "eval-cache",
+        )
+        for label, path in (("default", folder), ("minilm", minilm_folder)):
+            loaded = load_bundle(path, verifier_from("ed25519", public))
+            holder = BundleHolder()
+            holder.swap(loaded, at=time.time())
+            registry_ = StrategyRegistry(holder=holder)
+            registry_.register("strongest", "strongest")
+            registry_.register("learned", "learned", dict(learned_params))
+            engine = RoutingEngine(registry_, RoutingConfig(default="learned", epsilon=0.05))
+            pipeline = loaded.featurizer
+            timings[label] = []
+            for prompt in (prompts * 2)[:600]:
                 started = time.perf_counter()
-                engine.route(RouteInput(prompt, embed=lambda t: cache.embed([t])[0]), options)
-                timings[phase].append((time.perf_counter() - started) * 1000)
+                # No cache: the bundle's pipeline computes every request's vector.
+                request = RouteInput(
+                    prompt,
+                    embed=lambda t, p=pipeline: p.encode([t])[0],
+                    features_id=pipeline.id,
+                )
+                engine.route(request, options)
+                timings[label].append((time.perf_counter() - started) * 1000)
     finally:
         for proc in reversed(processes):
             proc.stop()
@@ -299,7 +328,7 @@ def main() -> None:
     print(
         f"  python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs; "
         f"offline upstream at 0 ms; concurrency {args.concurrency}; {args.requests} requests "
-        f"× {args.rounds} interleaved rounds (medians); GSM8K test-half prompts"
+        f"× {args.rounds} interleaved rounds (medians); dcrouter_test prompts, 9 candidates"
     )
     print(
         f"\n{'config':<4} {'what':<48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
@@ -318,11 +347,15 @@ def main() -> None:
             f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
             f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x"
         )
-    print("\nrouting decision alone (embedding + kNN + threshold), in-process, 300 prompts")
-    for phase in ("cold", "cached"):
+    print(
+        "\nrouting decision alone (features + kNN + cost-aware policy over 9 candidates, "
+        "uncached), in-process, 600 prompts"
+    )
+    for label in timings:
+        what = features.id if label == "default" else "MiniLM (the previous default)"
         print(
-            f"  {phase:<7} p50 {percentile(timings[phase], 50):7.2f} ms   "
-            f"p99 {percentile(timings[phase], 99):7.2f} ms"
+            f"  {what:<44} p50 {percentile(timings[label], 50):7.2f} ms   "
+            f"p99 {percentile(timings[label], 99):7.2f} ms"
         )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from confluent_kafka import Producer
 from routeiq.contracts.serde import AvroSerde
 from routeiq.routing.bundle import Candidate, Signer, read_signature, write_bundle
-from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, load_gsm8k
+from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, load_gsm8k, load_llmrouter
 from routeiq.routing.evaluation import router_quality
 from routeiq.routing.featurizer import Featurizer, minilm_pipeline
 from routeiq.routing.routers import FitContext, KNNRouter, TrainingData
@@ -81,6 +81,47 @@ def knn_bundle(
         featurizer=featurizer(),
         metrics=quality_metrics,
         calibration={"win_score_quantiles": np.quantile(scores, np.linspace(0, 1, 101)).tolist()},
+    )
+    return folder
+
+
+def llmrouter_bundle(
+    folder: Path,
+    *,
+    name: str,
+    version: str,
+    signer: Signer,
+    featurizer: Featurizer,
+    cache_dir: Path | None = None,
+) -> Path:
+    """A signed kNN bundle over LLMRouter's 9 models, trained on dcrouter_train with the
+    given feature pipeline (the library's default router), calibrated on dcrouter_test."""
+    from routeiq.routing.assessment import evaluate
+    from routeiq.routing.featurestore import FeatureStore
+    from routeiq.routing.prepare import prepare_train_test
+
+    train, test = load_llmrouter(split="train"), load_llmrouter(split="test")
+    data = prepare_train_test(
+        train,
+        test,
+        store=FeatureStore(cache_dir=cache_dir or folder.parent / "cache", featurizer=featurizer),
+    )
+    router = KNNRouter.fit(data.train, ctx=FitContext())
+    pred = router.predict(data.validation.embeddings)
+    result = evaluate("knn", pred, data, cost_weight=0.0)
+    write_bundle(
+        router,
+        folder,
+        name=name,
+        version=version,
+        candidates=[
+            Candidate(m, data.prices[m].input_per_m, data.prices[m].output_per_m)
+            for m in data.models
+        ],
+        signer=signer,
+        featurizer=featurizer,
+        metrics={k: v for k, v in result.metrics.items() if k in {"aiq", "quality_at_50pct_cost"}},
+        calibration=result.calibration(),
     )
     return folder
 

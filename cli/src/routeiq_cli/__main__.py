@@ -312,6 +312,15 @@ def replay_command(
     default=None,
     help="A saved pipeline (routeiq features build) instead of --features.",
 )
+@click.option(
+    "--cost",
+    "cost_model",
+    type=click.Choice(["tokens", "flat"]),
+    default="tokens",
+    show_default=True,
+    help="tokens: prompt + recorded (or 200) answer tokens at list price; flat: every "
+    "request the same size, so it costs its model's price.",
+)
 @click.option("--no-baseline", is_flag=True, help="Skip the kNN-200-on-MiniLM baseline.")
 @click.option(
     "--bundle",
@@ -349,6 +358,7 @@ def eval_command(
     prices_file: Path | None,
     features: str,
     features_dir: Path | None,
+    cost_model: str,
     no_baseline: bool,
     bundle_dirs: tuple[Path, ...],
     model: str | None,
@@ -395,6 +405,7 @@ def eval_command(
         prompt_column=prompt_column,
         models=tuple(m.strip() for m in models.split(",") if m.strip()) if models else None,
         prices=read_prices(prices_file) if prices_file else {},
+        cost_model=cost_model,
     )
     report = run_eval(
         test_spec=test_spec,
@@ -417,6 +428,53 @@ def eval_command(
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(to_json(report))
     click.echo(to_json(report) if as_json else render(report))
+
+
+@cli.group()
+def features() -> None:
+    """Feature pipelines: what routers read, shared by gateways and trainers."""
+
+
+@features.command("build")
+@click.option(
+    "--kind",
+    type=click.Choice(["static", "minilm", "minilm+sketch"]),
+    default="static",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder to write (default: <state>/features/<kind>).",
+)
+@click.option("--sketch-seed", default=0, show_default=True, help="Keys the n-gram hashing.")
+def features_build(kind: str, out: Path | None, sketch_seed: int) -> None:
+    """Distil the static encoder from the packaged MiniLM (offline) and save the pipeline."""
+    import time
+
+    from routeiq.routing.featurizer import open_pipeline
+
+    folder = out or _settings().state / "features" / kind
+    started = time.monotonic()
+    pipeline = open_pipeline(kind, folder=folder, sketch_seed=sketch_seed)
+    if kind != "static":
+        pipeline.save(folder)
+    click.echo(
+        f"{pipeline.id}: {pipeline.dimension} features in {folder} "
+        f"({time.monotonic() - started:.1f}s)"
+    )
+
+
+@features.command("show")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def features_show(folder: Path) -> None:
+    """A pipeline's spec, after checking its files against it."""
+    import json as json_
+
+    from routeiq.routing.featurizer import read_pipeline
+
+    click.echo(json_.dumps(read_pipeline(folder).spec.to_dict(), indent=2))
 
 
 @cli.command("demo")

@@ -72,6 +72,7 @@ class DataSpec:
     prompt_column: str = "prompt"
     models: tuple[str, ...] | None = None
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    cost_model: str = "tokens"  # routeiq.routing.prepare.COST_MODELS
 
 
 def read_prices(path: Path) -> dict[str, ModelPrice]:
@@ -129,6 +130,7 @@ class SeedResult:
 class EvalReport:
     dataset: str
     features: str
+    cost_model: str
     models: tuple[str, ...]
     pair: tuple[str, str] | None
     split: str
@@ -158,6 +160,7 @@ class EvalReport:
         return {
             "dataset": self.dataset,
             "features": self.features,
+            "cost_model": self.cost_model,
             "models": list(self.models),
             "pair": list(self.pair) if self.pair else None,
             "split": self.split,
@@ -186,7 +189,7 @@ def plan_splits(
     """A function (feature store, seed) → the seed's ``PreparedData``, and its description."""
     test_ds, test_part = load_dataset(test_spec, data)
     models = data.models
-    if train_spec is None or train_spec.rpartition(":")[0] == test_spec.rpartition(":")[0]:
+    if train_spec is None or _base(train_spec) == _base(test_spec):
         if train_spec is not None and test_part == "":
             raise ConfigError("--train and --test name the same data: use X:train and X:test")
 
@@ -199,6 +202,7 @@ def plan_splits(
                 strong=strong,
                 weak=weak,
                 models=models,
+                cost_model=data.cost_model,
             )
 
         split = f"a fresh {1 - test_fraction:.0%}/{test_fraction:.0%} split per seed"
@@ -207,7 +211,14 @@ def plan_splits(
 
     def fixed(store: FeatureStore, seed: int) -> PreparedData:
         base = prepare_train_test(
-            train_ds, test_ds, store=store, seed=seed, strong=strong, weak=weak, models=models
+            train_ds,
+            test_ds,
+            store=store,
+            seed=seed,
+            strong=strong,
+            weak=weak,
+            models=models,
+            cost_model=data.cost_model,
         )
         if train_fraction >= 1.0:
             return base
@@ -218,6 +229,11 @@ def plan_splits(
         f"test {test_ds.name}"
     )
     return fixed, f"{train_ds.name} → {test_ds.name}", split
+
+
+def _base(spec: str) -> str:
+    head, sep, tail = spec.rpartition(":")
+    return head if sep and tail in {"train", "test"} else spec
 
 
 def baseline_router(data: PreparedData, seed: int) -> KNNRouter:
@@ -316,6 +332,7 @@ def run_eval(
     return EvalReport(
         dataset=name,
         features=featurizer.id,
+        cost_model=data.cost_model,
         models=first.models,
         pair=pair,
         split=split,
@@ -445,7 +462,7 @@ def render(report: EvalReport) -> str:
     lines = [
         f"{report.dataset}: {report.seeds[0].rows} test rows, {len(report.models)} models, "
         f"{len(report.seeds)} seeds ({report.split})",
-        f"features: {report.features}",
+        f"features: {report.features}; cost per request: {report.cost_model}",
     ]
     if report.pair:
         lines.append(f"pair for APGR/CPT: strong {report.pair[0]}, weak {report.pair[1]}")

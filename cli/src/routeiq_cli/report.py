@@ -100,6 +100,68 @@ def _groups(title: str, groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return _table([title, "requests", "success", "cost", "per 1k", "quality", "graded"], rows)
 
 
+def _saved(block: Mapping[str, Any]) -> str:
+    """``$S (P%) of $B``; a negative saving reads ``costs $X (P%) more than $B``."""
+    if block["saved_usd"] is None:
+        return "—"
+    if block["saved_usd"] < 0:
+        share = "" if block["saved_pct"] is None else f" ({-block['saved_pct']:.1f}%)"
+        return f"costs {_usd(-block['saved_usd'])}{share} more than {_usd(block['baseline_usd'])}"
+    share = "" if block["saved_pct"] is None else f" ({block['saved_pct']:.1f}%)"
+    return f"{_usd(block['saved_usd'])}{share} of {_usd(block['baseline_usd'])}"
+
+
+def _most_expensive_note(block: Mapping[str, Any]) -> str:
+    if block["model"] is None:
+        return "no priced candidate model in this window"
+    tied = block["tied"]
+    return f"always {block['model']}" + (
+        f", tied with {len(tied)} other{'s' if len(tied) > 1 else ''} at the same cost"
+        if tied
+        else ""
+    )
+
+
+def _best_note(block: Mapping[str, Any]) -> str:
+    if block["model"] is None:
+        return str(block["reason"])
+    return (
+        f"always {block['model']}: quality {_score(block['quality'])} on {block['graded']:,} "
+        f"graded; routed {_score(block['routed_quality'])}"
+    )
+
+
+def _always_table(
+    savings: Mapping[str, Any], models: Mapping[str, Any], actual_usd: float
+) -> list[str]:
+    """One row per priced candidate: what always using it would have cost, and its quality."""
+    always = savings["always_model_usd"]
+    if not always:
+        return ["always one model: no priced candidate in this window"]
+    roles = (
+        ("most expensive", savings["always_most_expensive"]["model"]),
+        ("best", savings["best_single_model"]["model"]),
+        ("strong", savings["strong_model"]),
+        ("weak", savings["weak_model"]),
+    )
+    rows = []
+    for name, usd in always.items():
+        graded = models.get(name, {}).get("quality", {})
+        difference = usd - actual_usd
+        rows.append(
+            [
+                name,
+                _usd(usd),
+                # Negative: routing cost more than always using this model.
+                _usd(difference) + ("" if not usd else f" ({difference / usd * 100:.1f}%)"),
+                _score(graded.get("mean")),
+                str(graded.get("count", 0)),
+                ", ".join(role for role, model in roles if model == name),
+            ]
+        )
+    return _table(["always one model", "cost", "saved", "quality", "graded", "role"], rows)
+
+
 def render_report(summary: Mapping[str, Any]) -> str:
     """The summary as the overview lines and per-model, per-strategy and per-arm tables."""
     s = summary
@@ -107,12 +169,7 @@ def render_report(summary: Mapping[str, Any]) -> str:
     strong, rnd = savings["always_strong"], savings["random_equal_quality"]
     latency = s["routing_latency_ms"]
     quality = s["quality"]
-
-    def saved(block: Mapping[str, Any]) -> str:
-        if block["saved_usd"] is None:
-            return "—"
-        share = "" if block["saved_pct"] is None else f" ({block['saved_pct']:.1f}%)"
-        return f"{_usd(block['saved_usd'])}{share} of {_usd(block['baseline_usd'])}"
+    saved = _saved
 
     if rnd["reason"]:
         random_note = rnd["reason"]
@@ -121,6 +178,12 @@ def render_report(summary: Mapping[str, Any]) -> str:
             f"{_pct(rnd['strong_share'])} strong reaches quality {_score(rnd['target_quality'])}"
             + ("" if rnd["reachable"] else " (the best mix; the router's quality is higher)")
         )
+    top, best = savings["always_most_expensive"], savings["best_single_model"]
+    if savings["strong_model"] is None:
+        strong_line = ["saved vs always-strong", f"—  [{rnd['reason']}]"]
+    else:
+        pair = "" if savings["pair"] == "configured" else "  [auto pair]"
+        strong_line = [f"saved vs always {savings['strong_model']}", saved(strong) + pair]
     overview = [
         ["requests", f"{s['requests']['total']:,}"],
         ["success rate", _pct(s["success_rate"])],
@@ -128,7 +191,12 @@ def render_report(summary: Mapping[str, Any]) -> str:
         ["fallbacks", _pct(s["fallback_share"])],
         ["cost", _usd(s["cost"]["total_usd"])],
         ["cost per 1k requests", _usd(s["cost"]["per_1k_requests_usd"])],
-        [f"saved vs always {savings['strong_model']}", saved(strong)],
+        strong_line,
+        [
+            "saved vs the most expensive",
+            f"{saved(top)}  [{_most_expensive_note(top)}]",
+        ],
+        ["saved vs the best single model", f"{saved(best)}  [{_best_note(best)}]"],
         ["saved vs random, same quality", f"{saved(rnd)}  [{random_note}]"],
         [
             "routing latency p50 / p95",
@@ -164,6 +232,9 @@ def render_report(summary: Mapping[str, Any]) -> str:
         )
     else:
         lines.append("model: none in this window")
+    lines.append("")
+    lines += _always_table(savings, models, s["cost"]["total_usd"])
+    lines += [f"note: {note}" for note in savings["notes"]]
     lines.append("")
     lines += _groups("strategy", quality["by_strategy"])
     lines.append("")

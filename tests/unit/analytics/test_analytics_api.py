@@ -126,6 +126,49 @@ def test_dashboard_renders_every_chart_with_data_and_escapes_names(client: TestC
     assert 'class="active">1h<' in html
 
 
+def test_summary_and_dashboard_show_the_n_model_baselines(client: TestClient) -> None:
+    savings = client.get("/api/summary").json()["savings"]
+    assert list(savings["always_model_usd"]) == [STRONG, WEAK]  # EVIL has no price
+    assert savings["always_most_expensive"]["model"] == STRONG
+    assert savings["unpriced_models"] == [EVIL]
+    # 40 served grades: 14 on the strong model, short of the 20 a best model needs.
+    assert savings["best_single_model"]["reason"].startswith("no candidate has 20 graded")
+    html = client.get("/").text
+    for kpi in ("Saved vs most expensive", "Saved vs best single model"):
+        assert f'<div class="name">{kpi}</div>' in html
+    assert "<h2>Always one model</h2>" in html
+    assert "no price for &lt;script&gt;" in html  # the note, escaped
+
+
+def test_dashboard_without_a_pair_and_with_a_best_model_that_costs_less() -> None:
+    clock = Clock(T0 + 5)
+    agg = aggregator(clock, strong_model=None, weak_model=None, best_model_min_graded=2)
+    for i in range(4):
+        agg.add_decision(decision(f"d{i}", model=STRONG, candidates=(STRONG, WEAK)))
+        agg.add_feedback(feedback(f"w{i}", f"d{i}", 1.0, candidate=WEAK))
+    metrics = AnalyticsMetrics()
+    metrics.watch(agg, [300])
+    app = create_app(
+        aggregator=agg,
+        readiness=Readiness(),
+        metrics_registry=metrics.registry,
+        windows=[300],
+        retention_s=3600,
+        refresh_s=0,
+    )
+    with TestClient(app) as c:
+        html = c.get("/").text
+        text = c.get("/metrics").text
+    # The weak model graded 1.0 four times (shadow): always using it would have cost
+    # 4 × 200 × 0.6 / 1e6 = $0.00048, against $0.016 routed (all on the strong model).
+    assert "costs $0.0155 (3233.3%) more" in html
+    assert f'data-series="always {WEAK}"' in html
+    assert (
+        f'routeiq_analytics_window_always_model_cost_usd{{model="{STRONG}",window="5m"}} 0.016'
+    ) in text
+    assert 'baseline_cost_usd{baseline="best_single_model",window="5m"} 0.00048' in text
+
+
 def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     starting = client.get("/health/ready")

@@ -109,3 +109,18 @@ def test_scores_outside_zero_one_are_refused(score: float) -> None:
     }
     with pytest.raises(InvalidRecordError, match="score"):
         parse_feedback(record)
+
+
+def test_a_decisions_candidates_are_kept_in_router_order() -> None:
+    serde = AvroSerde.for_contract(ROUTER_DECISION, subject="d-value", resolver=LocalResolver())
+    record = decision_record()
+    record["candidate_deployments"] = [
+        {"model_name": name, "provider": "offline", "score": None, "available": True}
+        for name in ("m", "cheap", "dear")
+    ]
+    d = parse_decision(serde.decode(serde.encode(record)))
+    assert d.candidates == ("m", "cheap", "dear")
+    assert parse_decision(decision_record()).candidates == ()
+    record["candidate_deployments"][1]["model_name"] = ""
+    with pytest.raises(InvalidRecordError, match=r"candidate_deployments\.model_name"):
+        parse_decision(record)

@@ -1,11 +1,19 @@
-"""Savings formulas: always-strong and random-at-equal-quality, worked by hand."""
+"""Savings formulas: always-strong, random-at-equal-quality, always-X over N models and the
+best single model, worked by hand."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from routeiq_analytics.core.savings import random_at_equal_quality, saved
+from routeiq.routing.datasets import ModelPrice
+from routeiq_analytics.core.buckets import Mean
+from routeiq_analytics.core.savings import (
+    best_single_model,
+    counterfactuals,
+    random_at_equal_quality,
+    saved,
+)
 
 
 def test_random_mix_matching_the_observed_quality() -> None:
@@ -108,3 +116,105 @@ def test_reachable_mix_has_the_target_quality_and_a_cost_between_the_models(
     mix_quality = b.strong_share * q_strong + (1 - b.strong_share) * q_weak
     assert mix_quality == pytest.approx(target, abs=1e-9)
     assert min(strong, weak) - 1e-6 <= b.cost_usd <= max(strong, weak) + 1e-6
+
+
+# ------------------------------------------------------------------ N models
+
+# Priced differently per direction: which one is "most expensive" depends on the token mix.
+READS = ModelPrice(5.0, 5.0)
+WRITES = ModelPrice(1.0, 10.0)
+CHEAP = ModelPrice(0.1, 0.1)
+TABLE = {"reads": READS, "writes": WRITES, "cheap": CHEAP}
+
+
+def test_always_costs_for_three_models_and_the_auto_pair() -> None:
+    # 3000 in, 1000 out: reads (15000 + 5000) / 1e6 = 0.02; writes (3000 + 10000) / 1e6 =
+    # 0.013; cheap 400 / 1e6 = 0.0004.
+    cf = counterfactuals(
+        input_tokens=3000,
+        output_tokens=1000,
+        candidates=["cheap", "writes", "reads"],
+        prices=TABLE,
+        pair=None,
+    )
+    assert list(cf.always_usd) == ["reads", "writes", "cheap"]
+    assert cf.always_usd == pytest.approx({"reads": 0.02, "writes": 0.013, "cheap": 0.0004})
+    assert (cf.most_expensive, cf.strong, cf.weak) == ("reads", "reads", "cheap")
+    assert (cf.strong_usd, cf.weak_usd) == (pytest.approx(0.02), pytest.approx(0.0004))
+    assert cf.pair_configured is False
+    assert cf.unpriced == ()
+
+
+def test_the_token_mix_decides_which_model_is_most_expensive() -> None:
+    def top(tokens_in: int, tokens_out: int) -> str | None:
+        return counterfactuals(
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            candidates=TABLE,
+            prices=TABLE,
+            pair=None,
+        ).most_expensive
+
+    assert top(1000, 0) == "reads"  # 0.005 vs 0.001
+    assert top(0, 1000) == "writes"  # 0.005 vs 0.01
+    # No tokens at all (an empty window): list price (in + out) ranks, writes 11 > reads 10.
+    assert top(0, 0) == "writes"
+
+
+def test_a_configured_pair_is_used_as_given_and_unpriced_models_are_listed() -> None:
+    cf = counterfactuals(
+        input_tokens=1000,
+        output_tokens=1000,
+        candidates=["reads", "cheap", "nobody"],
+        served=["ghost", "reads"],
+        prices=TABLE,
+        pair=("writes", "cheap"),
+    )
+    assert list(cf.always_usd) == ["reads", "cheap"]
+    assert (cf.strong, cf.weak, cf.pair_configured) == ("writes", "cheap", True)
+    assert cf.strong_usd == pytest.approx(0.011)
+    assert cf.unpriced == ("ghost", "nobody")
+
+
+def _graded(mean: float, n: int) -> Mean:
+    return Mean(mean * n, n)
+
+
+def test_best_single_model_is_the_best_graded_enough() -> None:
+    always = {"a": 3.0, "b": 2.0, "c": 1.0}
+    quality = {"a": _graded(0.9, 5), "b": _graded(0.7, 20), "c": _graded(0.6, 40)}
+    best = best_single_model(always_usd=always, quality=quality, min_graded=20)
+    # a is better but graded only 5 times.
+    assert (best.model, best.quality, best.graded, best.cost_usd) == ("b", 0.7, 20, 2.0)
+    assert best.reason is None
+    assert best_single_model(always_usd=always, quality=quality, min_graded=5).model == "a"
+    none = best_single_model(always_usd=always, quality=quality, min_graded=41)
+    assert none.model is None
+    assert none.reason == "no candidate has 41 graded answers in this window (most: c with 40)"
+    ungraded = best_single_model(always_usd=always, quality={}, min_graded=1)
+    assert ungraded.reason == "no candidate has 1 graded answer in this window (none graded)"
+
+
+@given(
+    st.lists(
+        st.tuples(money, unit, st.integers(min_value=0, max_value=50)), min_size=1, max_size=8
+    ),
+    st.integers(min_value=1, max_value=50),
+)
+def test_best_single_model_has_the_top_quality_among_the_eligible(
+    rows: list[tuple[float, float, int]], min_graded: int
+) -> None:
+    always = {f"m{i}": cost for i, (cost, _, _) in enumerate(rows)}
+    quality = {f"m{i}": _graded(q, n) for i, (_, q, n) in enumerate(rows)}
+    best = best_single_model(always_usd=always, quality=quality, min_graded=min_graded)
+    eligible = [m for m in always if quality[m].count >= min_graded]
+    if not eligible:
+        assert best.model is None
+        assert best.reason is not None
+        return
+    assert best.model in eligible
+    assert best.quality is not None
+    top = max(quality[m].value or 0.0 for m in eligible)
+    assert best.quality == top
+    # Among equally good models, the cheapest.
+    assert best.cost_usd == min(always[m] for m in eligible if quality[m].value == top)

@@ -7,7 +7,14 @@ import sys
 
 import pytest
 from routeiq.errors import ConfigError
-from routeiq.routing.datasets import GPT4, MIXTRAL, default_data_dir, llmrouter_prices
+from routeiq.routing.datasets import (
+    GPT4,
+    MIXTRAL,
+    ROUTELLM_PRICES,
+    ModelPrice,
+    default_data_dir,
+    llmrouter_prices,
+)
 from routeiq_analytics.config import AnalyticsSettings
 
 
@@ -43,6 +50,80 @@ def test_durations_lists_and_price_tables_from_the_environment() -> None:
     assert s.kafka.bootstrap_servers == "broker:9093"
 
 
+def _has_llmrouter_data() -> bool:
+    try:
+        return (default_data_dir() / "llmrouter" / "default_llm.json").is_file()
+    except ConfigError:
+        return False
+
+
+def test_default_prices_know_routellm_and_llmrouter_models() -> None:
+    table = AnalyticsSettings.load({}).price_table()
+    assert table[GPT4] == ROUTELLM_PRICES[GPT4]
+    assert table[MIXTRAL] == ROUTELLM_PRICES[MIXTRAL]
+    if not _has_llmrouter_data():
+        pytest.skip("LLMRouter's benchmark data is not in this checkout")
+    assert table == {**ROUTELLM_PRICES, **llmrouter_prices()}
+    assert AnalyticsSettings.load({"ROUTEIQ_ANALYTICS_PRICES": "known"}).price_table() == table
+
+
+def test_extra_prices_add_and_correct_models_over_the_base_table() -> None:
+    s = AnalyticsSettings.load(
+        {
+            "ROUTEIQ_ANALYTICS_PRICES": "routellm",
+            "ROUTEIQ_ANALYTICS_EXTRA_PRICES": '{"in-house": {"input_per_m": 0.05, '
+            '"output_per_m": 0.1}, "gpt-4-1106-preview": {"input_per_m": 5, "output_per_m": 15}}',
+        }
+    )
+    table = s.price_table()
+    assert set(table) == {GPT4, MIXTRAL, "in-house"}
+    assert table["in-house"].cost(1_000_000, 1_000_000) == pytest.approx(0.15)
+    assert table[GPT4].cost(1_000_000, 0) == 5.0  # corrected
+
+
+def test_auto_pair_candidates_and_the_best_model_minimum() -> None:
+    s = AnalyticsSettings.load(
+        {
+            "ROUTEIQ_ANALYTICS_STRONG_MODEL": "auto",
+            "ROUTEIQ_ANALYTICS_WEAK_MODEL": "",
+            "ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4}, {MIXTRAL}",
+            "ROUTEIQ_ANALYTICS_BEST_MODEL_MIN_GRADED": "50",
+        }
+    )
+    assert (s.strong_model, s.weak_model, s.pair) == (None, None, None)
+    assert s.candidates == (GPT4, MIXTRAL)
+    assert s.best_model_min_graded == 50
+    defaults = AnalyticsSettings.load({})
+    assert defaults.pair == (GPT4, MIXTRAL)
+    assert defaults.candidates == ()
+    assert defaults.best_model_min_graded == 20
+    listed = AnalyticsSettings.load({"ROUTEIQ_ANALYTICS_CANDIDATES": f'["{GPT4}"]'})
+    assert listed.candidates == (GPT4,)
+
+
+def test_the_process_environment_takes_table_names_and_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The service reads os.environ, where pydantic-settings would parse complex fields as
+    # JSON itself: "llmrouter" or "5m,1h" must reach the validators as text.
+    if not _has_llmrouter_data():
+        pytest.skip("LLMRouter's benchmark data is not in this checkout")
+    for name, value in {
+        "ROUTEIQ_ANALYTICS_PRICES": "llmrouter",
+        "ROUTEIQ_ANALYTICS_EXTRA_PRICES": '{"x": {"input_per_m": 1, "output_per_m": 1}}',
+        "ROUTEIQ_ANALYTICS_STRONG_MODEL": "auto",
+        "ROUTEIQ_ANALYTICS_WEAK_MODEL": "auto",
+        "ROUTEIQ_ANALYTICS_WINDOWS": "5m,1h",
+        "ROUTEIQ_ANALYTICS_CANDIDATES": "llama3-70b-instruct,gemma-2-9b-it",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s = AnalyticsSettings.load()
+    assert s.price_table() == {**llmrouter_prices(), "x": ModelPrice(1.0, 1.0)}
+    assert s.windows == (300, 3600)
+    assert s.candidates == ("llama3-70b-instruct", "gemma-2-9b-it")
+    assert s.pair is None
+
+
 def test_llmrouter_price_table_by_name() -> None:
     if not (default_data_dir() / "llmrouter" / "default_llm.json").is_file():
         pytest.skip("LLMRouter's benchmark data is not in this checkout")
@@ -69,6 +150,16 @@ def test_llmrouter_price_table_by_name() -> None:
         ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "routeiq.router_decision.v1"}, "three topics"),
         ({"ROUTEIQ_ANALYTICS_BUCKET": "1s", "ROUTEIQ_ANALYTICS_RETENTION": "7d"}, "buckets"),
         ({"ROUTEIQ_ANALYTICS_WINDOW": "5m"}, "unknown setting(s) ROUTEIQ_ANALYTICS_WINDOW"),
+        ({"ROUTEIQ_ANALYTICS_STRONG_MODEL": "auto"}, "set both, or both to auto"),
+        ({"ROUTEIQ_ANALYTICS_CANDIDATES": "gpt-4-1106-preview,nobody"}, "no price for ['nobody']"),
+        ({"ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4},{GPT4}"}, "listed twice"),
+        ({"ROUTEIQ_ANALYTICS_EXTRA_PRICES": "cheap"}, "expected a JSON object"),
+        (
+            {"ROUTEIQ_ANALYTICS_EXTRA_PRICES": '{"m": {"input_per_m": -1, "output_per_m": 1}}'},
+            "greater than or equal to 0",
+        ),
+        ({"ROUTEIQ_ANALYTICS_PRICES": '{"m": 1'}, "not valid JSON"),
+        ({"ROUTEIQ_ANALYTICS_BEST_MODEL_MIN_GRADED": "0"}, "best_model_min_graded"),
     ],
 )
 def test_invalid_settings_are_refused_with_the_reason(env: dict[str, str], reason: str) -> None:

@@ -6,6 +6,7 @@ Every value can be changed through ``ROUTEIQ_STACK_<NAME>``; unknown names are r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -57,8 +58,15 @@ class StackSettings(ServiceSettings):
     labeler_port: int = Field(default=6066, ge=1, le=65535)
     trainer_port: int = Field(default=8092, ge=1, le=65535)
     analytics_port: int = Field(default=8095, ge=1, le=65535)
-    # The learned router the loop trains (labeler requests) and the gateways follow.
-    router_name: str = "gsm8k-router"
+    # Which candidates the gateways route among: "routellm" (GPT-4 and Mixtral, with a
+    # strong-share threshold strategy, GSM8K/MT-Bench traffic) or "llmrouter" (LLMRouter's 9
+    # models and prices, the cost-aware learned strategy, LLMRouter traffic).
+    candidates: Literal["routellm", "llmrouter"] = "routellm"
+    # The feature pipeline gateways log and trainers train on (built once in the state dir).
+    features: Literal["static", "minilm", "minilm+sketch"] = "static"
+    # The learned router the loop trains (labeler requests) and the gateways follow
+    # (default: gsm8k-router, or llmrouter-router with the 9 models).
+    router_name: str = ""
     # Local-stack windows are short so a demo sees shards within a minute (default 1 h).
     labeler_window_s: float = Field(default=60.0, gt=0)
     labeler_lateness_s: float = Field(default=10.0, ge=0)
@@ -75,6 +83,14 @@ class StackSettings(ServiceSettings):
     # Point the CLI at another cluster (compose, Kubernetes) instead of the local stack.
     kafka_bootstrap: str | None = None
     registry_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _router_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("router_name"):
+            mode = data.get("candidates", "routellm")
+            data["router_name"] = "llmrouter-router" if mode == "llmrouter" else "gsm8k-router"
+        return data
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> StackSettings:
@@ -99,6 +115,11 @@ class StackSettings(ServiceSettings):
     @property
     def state(self) -> Path:
         return self.state_dir.resolve()
+
+    @property
+    def features_dir(self) -> Path:
+        """Where the stack's feature pipeline lives (built by ``up`` when missing)."""
+        return self.state / "features" / self.features
 
     # Client-side views of the stack, in the shapes the services' settings use.
     @property

@@ -55,6 +55,8 @@ def build(settings: AnalyticsSettings) -> Service:
         prices=settings.price_table(),
         strong_model=settings.strong_model,
         weak_model=settings.weak_model,
+        candidates=settings.candidates or None,
+        best_model_min_graded=settings.best_model_min_graded,
         latency_sample_size=settings.latency_sample_size,
         max_join_decisions=settings.max_join_decisions,
         max_pending_feedback=settings.max_pending_feedback,

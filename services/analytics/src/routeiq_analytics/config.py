@@ -1,20 +1,32 @@
 """The analytics settings: ``ROUTEIQ_ANALYTICS_*`` environment variables, validated at start.
 
 Durations are written as people write them (``10s``, ``5m``, ``1h``; a bare number is
-seconds). ``ROUTEIQ_ANALYTICS_PRICES`` is a JSON object of USD per million tokens per model
-(``{"my-model": {"input_per_m": 1.0, "output_per_m": 2.0}}``) or the name of a shipped table:
-``routellm`` (GPT-4 / Mixtral, the local stack's two models, the default) or ``llmrouter``
-(LLMRouter's nine models, read from the benchmark data folder).
+seconds).
+
+Prices, in USD per million tokens: ``ROUTEIQ_ANALYTICS_PRICES`` is the base table, the name of
+a shipped one (``known``, the default: RouteLLM's GPT-4 / Mixtral and LLMRouter's models, the
+latter read from the benchmark data folder when it is there; ``routellm``; ``llmrouter``) or a
+JSON object (``{"my-model": {"input_per_m": 1.0, "output_per_m": 2.0}}``) that replaces it.
+``ROUTEIQ_ANALYTICS_EXTRA_PRICES`` is a JSON object of the same shape laid over the base
+table, so an operator adds or corrects models without restating the shipped ones.
+
+Counterfactuals: every priced candidate model gets an "always this model" cost. The candidates
+are ``CANDIDATES`` when set, else the models the decisions list as candidates (and served).
+``STRONG_MODEL`` / ``WEAK_MODEL`` name the pair for the always-strong and random-mix
+baselines; ``auto`` for both picks the most expensive and the cheapest candidate per window.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.contracts.topics import DEAD_LETTERS, FEEDBACK_EVENTS, ROUTER_DECISIONS
+from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice, llmrouter_prices
 from routeiq.settings import KafkaSettings, RegistrySettings, ServiceSettings
 
@@ -24,6 +36,9 @@ from routeiq_analytics.core.durations import parse_duration
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 # More buckets than this per retention is a configuration mistake, not a use case.
 MAX_BUCKETS = 100_000
+# STRONG_MODEL / WEAK_MODEL value (or an empty one) that derives the pair from the candidates.
+AUTO = "auto"
+SHIPPED_TABLES = ("routellm", "llmrouter", "known")
 
 
 class PriceSpec(BaseModel):
@@ -43,6 +58,32 @@ def _table(prices: dict[str, ModelPrice]) -> dict[str, PriceSpec]:
         name: PriceSpec(input_per_m=p.input_per_m, output_per_m=p.output_per_m)
         for name, p in prices.items()
     }
+
+
+def _known_prices() -> dict[str, ModelPrice]:
+    """Every list price RouteIQ ships: RouteLLM's two models and LLMRouter's.
+
+    Without the benchmark data folder (a slim deployment) only RouteLLM's are known; models
+    missing from the table are reported as unpriced at run time, not refused at start.
+    ``routeiq.routing.prepare.known_prices`` builds the same table, but importing it would pull
+    the featurizer (scipy, embeddings) into this service.
+    """
+    prices = dict(ROUTELLM_PRICES)
+    with contextlib.suppress(ConfigError, OSError):
+        prices.update(llmrouter_prices())
+    return prices
+
+
+def _json_value(value: Any) -> Any:
+    # NoDecode fields arrive from the process environment as raw strings: parse JSON here so a
+    # table name ("llmrouter") or a comma list ("5m,1h") is not mistaken for broken JSON, and
+    # broken JSON is a validation error (so ConfigError) rather than a pydantic-settings crash.
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    return value
 
 
 def _seconds(value: Any) -> Any:
@@ -69,7 +110,7 @@ class AnalyticsSettings(ServiceSettings):
     client_id: str = "routeiq-analytics"
     # Windows shown by the dashboard and exported as metrics; the API takes any window up to
     # the retention.
-    windows: tuple[int, ...] = (300, 3600)
+    windows: Annotated[tuple[int, ...], NoDecode] = (300, 3600)
     bucket: int = Field(default=10, ge=1, le=3600)
     # How long buckets are kept; defaults to the largest window.
     retention: int | None = None
@@ -78,9 +119,21 @@ class AnalyticsSettings(ServiceSettings):
     max_pending_feedback: int = Field(default=50_000, ge=10)
     feedback_wait: int = 3600
     max_labels: int = Field(default=100, ge=2, le=10_000)
-    prices: dict[str, PriceSpec] = Field(default_factory=lambda: _table(dict(ROUTELLM_PRICES)))
-    strong_model: str = GPT4
-    weak_model: str = MIXTRAL
+    prices: Annotated[dict[str, PriceSpec], NoDecode] = Field(
+        default_factory=lambda: _table(_known_prices())
+    )
+    # Laid over ``prices``: add or correct models without restating the shipped table.
+    extra_prices: Annotated[dict[str, PriceSpec], NoDecode] = Field(default_factory=dict)
+    # The pair behind always-strong / always-weak / random-at-equal-quality; None (``auto``)
+    # for both: per window, the most expensive and the cheapest priced candidate.
+    strong_model: str | None = GPT4
+    weak_model: str | None = MIXTRAL
+    # The models "always X" baselines are computed for; empty: those the decisions list in
+    # candidate_deployments, and those that served.
+    candidates: Annotated[tuple[str, ...], NoDecode] = ()
+    # A model is the best single model only on at least this many graded answers (served and
+    # shadow feedback) in the window: a mean over a handful of grades is noise.
+    best_model_min_graded: int = Field(default=20, ge=1, le=1_000_000)
     # On partition assignment, re-read the last `retention` of each topic so a restart
     # rebuilds the windows (offsets before the committed one are replayed, not dead-lettered).
     rebuild_on_start: bool = True
@@ -104,6 +157,7 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("windows", mode="before")
     @classmethod
     def _parse_windows(cls, value: Any) -> Any:
+        value = _json_value(value)
         if isinstance(value, str):
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
@@ -118,6 +172,9 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("prices", mode="before")
     @classmethod
     def _price_table(cls, value: Any) -> Any:
+        value = _json_value(value)
+        if value == "known":
+            return _table(_known_prices())
         if value == "routellm":
             return _table(dict(ROUTELLM_PRICES))
         if value == "llmrouter":
@@ -128,8 +185,33 @@ class AnalyticsSettings(ServiceSettings):
         if isinstance(value, str):
             raise ValueError(
                 "expected a JSON object {model: {input_per_m, output_per_m}} or one of "
-                f"routellm, llmrouter; got {value!r}"
+                f"{', '.join(SHIPPED_TABLES)}; got {value!r}"
             )
+        return value
+
+    @field_validator("extra_prices", mode="before")
+    @classmethod
+    def _extra_price_table(cls, value: Any) -> Any:
+        value = _json_value(value)
+        if isinstance(value, str):
+            raise ValueError(
+                f"expected a JSON object {{model: {{input_per_m, output_per_m}}}}; got {value!r}"
+            )
+        return value
+
+    @field_validator("strong_model", "weak_model", mode="before")
+    @classmethod
+    def _auto_pair(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"", AUTO}:
+            return None
+        return value
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _candidate_list(cls, value: Any) -> Any:
+        value = _json_value(value)
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("log_level", mode="before")
@@ -159,13 +241,25 @@ class AnalyticsSettings(ServiceSettings):
             )
         if self.feedback_wait < 1:
             raise ValueError("feedback_wait: must be at least 1s")
+        table = self.price_table()
+        if (self.strong_model is None) != (self.weak_model is None):
+            raise ValueError(
+                "strong_model and weak_model: set both, or both to auto (the most expensive "
+                "and the cheapest candidate)"
+            )
         for role, name in (("strong_model", self.strong_model), ("weak_model", self.weak_model)):
-            if name not in self.prices:
-                raise ValueError(
-                    f"{role}: {name!r} has no price; priced models: {sorted(self.prices)}"
-                )
-        if self.strong_model == self.weak_model:
+            if name is not None and name not in table:
+                raise ValueError(f"{role}: {name!r} has no price; priced models: {sorted(table)}")
+        if self.strong_model is not None and self.strong_model == self.weak_model:
             raise ValueError("strong_model and weak_model must differ")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"candidates: listed twice in {list(self.candidates)}")
+        unpriced = [name for name in self.candidates if name not in table]
+        if unpriced:
+            raise ValueError(
+                f"candidates: no price for {unpriced} (add them to extra_prices); priced "
+                f"models: {sorted(table)}"
+            )
         if len({self.decisions_topic, self.feedback_topic, self.deadletter_topic}) != 3:
             raise ValueError("decisions, feedback and dead-letter topics must be three topics")
         return self
@@ -180,5 +274,14 @@ class AnalyticsSettings(ServiceSettings):
         """The window the API and dashboard show when none is asked for: the largest."""
         return max(self.windows)
 
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        """The configured (strong, weak) pair; None: derived per window from the candidates."""
+        if self.strong_model is None or self.weak_model is None:
+            return None
+        return self.strong_model, self.weak_model
+
     def price_table(self) -> dict[str, ModelPrice]:
-        return {name: spec.as_model_price() for name, spec in self.prices.items()}
+        """``prices`` with ``extra_prices`` laid over it."""
+        merged = {**self.prices, **self.extra_prices}
+        return {name: spec.as_model_price() for name, spec in merged.items()}

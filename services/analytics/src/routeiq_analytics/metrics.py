@@ -80,6 +80,11 @@ class WindowCollector(Collector):
             "What the window's requests would have cost under a baseline",
             labels=["window", "baseline"],
         )
+        always_model = GaugeMetricFamily(
+            p + "always_model_cost_usd",
+            "What the window's requests would have cost had one candidate model served all",
+            labels=["window", "model"],
+        )
         success = GaugeMetricFamily(
             p + "success_rate", "Share of SUCCESS outcomes", labels=["window"]
         )
@@ -102,12 +107,20 @@ class WindowCollector(Collector):
             for model, n in s["requests"]["by_model"].items():
                 requests.add_metric([w, model], n)
             cost.add_metric([w], s["cost"]["total_usd"])
-            strong = s["savings"]["always_strong"]["baseline_usd"]
-            baseline.add_metric([w, "always_strong"], strong)
-            baseline.add_metric([w, "always_weak"], s["savings"]["always_weak_usd"])
-            random_usd = s["savings"]["random_equal_quality"]["baseline_usd"]
-            if random_usd is not None:
-                baseline.add_metric([w, "random_equal_quality"], random_usd)
+            savings = s["savings"]
+            # A baseline that does not exist in this window (no pair, no graded model) is
+            # left out rather than exported as 0.
+            for name, usd in (
+                ("always_strong", savings["always_strong"]["baseline_usd"]),
+                ("always_weak", savings["always_weak_usd"]),
+                ("random_equal_quality", savings["random_equal_quality"]["baseline_usd"]),
+                ("always_most_expensive", savings["always_most_expensive"]["baseline_usd"]),
+                ("best_single_model", savings["best_single_model"]["baseline_usd"]),
+            ):
+                if usd is not None:
+                    baseline.add_metric([w, name], usd)
+            for model, usd in savings["always_model_usd"].items():
+                always_model.add_metric([w, model], usd)
             for family, key in ((success, "success_rate"), (exploration, "exploration_share")):
                 if s[key] is not None:
                     family.add_metric([w], s[key])
@@ -124,4 +137,14 @@ class WindowCollector(Collector):
         )
         for kind, n in self._aggregator.sizes().items():
             state.add_metric([kind], n)
-        yield from (requests, cost, baseline, success, exploration, latency, quality, state)
+        yield from (
+            requests,
+            cost,
+            baseline,
+            always_model,
+            success,
+            exploration,
+            latency,
+            quality,
+            state,
+        )

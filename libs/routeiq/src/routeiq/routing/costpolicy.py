@@ -89,9 +89,7 @@ def cost_rank(costs: F64) -> F64:
     return np.argsort(np.argsort(costs, axis=1, kind="stable"), axis=1).astype(np.float64)
 
 
-def choose(
-    predicted: F64, costs: F64, lam: float, scale: float, *, rank: F64 | None = None
-) -> I64:
+def choose(predicted: F64, costs: F64, lam: float, scale: float, *, rank: F64 | None = None) -> I64:
     """Per row, the candidate the policy serves at ``lam``."""
     utility = predicted - (lam / scale) * costs
     # Exact ties go to the cheaper candidate: a tiny penalty by cost rank within the row.

@@ -8,8 +8,13 @@ prompt with several graded answers). A prompt's rows are **merged** into one row
 per model is the mean of its graded scores, before anything is split, so a prompt is never on
 both sides of a split and every array stays aligned with the merged table.
 
-Costs per request: the prompt's tokens (chars / 4) at the model's input price plus the
-recorded answer's tokens (or ``DEFAULT_OUTPUT_TOKENS`` without one) at its output price.
+Costs per request (``cost_model``):
+
+* ``tokens`` (the default): the prompt's tokens (chars / 4) at the model's input price plus the
+  recorded answer's tokens (or ``DEFAULT_OUTPUT_TOKENS`` without one) at its output price;
+* ``flat``: every request the same size (``FLAT_PROMPT_TOKENS`` in, ``DEFAULT_OUTPUT_TOKENS``
+  out), so a request costs its model's price: how LLMRouter and RouterBench report cost when
+  answer lengths are unknown.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ I64 = NDArray[np.int64]
 
 # Dataset rows without a recorded answer are costed as if the answer had this many tokens.
 DEFAULT_OUTPUT_TOKENS = 200
+FLAT_PROMPT_TOKENS = 100
+COST_MODELS = ("tokens", "flat")
 
 
 class DataError(RouteIQError):
@@ -175,15 +182,22 @@ def prompt_tokens(prompts: Sequence[str]) -> F64:
     return np.array([_tokens(p) for p in prompts], dtype=np.float64)
 
 
-def dataset_costs(ds: RoutingDataset, prices: Mapping[str, ModelPrice]) -> F64:
-    """Estimated USD per request: prompt and recorded answer (or a default length) at list
-    price; 0 for a model without a known price."""
+def dataset_costs(
+    ds: RoutingDataset, prices: Mapping[str, ModelPrice], *, cost_model: str = "tokens"
+) -> F64:
+    """Estimated USD per request under ``cost_model`` (see the module docstring); 0 for a
+    model without a known price."""
+    if cost_model not in COST_MODELS:
+        raise DataError(f"unknown cost model {cost_model!r}; known: {', '.join(COST_MODELS)}")
     n, m = len(ds), len(ds.models)
     costs = np.zeros((n, m))
     prompt = prompt_tokens(ds.prompts).astype(int)
     for j, model in enumerate(ds.models):
         price = prices.get(model)
         if price is None:
+            continue
+        if cost_model == "flat":
+            costs[:, j] = price.cost(FLAT_PROMPT_TOKENS, DEFAULT_OUTPUT_TOKENS)
             continue
         for i in range(n):
             answer = ds.responses[i].get(model, "") if ds.responses else ""
@@ -249,6 +263,7 @@ def prepare_train_test(
     strong: str | None = None,
     weak: str | None = None,
     models: Sequence[str] | None = None,
+    cost_model: str = "tokens",
 ) -> PreparedData:
     """Explicit train and test tables as ``PreparedData`` (the test rows validate).
 
@@ -264,7 +279,7 @@ def prepare_train_test(
     known = {**train_ds.prices, **test_ds.prices, **dict(prices or {})}
     train = _table(train_ds, store, np.arange(len(train_ds), dtype=np.int64))
     test = _table(test_ds, store, np.arange(len(test_ds), dtype=np.int64))
-    costs = dataset_costs(test_ds, known)
+    costs = dataset_costs(test_ds, known, cost_model=cost_model)
     s, w = strong_and_weak(
         wanted,
         costs,
@@ -286,6 +301,7 @@ def prepare_train_test(
         prices={mm: known[mm] for mm in wanted if mm in known},
         rows_read=len(train_ds) + len(test_ds),
         features_id=store.features_id,
+        notes={"cost_model": cost_model},
     )
 
 
@@ -299,6 +315,7 @@ def prepare_split(
     strong: str | None = None,
     weak: str | None = None,
     models: Sequence[str] | None = None,
+    cost_model: str = "tokens",
 ) -> PreparedData:
     """One table split by a seeded shuffle: the last ``validation_fraction`` validates.
 
@@ -318,7 +335,7 @@ def prepare_split(
     val_idx = np.sort(order[n - n_val :])
     data = _table(ds, store, times)
     known = {**ds.prices, **dict(prices or {})}
-    costs = dataset_costs(ds, known)
+    costs = dataset_costs(ds, known, cost_model=cost_model)
     s, w = strong_and_weak(
         ds.models,
         costs,
@@ -346,7 +363,7 @@ def prepare_split(
         prices={mm: known[mm] for mm in ds.models if mm in known},
         rows_read=n,
         features_id=store.features_id,
-        notes={"split": f"seeded shuffle (seed {seed}), no event times"},
+        notes={"split": f"seeded shuffle (seed {seed}), no event times", "cost_model": cost_model},
     )
 
 

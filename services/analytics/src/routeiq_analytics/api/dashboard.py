@@ -125,6 +125,57 @@ def _saved_kpi(name: str, block: Mapping[str, Any], sub: str) -> str:
     return _kpi(name, usd(saved_usd) + pct_text, sub, tone="good" if saved_usd >= 0 else "bad")
 
 
+def _best_kpi(best: Mapping[str, Any]) -> str:
+    if best["model"] is None:
+        return _kpi("Saved vs best single model", "—", best["reason"])
+    sub = (
+        f"{best['model']} at {score(best['quality'])} (n={best['graded']}) vs routed "
+        f"{score(best['routed_quality'])}: {usd(best['baseline_usd'])}"
+    )
+    if best["costs_more"]:
+        pct_text = "" if best["saved_pct"] is None else f" ({-best['saved_pct']:.1f}%)"
+        return _kpi(
+            "Saved vs best single model",
+            f"costs {usd(-best['saved_usd'])}{pct_text} more",
+            sub,
+            tone="bad",
+        )
+    return _saved_kpi("Saved vs best single model", best, sub)
+
+
+def _always_table(
+    savings: Mapping[str, Any],
+    models: Mapping[str, Any],
+    actual_usd: float,
+    colors: Mapping[str, str],
+) -> str:
+    """Each priced candidate's always-X cost next to its quality: the single-model options."""
+    always = savings["always_model_usd"]
+    if not always:
+        return '<p class="hint">no priced candidate in this window</p>'
+    roles = (
+        ("most expensive", savings["always_most_expensive"]["model"]),
+        ("best", savings["best_single_model"]["model"]),
+        ("strong", savings["strong_model"]),
+        ("weak", savings["weak_model"]),
+    )
+    rows = "".join(
+        "<tr>"
+        f'<td><span class="swatch" style="background:{colors.get(name, "#999")}"></span>'
+        f"{escape(name)}</td><td>{usd(cost)}</td><td>{usd(cost - actual_usd)}</td>"
+        f"<td>{score(models.get(name, {}).get('quality', {}).get('mean'))}</td>"
+        f"<td>{models.get(name, {}).get('quality', {}).get('count', 0)}</td>"
+        f"<td>{escape(', '.join(r for r, m in roles if m == name))}</td></tr>"
+        for name, cost in always.items()
+    )
+    notes = "".join(f'<p class="hint">{escape(note)}</p>' for note in savings["notes"])
+    return (
+        "<table><thead><tr><th>model</th><th>always</th><th>saved</th><th>quality</th>"
+        "<th>graded</th><th>role</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>{notes}"
+    )
+
+
 def _group_table(groups: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> str:
     if not groups:
         return '<p class="hint">none in this window</p>'
@@ -161,7 +212,20 @@ def render(
     savings = summary["savings"]
     latency = summary["routing_latency_ms"]
     rnd = savings["random_equal_quality"]
+    top = savings["always_most_expensive"]
     quality = summary["quality"]
+    if savings["strong_model"] is None:
+        strong_sub = rnd["reason"]
+    else:
+        strong_sub = (
+            f"all on {savings['strong_model']}: {usd(savings['always_strong']['baseline_usd'])}"
+        )
+    if top["model"] is None:
+        top_sub = "no priced candidate in this window"
+    else:
+        top_sub = f"all on {top['model']}: {usd(top['baseline_usd'])}" + (
+            f" (tied with {len(top['tied'])})" if top["tied"] else ""
+        )
 
     kpis = "".join(
         [
@@ -176,12 +240,9 @@ def render(
                 usd(summary["cost"]["total_usd"]),
                 f"{usd(summary['cost']['per_1k_requests_usd'])} per 1k requests",
             ),
-            _saved_kpi(
-                "Saved vs always-strong",
-                savings["always_strong"],
-                f"all on {savings['strong_model']}: "
-                f"{usd(savings['always_strong']['baseline_usd'])}",
-            ),
+            _saved_kpi("Saved vs always-strong", savings["always_strong"], strong_sub),
+            _saved_kpi("Saved vs most expensive", top, top_sub),
+            _best_kpi(savings["best_single_model"]),
             _saved_kpi(
                 "Saved vs random, same quality",
                 rnd,
@@ -215,21 +276,36 @@ def render(
     def when_busy(values: Sequence[float]) -> list[float | None]:
         return [v if b else None for v, b in zip(values, busy, strict=True)]
 
-    cost_series = [
-        Series("actual", when_busy(series["cost_usd"]), "#4c78a8"),
-        Series(
-            f"always {savings['strong_model']}",
-            when_busy(series["always_strong_usd"]),
-            "#e45756",
-            "6 4",
-        ),
-        Series(
-            f"always {savings['weak_model']}",
-            when_busy(series["always_weak_usd"]),
-            "#54a24b",
-            "2 4",
-        ),
-    ]
+    cost_series = [Series("actual", when_busy(series["cost_usd"]), "#4c78a8")]
+    if savings["strong_model"] is not None:
+        cost_series += [
+            Series(
+                f"always {savings['strong_model']}",
+                when_busy(series["always_strong_usd"]),
+                "#e45756",
+                "6 4",
+            ),
+            Series(
+                f"always {savings['weak_model']}",
+                when_busy(series["always_weak_usd"]),
+                "#54a24b",
+                "2 4",
+            ),
+        ]
+    # The best single model's line, unless it is already drawn as strong or weak.
+    best_model = savings["best_single_model"]["model"]
+    if best_model in series["always_model_usd"] and best_model not in (
+        savings["strong_model"],
+        savings["weak_model"],
+    ):
+        cost_series.append(
+            Series(
+                f"always {best_model} (best)",
+                when_busy(series["always_model_usd"][best_model]),
+                "#b279a2",
+                "8 3 2 3",
+            )
+        )
     latency_series = [
         Series("p50", series["latency_p50_ms"], "#4c78a8"),
         Series("p95", series["latency_p95_ms"], "#f58518"),
@@ -308,6 +384,14 @@ def render(
                 "quality includes shadow feedback (another model graded on the same request)",
                 hbars("quality-model", "quality by model", model_bars)
                 + _group_table(summary["models"], model_colors),
+            ),
+            _panel(
+                "Always one model",
+                "what these requests' tokens would have cost on each priced candidate, next "
+                "to its observed quality (served and shadow)",
+                _always_table(
+                    savings, summary["models"], summary["cost"]["total_usd"], model_colors
+                ),
             ),
         ]
     )

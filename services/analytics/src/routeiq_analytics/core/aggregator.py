@@ -12,6 +12,10 @@ at most ``max_join_decisions`` decisions (and none older than retention); at mos
 each bucket keeps at most ``latency_sample_size`` latency values; at most ``max_labels``
 distinct models, strategies and arms are told apart (the rest count as ``(other)``).
 
+Counterfactuals cost nothing per model: a bucket keeps its requests' token sums, and a window
+prices them at each candidate's price when it is read (``core/savings.py``). The candidates are
+the configured list, else the models the window's decisions listed or that served.
+
 Thread-safe: the consumer thread writes while HTTP handlers read, under one lock.
 """
 
@@ -22,7 +26,7 @@ import random
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +35,7 @@ from routeiq.routing.datasets import ModelPrice
 from routeiq_analytics.core.buckets import SUCCESS, Bucket, GroupStats
 from routeiq_analytics.core.quantiles import weighted_quantiles
 from routeiq_analytics.core.records import Decision, Feedback
+from routeiq_analytics.core.savings import Counterfactuals, counterfactuals
 from routeiq_analytics.core.summary import iso, share, summarize
 
 OTHER = "(other)"
@@ -48,6 +53,7 @@ TIMESERIES_METRICS = (
     "cost_usd",
     "always_strong_usd",
     "always_weak_usd",
+    "always_model_usd",
     "success_rate",
     "latency_p50_ms",
     "latency_p95_ms",
@@ -77,8 +83,10 @@ class Aggregator:
         bucket_s: int,
         retention_s: int,
         prices: Mapping[str, ModelPrice],
-        strong_model: str,
-        weak_model: str,
+        strong_model: str | None = None,
+        weak_model: str | None = None,
+        candidates: Sequence[str] | None = None,
+        best_model_min_graded: int = 20,
         latency_sample_size: int = 512,
         max_join_decisions: int = 200_000,
         max_pending_feedback: int = 50_000,
@@ -89,16 +97,25 @@ class Aggregator:
     ) -> None:
         if bucket_s < 1 or retention_s < bucket_s:
             raise ValueError("need 1 <= bucket_s <= retention_s")
-        if strong_model not in prices or weak_model not in prices:
-            raise ValueError("the strong and weak models need prices")
+        if (strong_model is None) != (weak_model is None):
+            raise ValueError("give both the strong and the weak model, or neither (auto)")
+        if strong_model is not None and weak_model is not None:
+            if strong_model not in prices or weak_model not in prices:
+                raise ValueError("the strong and weak models need prices")
+            if strong_model == weak_model:
+                raise ValueError("the strong and weak models must differ")
+        if best_model_min_graded < 1:
+            raise ValueError("best_model_min_graded must be at least 1")
         self.bucket_s = bucket_s
         self.retention_s = retention_s
-        self.strong_model = strong_model
-        self.weak_model = weak_model
+        # None: per window, the most expensive and the cheapest priced candidate.
+        self.pair = (
+            None if strong_model is None or weak_model is None else (strong_model, weak_model)
+        )
+        self.candidates = None if candidates is None else tuple(candidates)
+        self.best_model_min_graded = best_model_min_graded
         self.latency_sample_size = latency_sample_size
         self._prices = dict(prices)
-        self._strong = prices[strong_model]
-        self._weak = prices[weak_model]
         self._max_join = max_join_decisions
         self._max_pending = max_pending_feedback
         self._feedback_wait_s = feedback_wait_s
@@ -143,6 +160,10 @@ class Aggregator:
                 outcome = TOO_OLD
             else:
                 self._count(bucket, facts, decision)
+                # Labelled like served models, so candidate names cannot grow without bound.
+                # Kept per bucket, not per remembered decision (the join holds up to
+                # max_join_decisions of those).
+                bucket.candidates.update(self._label("model", c) for c in decision.candidates)
                 outcome = APPLIED
             self.counters[f"decisions_{outcome}"] += 1
             waiting = self._pending.pop(decision.decision_id, None)
@@ -193,8 +214,10 @@ class Aggregator:
         bucket.fallbacks += decision.fallback
         bucket.statuses[decision.status] += 1
         bucket.cost_usd += cost
-        bucket.strong_cost_usd += self._strong.cost(decision.input_tokens, decision.output_tokens)
-        bucket.weak_cost_usd += self._weak.cost(decision.input_tokens, decision.output_tokens)
+        # Every request's tokens count in every always-X cost, an unpriced model's too: the
+        # counterfactual is "these requests, on X", whoever served them.
+        bucket.input_tokens += decision.input_tokens
+        bucket.output_tokens += decision.output_tokens
         groups = [
             bucket.models.setdefault(facts.model, GroupStats()),
             bucket.strategies.setdefault(facts.strategy, GroupStats()),
@@ -308,8 +331,8 @@ class Aggregator:
                 now=now,
                 bucket_s=self.bucket_s,
                 latency_sample_size=self.latency_sample_size,
-                strong_model=self.strong_model,
-                weak_model=self.weak_model,
+                counterfactuals=self._counterfactuals(totals),
+                min_graded=self.best_model_min_graded,
                 pipeline=self._pipeline(),
             )
 
@@ -331,6 +354,12 @@ class Aggregator:
                     samples[i].append((bucket.latency.values, bucket.latency.weight))
             models = sorted({m for b in merged for m in b.models})
             latency = [weighted_quantiles(s, (0.5, 0.95)) for s in samples]
+            # The pair and the candidates are the whole window's, so every step's
+            # always-strong is the same model.
+            totals = Bucket(start=origin)
+            for step in merged:
+                totals.merge(step)
+            cf = self._counterfactuals(totals)
             return {
                 "window_s": window_s,
                 "from": iso(max(origin, first)),
@@ -342,14 +371,35 @@ class Aggregator:
                     for m in models
                 },
                 "cost_usd": [b.cost_usd for b in merged],
-                "always_strong_usd": [b.strong_cost_usd for b in merged],
-                "always_weak_usd": [b.weak_cost_usd for b in merged],
+                "always_strong_usd": self._always(merged, cf.strong),
+                "always_weak_usd": self._always(merged, cf.weak),
+                "always_model_usd": {m: self._always(merged, m) for m in cf.always_usd},
                 "success_rate": [share(b.successes, b.requests) for b in merged],
                 "latency_p50_ms": [p[0] for p in latency],
                 "latency_p95_ms": [p[1] for p in latency],
                 "quality": [b.quality.value for b in merged],
                 "exploration_share": [share(b.exploration, b.requests) for b in merged],
             }
+
+    def _counterfactuals(self, totals: Bucket) -> Counterfactuals:
+        served = totals.served()
+        return counterfactuals(
+            input_tokens=totals.input_tokens,
+            output_tokens=totals.output_tokens,
+            candidates=self.candidates
+            if self.candidates is not None
+            else totals.candidates | served,
+            served=served,
+            prices=self._prices,
+            pair=self.pair,
+        )
+
+    def _always(self, steps: Sequence[Bucket], model: str | None) -> list[float | None]:
+        """Each step's tokens at ``model``'s price (gaps without a model)."""
+        if model is None:
+            return [None] * len(steps)
+        price = self._prices[model]
+        return [step.always(price) for step in steps]
 
     def _pipeline(self) -> dict[str, int]:
         out = {

@@ -12,6 +12,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from routeiq.routing.datasets import ModelPrice
+
 from routeiq_analytics.core.quantiles import Reservoir
 
 SUCCESS = "SUCCESS"
@@ -77,10 +79,15 @@ class Bucket:
     statuses: Counter[str] = field(default_factory=Counter)
     # Actual cost (the event's cost_usd, else tokens × the model's price).
     cost_usd: float = 0.0
-    # The same requests' tokens priced as if the strong (weak) model had served them all.
-    strong_cost_usd: float = 0.0
-    weak_cost_usd: float = 0.0
+    # Every request's tokens. A price is linear in tokens, so these two sums give what the
+    # bucket would have cost on ANY priced model (``always``): one pair of integers instead of a
+    # running cost per model, exact, and independent of how many models there are.
+    input_tokens: int = 0
+    output_tokens: int = 0
     unpriced: int = 0
+    # Models the decisions listed as candidates (``candidate_deployments``). With the served
+    # models, they are what "always X" baselines are computed for when none are configured.
+    candidates: set[str] = field(default_factory=set)
     # Served feedback over all requests (the routed traffic's quality).
     quality: Mean = field(default_factory=Mean)
     models: dict[str, GroupStats] = field(default_factory=dict)
@@ -100,9 +107,10 @@ class Bucket:
         self.fallbacks += other.fallbacks
         self.statuses.update(other.statuses)
         self.cost_usd += other.cost_usd
-        self.strong_cost_usd += other.strong_cost_usd
-        self.weak_cost_usd += other.weak_cost_usd
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
         self.unpriced += other.unpriced
+        self.candidates |= other.candidates
         self.quality.merge(other.quality)
         for mine, theirs in (
             (self.models, other.models),
@@ -111,3 +119,11 @@ class Bucket:
         ):
             for name, stats in theirs.items():
                 mine.setdefault(name, GroupStats()).merge(stats)
+
+    def served(self) -> set[str]:
+        """Models that served a request here (``models`` also holds shadow-graded ones)."""
+        return {name for name, stats in self.models.items() if stats.requests}
+
+    def always(self, price: ModelPrice) -> float:
+        """What this bucket's requests would have cost had one model at ``price`` served all."""
+        return price.cost(self.input_tokens, self.output_tokens)

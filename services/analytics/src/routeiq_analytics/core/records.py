@@ -34,6 +34,8 @@ class Decision:
     output_tokens: int
     cost_usd: float | None
     routing_ms: float
+    # ``candidate_deployments[].model_name``: the models the router could have chosen.
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,10 @@ def parse_decision(record: Mapping[str, Any]) -> Decision:
         outcome = record["outcome"]
         timings = record["timings"]
         cost = outcome.get("cost_usd")
+        candidates = tuple(
+            _text(c["model_name"], "candidate_deployments.model_name")
+            for c in record.get("candidate_deployments") or ()
+        )
         return Decision(
             decision_id=_text(record["event_id"], "event_id"),
             timestamp_s=_seconds(record["timestamp"], "timestamp"),
@@ -92,6 +98,7 @@ def parse_decision(record: Mapping[str, Any]) -> Decision:
             cost_usd=None if cost is None else _number(cost, "outcome.cost_usd", low=0),
             routing_ms=_number(timings["embedding_ms"], "timings.embedding_ms", low=0)
             + _number(timings["strategy_ms"], "timings.strategy_ms", low=0),
+            candidates=candidates,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidRecordError(f"RouterDecision lacks a field analytics needs: {exc!r}") from exc
