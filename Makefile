@@ -55,8 +55,9 @@ docs:  ## Regenerate docs/contracts.md from schemas/ and the settings tables in 
 	@$(RUN) routeiq schemas docs
 	@$(RUN) python tests/unit/deploy/deploy_support.py --write-docs
 
-demo: up  ## The closed loop on the running stack, with a before/after table (≈4 min)
-	@$(RUN) routeiq demo
+demo: bootstrap  ## The closed loop over LLMRouter's 9 models (switches the stack to them; ≈6 min)
+	@ROUTEIQ_STACK_CANDIDATES=$${ROUTEIQ_STACK_CANDIDATES:-llmrouter} $(RUN) routeiq stack up
+	@ROUTEIQ_STACK_CANDIDATES=$${ROUTEIQ_STACK_CANDIDATES:-llmrouter} $(RUN) routeiq demo
 
 bench: up  ## Serde benchmark: our Avro serde vs plain fastavro, encode and encode+produce
 	@$(RUN) python bench/serde.py

@@ -478,11 +478,17 @@ def features_show(folder: Path) -> None:
 
 
 @cli.command("demo")
-def demo_command() -> None:
+@click.option(
+    "--train-queries",
+    default=2000,
+    show_default=True,
+    help="With 9 candidates: how many dcrouter_train prompts to replay (0: all 5,608).",
+)
+def demo_command(train_queries: int) -> None:
     """The closed loop on the running stack: traffic → shards → training → hot-swap."""
     from routeiq_cli.demo import run_demo
 
-    run_demo(_settings())
+    run_demo(_settings(), train_queries=train_queries)
 
 
 cli.add_command(labeling.retrain)  # routeiq retrain request

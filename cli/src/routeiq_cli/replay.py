@@ -56,6 +56,8 @@ class ReplayStats:
     by_model: Counter[str] = field(default_factory=Counter)
     by_version: Counter[str] = field(default_factory=Counter)
     quality: list[float] = field(default_factory=list)
+    # Per dataset row: the tokens the served answer used (prompt, completion).
+    usage: dict[int, tuple[int, int]] = field(default_factory=dict)
     cost_usd: float = 0.0
     elapsed_s: float = 0.0
     error_samples: list[str] = field(default_factory=list)
@@ -237,6 +239,11 @@ class Replayer:
         self.stats.by_model[served] += 1
         self.stats.by_version[r.headers.get("x-routeiq-router-version", "none")] += 1
         body = r.json()
+        usage = body.get("usage") or {}
+        self.stats.usage[row] = (
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+        )
         self.stats.cost_usd += self._cost(served, body.get("usage"))
         score = await self._grade(
             client, row, served, body["choices"][0]["message"]["content"] or ""

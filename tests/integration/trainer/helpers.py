@@ -297,6 +297,9 @@ def make_harness(
         "signing_key": signing_key,
         "signing_algorithm": "ed25519",
         "router_types": ("knn",),
+        # The shards these tests write carry MiniLM vectors (GSM8K embedded by the packaged
+        # MiniLM, or synthetic 384-d ones): the pipeline every pre-pipeline gateway logged.
+        "features": "minilm",
         "cache_dir": cache_dir,
         "retry_attempts": 2,
         "retry_backoff_s": 0.5,
@@ -339,6 +342,7 @@ def settings_env(settings: TrainerSettings, **extra: str) -> dict[str, str]:
         "SIGNING_KEY": settings.signing_key.get_secret_value(),
         "ROUTER_TYPES": ",".join(settings.router_types),
         "CACHE_DIR": str(settings.cache_dir),
+        "FEATURES": settings.features,
         "INSTANCE_ID": settings.instance_id,
     }
     env.update(extra)

@@ -58,16 +58,25 @@ def test_a_request_gives_a_run_a_version_a_bundle_and_an_announcement(
     assert "knn.cpt50" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert {"bundle/manifest.json", "bundle/manifest.sig", "bundle/knn.npz"} <= artifacts
-    (png,) = client.list_artifacts(run.info.run_id, "plots")
-    local = Path(client.download_artifacts(run.info.run_id, png.path))
-    assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plots = {a.path: a for a in client.list_artifacts(run.info.run_id, "plots")}
+    # RouteLLM's strong-call curve, and (every candidate graded) the quality-cost curve.
+    assert set(plots) == {"plots/curve.png", "plots/cost-quality.png"}
+    for png in plots.values():
+        local = Path(client.download_artifacts(run.info.run_id, png.path))
+        assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == f"routeiq/{harness.model_name}"
 
     # The bundle in the versioned bucket, verified as a gateway would.
     prefix = bundle_prefix(harness.model_name, request.version)
     keys = set(harness.services.store.list_keys(harness.settings.models_bucket, prefix))
-    assert {prefix + MANIFEST, prefix + SIGNATURE, prefix + "knn.npz"} == keys
+    # The router's file and its feature pipeline's spec (MiniLM: packaged, no weights).
+    assert {
+        prefix + MANIFEST,
+        prefix + SIGNATURE,
+        prefix + "knn.npz",
+        prefix + "features.json",
+    } == keys
     manifest_bytes = harness.services.store.get_bytes(
         harness.settings.models_bucket, prefix + MANIFEST
     )

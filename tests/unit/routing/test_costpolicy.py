@@ -3,6 +3,8 @@ N-candidate metrics (quality-cost curve, AIQ, quality at a budget, oracle)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -111,7 +113,7 @@ def test_the_curve_runs_from_the_best_predicted_to_the_cheapest() -> None:
     points = cost_quality_curve(predicted, quality, costs)
     assert points[0].lam == 0.0
     costs_along = [p.cost for p in points]
-    assert all(b <= a + 1e-15 for a, b in zip(costs_along, costs_along[1:], strict=False))
+    assert all(b <= a + 1e-15 for a, b in itertools.pairwise(costs_along))
     cheapest = costs.min(axis=1).mean()
     assert points[-1].cost == pytest.approx(cheapest, rel=0.05)
 
@@ -140,9 +142,7 @@ def test_perfect_predictions_score_the_oracle_and_beat_every_single_model() -> N
     )
     assert noise.aiq < perfect.aiq
     metrics = perfect.as_metrics()
-    assert {"aiq", "quality_at_50pct_cost", "oracle_quality", "best_single_quality"} <= set(
-        metrics
-    )
+    assert {"aiq", "quality_at_50pct_cost", "oracle_quality", "best_single_quality"} <= set(metrics)
 
 
 def test_multi_model_metrics_need_every_candidate_graded() -> None:

@@ -17,7 +17,6 @@ from routeiq.routing.prepare import (
 )
 from support.features import tiny_static
 
-
 PRICES = {"a": ModelPrice(1, 1), "b": ModelPrice(2, 2), "c": ModelPrice(3, 3)}
 
 

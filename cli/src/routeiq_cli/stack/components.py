@@ -270,13 +270,13 @@ def prepare_features(settings: StackSettings) -> Path | None:
     packaged MiniLM in about 15 s); None for plain MiniLM, which needs no files."""
     if settings.features == "minilm":
         return None
-    from routeiq.routing.featurizer import SPEC_FILE, open_pipeline
+    from routeiq.routing.featurizer import open_pipeline
 
     folder = settings.features_dir
-    if not (folder / SPEC_FILE).is_file():
-        pipeline = open_pipeline(settings.features, folder=folder)
-        if settings.features != "static":
-            pipeline.save(folder)
+    # Reuses the folder when it holds this version's pipeline; (re)builds it otherwise.
+    pipeline = open_pipeline(settings.features, folder=folder)
+    if settings.features != "static":
+        pipeline.save(folder)
     return folder
 
 
@@ -425,6 +425,10 @@ def service_components(settings: StackSettings) -> list[Component]:
                 # The same pipeline the gateways log: rows of any other are not trained on.
                 "ROUTEIQ_TRAINER_FEATURES": settings.features,
                 "ROUTEIQ_TRAINER_FEATURES_DIR": str(settings.features_dir),
+                # Nine candidates: gate on the quality-cost curve, not a strong/weak pair.
+                "ROUTEIQ_TRAINER_GATE_METRIC": (
+                    "aiq" if settings.candidates == "llmrouter" else "apgr"
+                ),
                 "HF_HUB_OFFLINE": "1",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             },

@@ -34,6 +34,9 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 # Gate metrics and whether a higher value is better.
 GATE_METRICS: dict[str, bool] = {
     "apgr": True,
+    # Over all N candidates, on validation rows where every candidate was graded.
+    "aiq": True,
+    "quality_at_50pct_cost": True,
     "auc": True,
     "best_model_accuracy": True,
     "policy_quality": True,
@@ -46,6 +49,8 @@ GATE_METRICS: dict[str, bool] = {
 
 GateMetric = Literal[
     "apgr",
+    "aiq",
+    "quality_at_50pct_cost",
     "auc",
     "best_model_accuracy",
     "policy_quality",

@@ -18,11 +18,14 @@ same propensity logging. Built-in kinds:
 from __future__ import annotations
 
 import abc
+import functools
+import logging
 import random as _random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,7 +35,12 @@ from numpy.typing import NDArray
 from routeiq.errors import ConfigError
 from routeiq.routing.bundle import LoadedBundle
 from routeiq.routing.costpolicy import Target, calibrate, cost_scale
-from routeiq.routing.features import TextFeatures, matches_keywords, text_features
+from routeiq.routing.features import (
+    CHARS_PER_TOKEN,
+    TextFeatures,
+    matches_keywords,
+    text_features,
+)
 from routeiq.routing.featurizer import Featurizer
 
 
@@ -87,6 +95,12 @@ class RouteInput:
         if self._features is None:
             self._features = text_features(self.text)
         return self._features
+
+    @property
+    def est_tokens(self) -> int:
+        """The prompt's estimated tokens (as ``TextFeatures.est_tokens``, without the rest
+        of the text features: the cost-aware strategy needs only this, on the hot path)."""
+        return max(1, round(len(self.text) / CHARS_PER_TOKEN))
 
     @property
     def has_embedding(self) -> bool:
@@ -316,6 +330,7 @@ class LearnedStrategy(Strategy):
         self._version: str | None = None
         self._lam: float | None = None
         self._scale = 1.0
+        self._pending = False
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -349,7 +364,7 @@ class LearnedStrategy(Strategy):
                 inner.probabilities,
             )
         quality = _predict(bundle, request)
-        tokens = request.features.est_tokens
+        tokens = request.est_tokens
         costs = {c.name: c.est_cost(tokens) for c in known}
         if self.target is None:
             lam_per_usd, how = self.cost_weight, f"cost weight {self.cost_weight:g}/USD"
@@ -388,12 +403,27 @@ class LearnedStrategy(Strategy):
             self._prices.update({c.name: c for c in known})
             self._live.append((row, float(tokens)))
             self._since += 1
-            due = self._lam is None or self._since >= self._every
-        if due:
-            self.recalibrate(bundle)
+            first = self._lam is None
+            due = not first and self._since >= self._every and not self._pending
+            if due:
+                self._pending = True
+        if first:
+            self.recalibrate(bundle)  # once per router, from its validation sample
+        elif due:
+            # Off the request path: this request and the next are routed with the λ in force.
+            _calibrator().submit(self._recalibrate_later, bundle)
         with self._lock:
             assert self._lam is not None
             return self._lam, self._scale
+
+    def _recalibrate_later(self, bundle: LoadedBundle) -> None:
+        try:
+            self.recalibrate(bundle)
+        except Exception:
+            logging.getLogger(__name__).exception("recalibrating %s failed", self.name)
+        finally:
+            with self._lock:
+                self._pending = False
 
     def recalibrate(self, bundle: LoadedBundle) -> None:
         """Solve for λ on the live window blended with the bundle's validation sample."""
@@ -419,10 +449,12 @@ class LearnedStrategy(Strategy):
             tokens.extend(float(t) for t in prior_t)
             weights.extend([share] * len(prior))
         predicted = np.vstack(rows) if rows else np.zeros((0, len(names)))
-        counts = [int(x) for x in tokens]
-        costs: NDArray[np.float64] = np.array(
-            [[prices[m].est_cost(n) for m in names] for n in counts], dtype=np.float64
-        ).reshape(len(counts), len(names))
+        # ModelOption.est_cost, vectorised: prompt tokens at the input price plus the expected
+        # answer at the output price.
+        counts = np.asarray(tokens, dtype=np.float64).astype(np.int64).astype(np.float64)
+        inp = np.array([prices[m].input_price for m in names])
+        out = np.array([prices[m].expected_output_tokens * prices[m].output_price for m in names])
+        costs: NDArray[np.float64] = (counts[:, None] * inp[None, :] + out[None, :]) / 1e6
         usable = np.isfinite(predicted).all(axis=1)
         predicted, costs, w = predicted[usable], costs[usable], np.asarray(weights)[usable]
         scale = float(bundle.manifest.calibration.get("cost_scale_usd") or 0.0)
@@ -690,3 +722,9 @@ class PolicyStrategy(Strategy):
 
 
 StrategyFactory = Callable[[str, Mapping[str, Any]], Strategy]
+
+
+@functools.cache
+def _calibrator() -> ThreadPoolExecutor:
+    """One worker thread shared by every strategy's recalibrations (a few ms each)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="routeiq-calibrate")

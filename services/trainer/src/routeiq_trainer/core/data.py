@@ -211,9 +211,18 @@ class DataLoader:
                 f"{table.num_rows} usable rows (with {features} features) in {len(keys)} "
                 f"shard(s)" + (f"; other pipelines in them: {others}" if others else "")
             )
+        # Train for the candidates the fleet serves now (the newest decision's): rows logged
+        # under another candidate set (before a model was added or removed) are dropped.
+        candidate_sets = [tuple(c or ()) for c in table.column("candidate_models").to_pylist()]
+        newest = int(np.argmax(table.column("event_time").cast(pa.int64()).to_numpy()))
+        current = set(candidate_sets[newest])
+        same = np.array([set(c) == current for c in candidate_sets])
+        other_candidates = int((~same).sum())
+        if other_candidates:
+            table = table.filter(pa.array(same))
         correction = "ipw" if options.propensity_correction == "ipw" else "none"
         data = training_data(table, propensity_correction=correction)
-        with_embedding = table.num_rows  # with this trainer's features
+        with_embedding = table.num_rows  # with this trainer's features and candidates
         # A decision nobody graded (quality_source=feedback without feedback) is in the shard
         # but teaches nothing: it must count neither as an example nor in the time split.
         labelled = np.flatnonzero(np.isfinite(data.quality).any(axis=1))
@@ -271,7 +280,10 @@ class DataLoader:
                 "duplicates_dropped": rows_read - unique_rows,
                 "validation_repeats_dropped": repeats,
                 "rows_without_embedding": unique_rows - with_any_embedding.num_rows,
-                "rows_of_other_features": with_any_embedding.num_rows - with_embedding,
+                "rows_of_other_features": with_any_embedding.num_rows
+                - with_embedding
+                - other_candidates,
+                "rows_of_other_candidates": other_candidates,
                 "rows_without_label": with_embedding - table.num_rows,
             },
         )

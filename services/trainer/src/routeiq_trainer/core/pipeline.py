@@ -73,6 +73,10 @@ logger = logging.getLogger(__name__)
 # Metrics copied into the version's tag (what `routeiq model list` and announcements show).
 SUMMARY_METRICS = (
     "apgr",
+    "aiq",
+    "quality_at_50pct_cost",
+    "best_single_quality",
+    "oracle_quality",
     "cpt50",
     "cpt80",
     "auc",
@@ -416,7 +420,8 @@ class TrainingPipeline:
         if not scored:
             raise RequestError(
                 f"no router has a finite {metric} on the validation rows (for bandit-only "
-                "shards, where strong and weak are rarely both graded, gate on ope_snips)"
+                "shards, where strong and weak are rarely both graded, gate on ope_snips; "
+                "aiq needs rows where every candidate was graded)"
             )
         sign = 1.0 if GATE_METRICS[metric] else -1.0
         return max(scored, key=lambda r: sign * r.evaluation.metrics[metric])
