@@ -297,6 +297,10 @@ def main() -> None:
             featurizer=minilm_pipeline(),
             cache_dir=stack.state / "eval-cache",
         )
+        from threadpoolctl import threadpool_limits
+
+        # As in the gateway process: BLAS on one thread (routeiq_gateway.__main__).
+        blas = threadpool_limits(1)
         for label, path in (("default", folder), ("minilm", minilm_folder)):
             loaded = load_bundle(path, verifier_from("ed25519", public))
             holder = BundleHolder()
@@ -317,6 +321,7 @@ def main() -> None:
                 )
                 engine.route(request, options)
                 timings[label].append((time.perf_counter() - started) * 1000)
+        blas.restore_original_limits()
     finally:
         for proc in reversed(processes):
             proc.stop()

@@ -17,6 +17,12 @@ from pathlib import Path
 
 # litellm fetches a model cost map over the network at import time unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# One decision's matrix-vector product is too small to split across threads, and BLAS
+# worker threads spinning beside the event loop, Kafka's and model sync's threads cost more
+# than they give (measured: bench/gateway.py). Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import redis
 import uvicorn

@@ -35,6 +35,12 @@ class FeatureService:
     def default_id(self) -> str:
         return self.default.id
 
+    def fast(self, active: Featurizer | None) -> bool:
+        """Whether a decision's features cost well under a millisecond (no MiniLM pass):
+        the default pipeline's and the active bundle's (``None``: no bundle)."""
+        pipelines = [self.default] + ([active] if active is not None else [])
+        return all(p.spec.encoder != "minilm" for p in pipelines)
+
     def _path(self, featurizer: Featurizer) -> EmbeddingCache | BatchingEmbedder:
         with self._lock:
             path = self._paths.get(featurizer.id)

@@ -19,6 +19,7 @@ gateway prove that its feature pipeline reproduces the trainer's before it serve
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -239,8 +240,10 @@ class Manifest:
     format: str = FORMAT
     probe_tolerance: float = 1e-3
 
-    @property
+    @functools.cached_property
     def models(self) -> tuple[str, ...]:
+        # Read on every routed request: computed once (a frozen dataclass's cached property
+        # is stored in the instance dict, which asdict/to_bytes ignore).
         return tuple(c.name for c in self.candidates)
 
     def to_bytes(self) -> bytes:

@@ -316,7 +316,7 @@ class LearnedStrategy(Strategy):
         if self.target is not None and "cost_weight" in self.params:
             raise ConfigError("strategy learned: give cost_weight or target, not both")
         window = self.params.get("window", 1000)
-        every = self.params.get("recalibrate_every", 250)
+        every = self.params.get("recalibrate_every", 100)
         for key, value in (("window", window), ("recalibrate_every", every)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"strategy learned: {key} must be a positive integer")
