@@ -194,3 +194,18 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "settings"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+def json_env_value(value: Any) -> Any:
+    """A ``NoDecode`` setting's raw environment string, parsed when it is JSON.
+
+    Such fields arrive as strings; a JSON object or list is decoded here so that broken JSON
+    is a validation error (hence ``ConfigError``) rather than a pydantic-settings crash, and
+    any other string (a table name, a comma list) is left for the field's own validator.
+    """
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
+    return value

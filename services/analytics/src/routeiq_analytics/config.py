@@ -19,7 +19,6 @@ baselines; ``auto`` for both picks the most expensive and the cheapest candidate
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -28,7 +27,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.contracts.topics import DEAD_LETTERS, FEEDBACK_EVENTS, ROUTER_DECISIONS
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice, llmrouter_prices
-from routeiq.settings import KafkaSettings, RegistrySettings, ServiceSettings
+from routeiq.settings import KafkaSettings, RegistrySettings, ServiceSettings, json_env_value
 
 from routeiq_analytics.core.durations import parse_duration
 
@@ -72,18 +71,6 @@ def _known_prices() -> dict[str, ModelPrice]:
     with contextlib.suppress(ConfigError, OSError):
         prices.update(llmrouter_prices())
     return prices
-
-
-def _json_value(value: Any) -> Any:
-    # NoDecode fields arrive from the process environment as raw strings: parse JSON here so a
-    # table name ("llmrouter") or a comma list ("5m,1h") is not mistaken for broken JSON, and
-    # broken JSON is a validation error (so ConfigError) rather than a pydantic-settings crash.
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
-    return value
 
 
 def _seconds(value: Any) -> Any:
@@ -157,7 +144,7 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("windows", mode="before")
     @classmethod
     def _parse_windows(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if isinstance(value, str):
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
@@ -172,7 +159,7 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("prices", mode="before")
     @classmethod
     def _price_table(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if value == "known":
             return _table(_known_prices())
         if value == "routellm":
@@ -192,7 +179,7 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("extra_prices", mode="before")
     @classmethod
     def _extra_price_table(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if isinstance(value, str):
             raise ValueError(
                 f"expected a JSON object {{model: {{input_per_m, output_per_m}}}}; got {value!r}"
@@ -209,7 +196,7 @@ class AnalyticsSettings(ServiceSettings):
     @field_validator("candidates", mode="before")
     @classmethod
     def _candidate_list(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

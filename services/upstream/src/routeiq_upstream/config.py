@@ -8,31 +8,19 @@ catalogue once the data is loaded (``routeiq_upstream.core.catalog``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.routing.datasets import GPT4, MIXTRAL
-from routeiq.settings import ServiceSettings
+from routeiq.settings import ServiceSettings, json_env_value
 
 BUILTIN_DATASETS = ("gsm8k", "mt_bench", "llmrouter-train", "llmrouter-test")
 DEFAULT_ALIASES = {
     "gpt-4": GPT4,
     "mixtral-8x7b-instruct": MIXTRAL,
 }
-
-
-def _json_value(value: Any) -> Any:
-    # NoDecode fields arrive as raw strings from the environment: parse them here so that bad
-    # JSON becomes a validation error (and so ConfigError) instead of a pydantic-settings crash.
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
-    return value
 
 
 class UpstreamSettings(ServiceSettings):
@@ -74,7 +62,7 @@ class UpstreamSettings(ServiceSettings):
     @field_validator("datasets", mode="before")
     @classmethod
     def _datasets_list(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
@@ -99,7 +87,7 @@ class UpstreamSettings(ServiceSettings):
     @field_validator("model_latency_ms", "error_rate", "model_aliases", mode="before")
     @classmethod
     def _mapping(cls, value: Any) -> Any:
-        value = _json_value(value)
+        value = json_env_value(value)
         if isinstance(value, str):
             raise ValueError('expected a JSON object such as {"model-name": value}')
         return value

@@ -25,6 +25,22 @@ def _pyplot() -> Any:
     return plt
 
 
+def _finish(fig: Any, ax: Any, path: Path, *, title: str, xlabel: str, empty: str | None) -> Path:
+    """Axes labels, the legend (or ``empty``'s explanation in place of a curve), the PNG."""
+    if empty is not None:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean quality")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if empty is None:
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def plot_strong_weak(evaluations: Sequence[Evaluation], path: Path, *, title: str) -> Path:
     """Quality against strong-call % for each evaluation (RouteLLM's curve), as a PNG."""
     plt = _pyplot()
@@ -53,28 +69,19 @@ def plot_strong_weak(evaluations: Sequence[Evaluation], path: Path, *, title: st
         if ref is not None:
             ax.axhline(ref.strong_quality, color="grey", linewidth=0.8, linestyle=":")
             ax.axhline(ref.weak_quality, color="grey", linewidth=0.8, linestyle=":")
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "no validation rows grade both the strong and the weak model:\n"
-                "no quality curve (see the off-policy metrics)",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-        ax.set_xlabel("strong-model calls (%)")
-        ax.set_ylabel("mean quality")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ref is not None:
-            ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        return _finish(
+            fig,
+            ax,
+            path,
+            title=title,
+            xlabel="strong-model calls (%)",
+            empty=None
+            if ref is not None
+            else "no validation rows grade both the strong and the weak model:\n"
+            "no quality curve (see the off-policy metrics)",
+        )
     finally:
         plt.close(fig)
-    return path
 
 
 def plot_cost_quality(evaluations: Sequence[Evaluation], path: Path, *, title: str) -> Path:
@@ -104,24 +111,15 @@ def plot_cost_quality(evaluations: Sequence[Evaluation], path: Path, *, title: s
                 [1000 * ref.oracle_cost], [ref.oracle_quality], marker="*", color="black", s=60
             )
             ax.annotate("oracle", (1000 * ref.oracle_cost, ref.oracle_quality), fontsize=7)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "no validation rows grade every candidate: no quality-cost curve",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-        ax.set_xlabel("cost per 1k requests (USD)")
-        ax.set_ylabel("mean quality")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ref is not None:
-            ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        return _finish(
+            fig,
+            ax,
+            path,
+            title=title,
+            xlabel="cost per 1k requests (USD)",
+            empty=None
+            if ref is not None
+            else "no validation rows grade every candidate: no quality-cost curve",
+        )
     finally:
         plt.close(fig)
-    return path
