@@ -148,15 +148,24 @@ def _trained_version(settings: StackSettings, request_id: str, *, timeout_s: flo
 
 
 def _set_default(
-    settings: StackSettings, admin_key: str, name: str, kind: str, params: dict[str, Any]
+    settings: StackSettings,
+    admin_key: str,
+    name: str,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    epsilon: float | None = None,
 ) -> None:
     register = [] if kind == "" else [{"name": name, "kind": kind, "params": params}]
+    body: dict[str, Any] = {"register": register, "default": name, "ab": {}}
+    if epsilon is not None:
+        body["epsilon"] = epsilon
     for i in range(settings.gateway_replicas):
         r = httpx.put(
             f"http://{settings.host}:{settings.gateway_port + i}/admin/strategies",
             headers={"authorization": f"Bearer {admin_key}"},
             timeout=10,
-            json={"register": register, "default": name, "ab": {}},
+            json=body,
         )
         if r.status_code != 200:
             raise DemoError(f"cannot set the default strategy: {r.status_code} {r.text}")
@@ -220,7 +229,10 @@ def _llmrouter_scenario(train_queries: int) -> Scenario:
         before=("strongest", "", {}),
         before_text="the best single model (strongest prior quality), no routing",
         after=("learned", "learned", {}),  # its target is set from the before stage's cost
-        after_text="learned router over 9, λ held at half the best single model's cost",
+        after_text=(
+            "learned router over 9 (with the gateways' exploration), λ held at half the best "
+            "single model's estimated cost"
+        ),
         restore=("learned", "learned", {}),  # filled from the model file
         held_out="llmrouter-test",
     )
@@ -239,6 +251,7 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
     )
     ds = scenario.ds
     scenario = replace(scenario, restore=_configured(settings, scenario.restore))
+    epsilon = _configured_epsilon(settings)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
@@ -266,7 +279,13 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
 
     try:
         t = _stage(1, f"before: {len(scenario.test_rows)} held-out prompts, {scenario.before_text}")
-        _set_default(settings, keys.admin_key, *scenario.before)
+        # Without exploration: the baseline is exactly what it says (the best single model).
+        _set_default(
+            settings,
+            keys.admin_key,
+            *scenario.before,
+            epsilon=0.0 if scenario.strong is None else None,
+        )
         before = _replay(
             settings, ds, scenario.test_rows, feedback=False, shadow=0.0, label="before"
         )
@@ -277,7 +296,7 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
             f"traffic: {len(scenario.train_rows)} training prompts with recorded feedback "
             f"and shadow outcomes of all {len(ds.models)} candidates (full-information labels)",
         )
-        _set_default(settings, keys.admin_key, *scenario.restore)
+        _set_default(settings, keys.admin_key, *scenario.restore, epsilon=epsilon)
         traffic = _replay(
             settings, ds, scenario.train_rows, feedback=True, shadow=1.0, label="traffic"
         )
@@ -334,7 +353,7 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
         announcements.close()
         # Put the configured default back, whatever happened (best effort).
         with contextlib.suppress(DemoError, httpx.HTTPError):
-            _set_default(settings, keys.admin_key, *scenario.restore)
+            _set_default(settings, keys.admin_key, *scenario.restore, epsilon=epsilon)
 
     t = _stage(7, "report")
     _report(settings, scenario, before, after, version)
@@ -356,6 +375,19 @@ def _configured(
         if spec.get("name") == strategy[0]:
             return spec["name"], spec["kind"], dict(spec.get("params") or {})
     return strategy
+
+
+def _configured_epsilon(settings: StackSettings) -> float | None:
+    """The exploration rate of the stack's model file (what the gateways started with)."""
+    import yaml
+
+    from routeiq_cli.stack.components import gateway_config_path
+
+    path = gateway_config_path(settings)
+    if not path.is_file():
+        return None
+    value = (yaml.safe_load(path.read_text()).get("routeiq") or {}).get("epsilon")
+    return None if value is None else float(value)
 
 
 def _retrain_request(
