@@ -210,7 +210,9 @@ class Gateway:
             return await anyio.to_thread.run_sync(work)
         return work()
 
-    def route_input(self, text: str, *, model: str, unit_key: str, domain: str | None) -> Any:
+    def route_input(
+        self, text: str, *, model: str, unit_key: str, domain: str | None
+    ) -> RouteInput:
         """The strategies' view of one request (features computed on demand)."""
         features = self.embeddings
         return RouteInput(
