@@ -8,8 +8,9 @@ starts), on LLMRouter's data:
 2. traffic dcrouter_train prompts with recorded feedback and every other candidate's outcome
            (shadow calls: full-information labels over all 9)
 3. label   the labeler windows it into Parquet shards and asks for retraining
-4. train   the trainer trains kNN/SVM/MLP/MF, evaluates the quality-cost curve on the newest
-           rows, gates on AIQ against the champion and announces
+4. train   the trainer trains kNN (the router that leads every offline measure on this
+           data), evaluates the quality-cost curve on the newest rows, gates on AIQ against
+           the champion and announces
 5. swap    every gateway verifies, probes and hot-swaps the new router
 6. after   the same 500 prompts on the cost-aware learned strategy, λ calibrated live to half
            the best single model's estimated cost
@@ -320,9 +321,12 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
             "rows (graded or not)",
         )
 
-        t = _stage(
-            4, "train: kNN/SVM/MLP/MF, evaluated on the newest 20%, gated against the champion"
+        import json
+
+        types = "/".join(
+            t.upper() if t != "knn" else "kNN" for t in json.loads(settings.retrain_router_types)
         )
+        t = _stage(4, f"train: {types}, evaluated on the newest 20%, gated against the champion")
         version = _train(settings, request, announcements, gateway, t)
 
         t = _stage(5, "swap: gateways verify, probe and hot-swap")

@@ -11,7 +11,8 @@ Two dense encoders:
   (``embedding.py``): about 20 ms per query on a small CPU;
 * ``static``: a static embedding distilled offline from the same packaged MiniLM with
   model2vec (every vocabulary token's MiniLM output, PCA-reduced and frequency-weighted); a
-  query's vector is the mean of its tokens' rows: about 0.05 ms.
+  query's vector is the mean of its tokens' rows: about 0.2 ms with the sketch, tokenizing
+  included (bench/gateway.py).
 
 The sketch hashes every token unigram and bigram (keyed by ``sketch_seed``) with a random sign
 into ``sketch_dim`` buckets, weighted 1 + log(count): a fixed-size, signed feature-hashing view
