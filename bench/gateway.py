@@ -11,7 +11,10 @@ latency, driven by the same client at a fixed concurrency with dcrouter_test pro
   b   RouteIQ, `random` strategy, telemetry off, no features
   c   the LiteLLM proxy (`litellm --config`, the same model_list), calling one model
 
-Rounds are interleaved (a, a+, b, c, a, ...) and medians reported with ratios a/c and a/b.
+Rounds are interleaved (a, a+, b, c, a, ...) and medians reported with ratios a/c and a/b,
+with each server's own CPU time per request (user + system, from /proc, all its threads): on
+a small machine the client, the upstream and the server share the cores, so CPU per request
+says what a server costs more steadily than its throughput does.
 Also the routing decision alone (features + router + policy, uncached, 9 candidates,
 in-process) for the default pipeline and, as the baseline measured alongside, the MiniLM one.
 
@@ -38,6 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -189,16 +198,18 @@ def main() -> None:
                 "ROUTEIQ_GATEWAY_FEATURES_DIR": str(stack.state / "features" / "static"),
                 **env,
             }
-            processes.append(
-                ServiceProcess(
-                    "routeiq_gateway",
-                    base,
-                    work / f"{label}.log",
-                    health_url=f"http://127.0.0.1:{port}/health/ready",
-                ).start()
-            )
+            proc = ServiceProcess(
+                "routeiq_gateway",
+                base,
+                work / f"{label}.log",
+                health_url=f"http://127.0.0.1:{port}/health/ready",
+            ).start()
+            processes.append(proc)
+            assert proc.proc is not None
+            pids[f"http://127.0.0.1:{port}"] = proc.proc.pid
             return f"http://127.0.0.1:{port}"
 
+        pids: dict[str, int] = {}
         learned = {"router_name": tag, "default_strategy": "learned", "epsilon": 0.05}
         url_a = gateway("a", learned, ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0")
         url_a_cached = gateway("a-cached", learned)
@@ -254,6 +265,8 @@ def main() -> None:
             ).start()
         )
         url_c = f"http://127.0.0.1:{lp_port}"
+        assert processes[-1].proc is not None
+        pids[url_c] = processes[-1].proc.pid
 
         configs = [
             ("a", url_a, "auto", "RouteIQ learned over 9, telemetry, no cache"),
@@ -272,7 +285,10 @@ def main() -> None:
                 # Cold prompts for a: a different slice each round; a+ repeats the first one.
                 offset = 0 if label == "a+" else (rnd * args.requests) % max(1, len(prompts))
                 batch = [prompts[(offset + i) % len(prompts)] for i in range(args.requests)]
-                results[label].append(asyncio.run(drive(url, model, batch, args.concurrency)))
+                cpu_before = cpu_seconds(pids[url])
+                result = asyncio.run(drive(url, model, batch, args.concurrency))
+                result["cpu_ms"] = (cpu_seconds(pids[url]) - cpu_before) * 1000 / len(batch)
+                results[label].append(result)
 
         # -- the routing decision alone, in-process, with the same bundle and strategy
         spec = load_model_file(work / "a.yaml")
@@ -337,20 +353,25 @@ def main() -> None:
     )
     print(
         f"\n{'config':<4} {'what':<48} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>7}"
+        f"{'p99 ms':>8} {'CPU ms/req':>11} {'errors':>7}"
     )
-    print("-" * 97)
+    print("-" * 109)
     for label, _, _, what in configs:
         print(
             f"{label:<4} {what:<48} {med(label, 'rps'):>8.1f} {med(label, 'p50'):>8.1f} "
-            f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} "
+            f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} {med(label, 'cpu_ms'):>11.2f} "
             f"{sum(r['errors'] for r in results[label]):>7.0f}"
         )
-    print("\nratios (throughput; p99 latency)")
+    print("\nper round (req/s; CPU ms per request), in the order run")
+    for label, _, _, _ in configs:
+        rounds = "  ".join(f"{r['rps']:.0f}; {r['cpu_ms']:.2f}" for r in results[label])
+        print(f"  {label:<4} {rounds}")
+    print("\nratios (throughput; p99 latency; server CPU per request)")
     for x, y in (("a", "c"), ("a+", "c"), ("a", "b"), ("b", "c")):
         print(
             f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
-            f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x"
+            f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x   "
+            f"CPU/req {med(x, 'cpu_ms') / med(y, 'cpu_ms'):.2f}x"
         )
     print(
         "\nrouting decision alone (features + kNN + cost-aware policy over 9 candidates, "

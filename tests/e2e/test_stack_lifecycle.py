@@ -21,21 +21,25 @@ from routeiq_cli.stack.settings import StackSettings
 
 pytestmark = pytest.mark.e2e
 
+# Below Linux's ephemeral range (32768-60999 by default), gRPC ports (S3 + 10000) included:
+# a port in that range can be held as a client port by any running process (the shared
+# stack's gateway once held 35000 for its Kafka connection, and MLflow could not bind it).
+# Distinct from the shared stack's defaults and their gRPC ports (18333, 19333, ...).
 PORTS = {
-    "KAFKA_PORT": 39092,
-    "KAFKA_CONTROLLER_PORT": 39093,
-    "REGISTRY_PORT": 38081,
-    "S3_PORT": 38333,
-    "S3_MASTER_PORT": 39333,
-    "S3_VOLUME_PORT": 38380,
-    "S3_FILER_PORT": 38888,
-    "REDIS_PORT": 36379,
-    "MLFLOW_PORT": 35000,
-    "UPSTREAM_PORT": 38090,
-    "GATEWAY_PORT": 38000,
-    "LABELER_PORT": 36066,
-    "TRAINER_PORT": 38092,
-    "ANALYTICS_PORT": 38095,
+    "KAFKA_PORT": 29092,
+    "KAFKA_CONTROLLER_PORT": 29093,
+    "REGISTRY_PORT": 28081,
+    "S3_PORT": 17333,
+    "S3_MASTER_PORT": 17334,
+    "S3_VOLUME_PORT": 17380,
+    "S3_FILER_PORT": 17888,
+    "REDIS_PORT": 26379,
+    "MLFLOW_PORT": 25000,
+    "UPSTREAM_PORT": 28090,
+    "GATEWAY_PORT": 28000,
+    "LABELER_PORT": 26066,
+    "TRAINER_PORT": 28092,
+    "ANALYTICS_PORT": 28095,
 }
 
 
@@ -45,7 +49,8 @@ def private_stack(tmp_path_factory):
     env["ROUTEIQ_STACK_STATE_DIR"] = str(tmp_path_factory.mktemp("stack") / "state")
     env["ROUTEIQ_STACK_KAFKA_HEAP"] = "384m"
     settings = StackSettings.load(env)
-    busy = [p for p in PORTS.values() if port_open(settings.host, p)]
+    grpc = [PORTS[k] + 10000 for k in PORTS if k.startswith("S3_")]
+    busy = [p for p in [*PORTS.values(), *grpc] if port_open(settings.host, p)]
     if busy:
         pytest.fail(f"ports {busy} are taken; the lifecycle test needs them free")
     yield settings

@@ -14,7 +14,15 @@ from routeiq.routing.embedding import packaged_model_dir
 from routeiq.routing.featurizer import Featurizer, write_static
 
 
-def tiny_static(folder: Path, *, dim: int = 16, sketch_dim: int = 32, seed: int = 0) -> Featurizer:
+def tiny_static(
+    folder: Path,
+    *,
+    dim: int = 16,
+    sketch_dim: int = 32,
+    seed: int = 0,
+    max_tokens: int = 128,
+    tail_tokens: int = 0,
+) -> Featurizer:
     """A static pipeline over MiniLM's tokenizer with a seeded random (30522, dim) table."""
     table = np.random.default_rng(seed).normal(size=(30522, dim)).astype(np.float16)
     return write_static(
@@ -23,4 +31,6 @@ def tiny_static(folder: Path, *, dim: int = 16, sketch_dim: int = 32, seed: int 
         packaged_model_dir() / "tokenizer.json",
         sketch_dim=sketch_dim,
         dense_weight=0.5 if sketch_dim else 1.0,
+        max_tokens=max_tokens,
+        tail_tokens=tail_tokens,
     )

@@ -449,7 +449,22 @@ def features() -> None:
     help="Folder to write (default: <state>/features/<kind>).",
 )
 @click.option("--sketch-seed", default=0, show_default=True, help="Keys the n-gram hashing.")
-def features_build(kind: str, out: Path | None, sketch_seed: int) -> None:
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="static: tokens read per prompt (default 256).",
+)
+@click.option(
+    "--tail-tokens",
+    type=click.IntRange(min=0),
+    default=None,
+    help="static: of those, how many a long prompt gives from its end (default 128; 0: "
+    "the first max-tokens only, as pipelines before 2026-12).",
+)
+def features_build(
+    kind: str, out: Path | None, sketch_seed: int, max_tokens: int | None, tail_tokens: int | None
+) -> None:
     """Distil the static encoder from the packaged MiniLM (offline) and save the pipeline."""
     import time
 
@@ -457,7 +472,13 @@ def features_build(kind: str, out: Path | None, sketch_seed: int) -> None:
 
     folder = out or _settings().state / "features" / kind
     started = time.monotonic()
-    pipeline = open_pipeline(kind, folder=folder, sketch_seed=sketch_seed)
+    tokens = {"max_tokens": max_tokens, "tail_tokens": tail_tokens}
+    pipeline = open_pipeline(
+        kind,
+        folder=folder,
+        sketch_seed=sketch_seed,
+        **{k: v for k, v in tokens.items() if v is not None},
+    )
     if kind != "static":
         pipeline.save(folder)
     click.echo(

@@ -236,9 +236,14 @@ def _base(spec: str) -> str:
     return head if sep and tail in {"train", "test"} else spec
 
 
+# The plain kNN every router is compared with: 200 neighbours by cosine similarity of the
+# features themselves (no subspace, exact search), each neighbour one vote.
+BASELINE_PARAMS = {"k": 200, "weighting": "uniform", "dims": 0, "coarse_dims": 0}
+
+
 def baseline_router(data: PreparedData, seed: int) -> KNNRouter:
-    """The plain kNN every router is compared with: 200 neighbours, uniform vote."""
-    return KNNRouter.fit(data.train, {"k": 200, "weighting": "uniform"}, ctx=FitContext(seed=seed))
+    """The plain kNN every router is compared with (``BASELINE_PARAMS``)."""
+    return KNNRouter.fit(data.train, BASELINE_PARAMS, ctx=FitContext(seed=seed))
 
 
 def run_eval(

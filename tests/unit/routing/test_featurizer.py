@@ -154,3 +154,38 @@ def test_the_minilm_pipeline_keeps_the_name_events_always_carried() -> None:
     p = minilm_pipeline()
     assert p.id == MODEL_NAME
     assert p.dimension == 384
+
+
+def test_a_long_prompt_is_read_at_both_ends(tmp_path: Path) -> None:
+    """With tail_tokens, what a long prompt asks at its end changes its vector; a short
+    prompt reads as the head-only pipeline reads it."""
+    both = tiny_static(tmp_path / "both", dim=16, sketch_dim=32, max_tokens=64, tail_tokens=32)
+    head = tiny_static(tmp_path / "head", dim=16, sketch_dim=32, max_tokens=64)
+    preamble = "Here are the rules of a long puzzle. " * 40
+    a, b = preamble + "Who owns the fish?", preamble + "Which house is blue?"
+    assert np.allclose(head.encode([a]), head.encode([b]))  # the end is cut off
+    assert not np.allclose(both.encode([a]), both.encode([b]))
+    short = ["What is 17 times 23?", "hi"]
+    assert np.allclose(both.encode(short), head.encode(short), atol=1e-6)
+    ids = both._static.token_ids([a])[0]
+    # At most max_tokens: the tail's 32, and the head's from its 4 × 32 characters.
+    assert 32 < len(ids) <= 64
+    tail = both._static.token_ids([a[-200:]])[0]
+    assert list(ids[-8:]) == list(tail[-8:])  # "... who owns the fish?"
+    # One at a time (the gateway) equals in a batch (the trainer).
+    texts = [a, b, *short, ""]
+    assert np.allclose(np.vstack([both.encode([t]) for t in texts]), both.encode(texts), atol=1e-6)
+
+
+def test_tail_tokens_join_the_id_only_when_set(pipeline) -> None:
+    """Pipelines written before tail_tokens existed keep their ids (and bundles, shards)."""
+    from dataclasses import asdict, replace
+
+    spec = pipeline.spec
+    assert spec.tail_tokens == 0
+    assert replace(spec, tail_tokens=8).id != spec.id
+    raw = asdict(spec)
+    del raw["tail_tokens"]  # a features.json from before the field
+    assert FeatureSpec.from_dict({**raw, "id": spec.id}).id == spec.id
+    with pytest.raises(FeatureError, match="tail_tokens"):
+        replace(spec, tail_tokens=spec.max_tokens)

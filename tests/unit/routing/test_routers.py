@@ -88,3 +88,51 @@ def test_bert_refuses_training_without_text(synthetic) -> None:
     train, _ = synthetic
     with pytest.raises(RouterError, match="needs the query text"):
         router_class("bert").fit(train, ctx=FitContext())
+
+
+def test_softmax_weights_fall_off_from_the_nearest_neighbour() -> None:
+    """Weights relative to the query's nearest neighbour: a query asked before counts its
+    own outcome far more than similarity⁴ would, and a query far from every key still
+    averages its neighbours (relative weights never all vanish)."""
+    rng = np.random.default_rng(1)
+    centre = rng.normal(size=16)
+    keys = centre / np.linalg.norm(centre) + rng.normal(scale=0.25, size=(200, 16))
+    keys = (keys / np.linalg.norm(keys, axis=1, keepdims=True)).astype(np.float32)
+    quality = np.zeros((200, 2))
+    quality[:, 1] = 1.0  # every neighbour: "b" right, "a" wrong ...
+    quality[7] = [1.0, 0.0]  # ... except the query asked before
+    data = TrainingData(keys, quality, ("a", "b"))
+
+    def share_of_the_repeat(**params: object) -> float:
+        knn = router_class("knn").fit(data, {"dims": 0, "k": 200, **params}, ctx=FitContext())
+        return float(knn.predict(keys[7:8])[0, 0])  # "a" is right only on the repeat
+
+    softmax = share_of_the_repeat(weighting="softmax", sharpness=10.0)
+    power = share_of_the_repeat(weighting="distance", power=4.0)
+    uniform = share_of_the_repeat(weighting="uniform")
+    assert uniform == pytest.approx(1 / 200)
+    assert softmax > 3 * power > 3 * uniform
+    far = -keys.mean(axis=0, keepdims=True)
+    knn = router_class("knn").fit(data, {"dims": 0, "k": 200}, ctx=FitContext())
+    assert knn.predict(far / np.linalg.norm(far))[0, 1] > 0.9
+
+
+def test_search_in_a_principal_subspace_and_the_shortlist_agree_with_exact(synthetic) -> None:
+    train, test = synthetic
+    exact = router_class("knn").fit(train, {"dims": 0, "coarse_dims": 0}, ctx=FitContext())
+    sub = router_class("knn").fit(train, {"dims": 32}, ctx=FitContext())
+    assert sub.projection is not None
+    assert sub.projection.shape == (384, 32)
+    assert sub.shortlist is None  # 400 keys: below exact_up_to, searched exhaustively
+    listed = router_class("knn").fit(
+        train, {"dims": 0, "exact_up_to": 0, "candidates": 100, "k": 50}, ctx=FitContext()
+    )
+    assert listed.shortlist is not None
+    truth = test.quality.argmax(1)
+    for router in (exact, sub, listed):
+        assert np.mean(router.predict(test.embeddings).argmax(1) == truth) > 0.8
+
+
+def test_an_unknown_weighting_is_refused() -> None:
+    with pytest.raises(RouterError, match="weighting must be one of softmax"):
+        router_class("knn")(("a", "b"), {"weighting": "gaussian"})

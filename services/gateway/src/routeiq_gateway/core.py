@@ -439,7 +439,10 @@ class Gateway:
             "router_version": d.router_version,
             "exploration": d.exploration,
             "ab_arm": d.arm,
-            "query_embedding": np.asarray(embedding).tolist() if embedding is not None else None,
+            # A numpy array: the serde packs it without a Python float per element.
+            "query_embedding": (
+                np.asarray(embedding, dtype=np.float32) if embedding is not None else None
+            ),
             "embedding_model": d.embedding_model if embedding is not None else None,
             "domain": plan.domain,
         }

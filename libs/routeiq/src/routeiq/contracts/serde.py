@@ -23,6 +23,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from routeiq.contracts.catalog import Contract
+from routeiq.contracts.floatarrays import FloatArrayWriter
 from routeiq.errors import ContractError, RegistryError, SerializationError
 
 MAGIC_BYTE = 0
@@ -113,7 +114,10 @@ class AvroSerde:
         self.subject = subject
         self._schema_text = schema_text
         self._resolver = resolver
-        self._schema = fastavro.parse_schema(json.loads(schema_text))
+        raw = json.loads(schema_text)
+        self._schema = fastavro.parse_schema(raw)
+        # Records with float arrays (feature vectors) are written with numpy packing them.
+        self._fast = FloatArrayWriter.for_schema(raw) if isinstance(raw, dict) else None
         self._schema_id: int | None = None
         self._writers: dict[int, Any] = {}
 
@@ -136,7 +140,10 @@ class AvroSerde:
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, self.schema_id))
         try:
-            fastavro.schemaless_writer(buffer, self._schema, record, strict_allow_default=True)
+            if self._fast is not None:
+                self._fast.write(buffer, record)
+            else:
+                fastavro.schemaless_writer(buffer, self._schema, record, strict_allow_default=True)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerializationError(f"cannot encode {self.subject} record: {exc}") from exc
         return buffer.getvalue()

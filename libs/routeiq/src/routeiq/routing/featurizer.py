@@ -36,7 +36,7 @@ import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,18 @@ ENCODERS = ("minilm", "static")
 # Longest feature vector a contract or shard accepts (a bound against garbage, not a design
 # limit: the defaults are 384 and 768).
 MAX_DIMENSION = 4096
-# Tokens a static pipeline reads: the first 128 identify a query's task as well as all of
-# them (routeiq eval: equal APGR on GSM8K, equal quality on LLMRouter) and bound the
-# tokenizer's time on long prompts (p99 feature time 1.06 → 0.68 ms on LLMRouter's).
-STATIC_MAX_TOKENS = 128
+# Tokens a static pipeline reads, and how many of them come from the end of a long prompt:
+# a long prompt states its task up front and its actual question last (LLMRouter's puzzles,
+# few-shot prompts), so the first 128 and the last 128 tokens route better than the first
+# 128 alone or the first 512 (routeiq eval, docs/routing.md), while bounding the
+# tokenizer's work on long prompts.
+STATIC_MAX_TOKENS = 256
+STATIC_TAIL_TOKENS = 128
 # Characters kept before tokenising: tokens are rarely longer than 8 characters, so this
 # keeps every token the truncation would keep while bounding the tokenizer's work.
 _CHARS_PER_TOKEN_CAP = 8
+# Characters per token a pipeline that reads both ends of a prompt budgets (TokenReader).
+_CHARS_PER_TOKEN_BOTH_ENDS = 4
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -85,6 +90,9 @@ class FeatureSpec:
     dense_weight: float = 1.0  # share of the squared norm given to the dense part
     max_tokens: int = 512
     distilled_from: str | None = None  # static: the model it was distilled from
+    # Of ``max_tokens``, how many a prompt longer than that gives from its end (0: the
+    # first ``max_tokens`` only, as every pipeline before this field).
+    tail_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -104,6 +112,8 @@ class FeatureSpec:
             )
         if self.max_tokens < 1:
             raise FeatureError("max_tokens must be at least 1")
+        if not 0 <= self.tail_tokens < self.max_tokens:
+            raise FeatureError("tail_tokens must be at least 0 and less than max_tokens")
 
     @property
     def dimension(self) -> int:
@@ -114,13 +124,20 @@ class FeatureSpec:
         """MiniLM alone: the vectors every gateway logged before pipelines had ids."""
         return self.encoder == "minilm" and self.sketch_dim == 0
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """A stable name for these features: events' and shards' ``embedding_model``."""
+        """A stable name for these features: events' and shards' ``embedding_model``.
+
+        Cached (the spec is frozen): a gateway reads it several times per request, and the
+        hash of the spec's JSON costs about 15 µs each time."""
         if self.is_legacy_minilm:
             return MINILM_NAME
+        fields = asdict(self)
+        if not self.tail_tokens:
+            # Pipelines from before the field keep their ids (and their bundles and shards).
+            del fields["tail_tokens"]
         digest = hashlib.sha256(
-            json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+            json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()[:12]
         sketch = f"+sketch{self.sketch_dim}" if self.sketch_dim else ""
         return f"routeiq/{self.encoder}{self.dense_dim}{sketch}@{digest}"
@@ -163,45 +180,103 @@ def dimension_of(features_id: str) -> int | None:
 # ---------------------------------------------------------------- parts
 
 
-class StaticEncoder:
-    """Mean of per-token vectors (model2vec's format: a tokenizer and one embedding matrix).
+class TokenReader:
+    """The token ids a pipeline reads from a text (no special tokens; unknown tokens dropped
+    unless ``drop_unknown`` is false, as the MiniLM pipelines' sketch has always kept them).
 
-    Matches ``model2vec.StaticModel.encode`` (no special tokens, unknown tokens dropped, mean
-    pooling, L2 normalisation); a unit test compares the two.
+    Without a tail: the first ``max_tokens`` of the text's first ``max_tokens × 8``
+    characters (tokens are rarely longer, and the clip bounds the tokenizer's work).
+
+    With ``tail_tokens``: a text of at most ``max_tokens × 4`` characters is read whole (up to
+    ``max_tokens``); a longer one gives the first ``max_tokens − tail_tokens`` tokens of its
+    first ``4 ×`` that many characters and the last ``tail_tokens`` tokens of its last
+    ``4 ×`` that many. Four characters a token is about what English text averages under
+    MiniLM's WordPiece; bounding by characters keeps the tokenizer's work (most of a static
+    pipeline's time) at the 128-token pipeline's while reading both ends. The tail's first
+    token may be the end of a word. Deterministic, and the same in batches (the trainer) as
+    one text at a time (the gateway).
     """
 
-    def __init__(self, tokenizer_path: Path, weights_path: Path, *, max_tokens: int) -> None:
-        from safetensors.numpy import load_file
+    def __init__(
+        self,
+        tokenizer_path: Path,
+        *,
+        max_tokens: int,
+        tail_tokens: int = 0,
+        drop_unknown: bool = True,
+    ) -> None:
         from tokenizers import Tokenizer
 
         try:
-            tensors = load_file(str(weights_path))
-            self.table = np.ascontiguousarray(tensors["embeddings"], dtype=np.float32)
-            self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        except (OSError, KeyError, ValueError, Exception) as exc:
-            raise FeatureError(f"cannot read the static encoder: {exc!r}") from exc
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=max_tokens)
-        self.unk = self.tokenizer.token_to_id("[UNK]")
-        self.max_chars = max_tokens * _CHARS_PER_TOKEN_CAP
+            self.head = Tokenizer.from_file(str(tokenizer_path))
+            self.tail = Tokenizer.from_file(str(tokenizer_path)) if tail_tokens else None
+        except Exception as exc:
+            raise FeatureError(f"cannot read the tokenizer {tokenizer_path}: {exc!r}") from exc
+        self.head.no_padding()
+        self.head.enable_truncation(max_length=max_tokens)
+        self.unk = self.head.token_to_id("[UNK]") if drop_unknown else None
+        # tokenizers' Python objects are not safe to use from two threads at once with
+        # truncation enabled ("Already borrowed"): one caller at a time.
         self._lock = threading.Lock()
+        if self.tail is None:
+            self.whole_chars = max_tokens * _CHARS_PER_TOKEN_CAP
+            return
+        self.tail.no_padding()
+        self.tail.enable_truncation(max_length=tail_tokens, direction="left")
+        self.whole_chars = max_tokens * _CHARS_PER_TOKEN_BOTH_ENDS
+        self.head_chars = (max_tokens - tail_tokens) * _CHARS_PER_TOKEN_BOTH_ENDS
+        self.tail_chars = tail_tokens * _CHARS_PER_TOKEN_BOTH_ENDS
+        self.keep_head = max_tokens - tail_tokens
 
-    @property
-    def dimension(self) -> int:
-        return int(self.table.shape[1])
+    def __call__(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
+        if self.tail is None:
+            return self._encode(self.head, [t[: self.whole_chars] for t in texts])
+        long = [i for i, t in enumerate(texts) if len(t) > self.whole_chars]
+        heads = self._encode(
+            self.head,
+            [t[: self.head_chars] if len(t) > self.whole_chars else t for t in texts],
+        )
+        if long:
+            tails = self._encode(self.tail, [texts[i][-self.tail_chars :] for i in long])
+            for i, tail in zip(long, tails, strict=True):
+                heads[i] = np.concatenate([heads[i][: self.keep_head], tail])
+        return heads
 
-    def token_ids(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
-        clipped = [t[: self.max_chars] for t in texts]
-        with self._lock:  # the tokenizer's truncation settings are shared mutable state
-            if len(clipped) == 1:  # the gateway's case: skip the batch machinery
-                encodings = [self.tokenizer.encode(clipped[0], add_special_tokens=False)]
+    def _encode(self, tokenizer: Any, texts: list[str]) -> list[NDArray[np.int64]]:
+        with self._lock:
+            if len(texts) == 1:  # the gateway's case: skip the batch machinery
+                encodings = [tokenizer.encode(texts[0], add_special_tokens=False)]
             else:
-                encodings = self.tokenizer.encode_batch(clipped, add_special_tokens=False)
+                encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
         out = []
         for e in encodings:
             ids = np.asarray(e.ids, dtype=np.int64)
             out.append(ids[ids != self.unk] if self.unk is not None else ids)
         return out
+
+
+class StaticEncoder:
+    """Mean of per-token vectors (model2vec's format: a tokenizer and one embedding matrix).
+
+    Matches ``model2vec.StaticModel.encode`` (no special tokens, unknown tokens dropped, mean
+    pooling, L2 normalisation) on texts within ``max_tokens``; a unit test compares the two.
+    """
+
+    def __init__(
+        self, tokenizer_path: Path, weights_path: Path, *, max_tokens: int, tail_tokens: int = 0
+    ) -> None:
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(str(weights_path))
+            self.table = np.ascontiguousarray(tensors["embeddings"], dtype=np.float32)
+        except (OSError, KeyError, ValueError, Exception) as exc:
+            raise FeatureError(f"cannot read the static encoder: {exc!r}") from exc
+        self.token_ids = TokenReader(tokenizer_path, max_tokens=max_tokens, tail_tokens=tail_tokens)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.table.shape[1])
 
     def pool(self, ids: Sequence[NDArray[np.int64]]) -> F32:
         if len(ids) == 1 and ids[0].size:  # the gateway's case, in fewer array calls
@@ -236,15 +311,15 @@ class NgramSketch:
                 continue
             keys, counts = np.unique(np.concatenate(grams), return_counts=True)
             values = 1.0 + np.log(counts)
-            signed: NDArray[np.float64] | None = None
-            for seed in self._seeds:
-                h = _splitmix(keys ^ seed)
-                if signed is None:
-                    # One sign per n-gram for all its probes: two probes in the same bucket
-                    # add up instead of cancelling (a one-token query never sketches to 0).
-                    signed = np.where(h >> np.uint64(63), -values, values)
-                buckets = (h % np.uint64(self.dim)).astype(np.int64)
-                out[i] += np.bincount(buckets, weights=signed, minlength=self.dim)
+            # Every probe's hash at once (probes × n-grams): a gateway featurises one query
+            # between other work, where each numpy call costs more than its arithmetic.
+            h = _splitmix(keys[None, :] ^ self._seeds[:, None])
+            # One sign per n-gram for all its probes: two probes in the same bucket add up
+            # instead of cancelling (a one-token query never sketches to 0).
+            signed = np.where(h[0] >> np.uint64(63), -values, values)
+            buckets = (h % np.uint64(self.dim)).astype(np.int64).ravel()
+            weights = np.tile(signed, len(self._seeds))
+            out[i] = np.bincount(buckets, weights=weights, minlength=self.dim)
         return _unit(out)
 
 
@@ -312,7 +387,12 @@ class Featurizer:
             raise FeatureError("a minilm pipeline needs the MiniLM encoder")
         if self._sketch is not None and spec.encoder == "minilm":
             # MiniLM's own vocabulary, without special tokens, feeds the sketch.
-            self._sketch_tokens = StaticTokens(packaged_model_dir() / "tokenizer.json", spec)
+            self._sketch_tokens = TokenReader(
+                packaged_model_dir() / "tokenizer.json",
+                max_tokens=spec.max_tokens,
+                tail_tokens=spec.tail_tokens,
+                drop_unknown=False,
+            )
 
     @property
     def id(self) -> str:
@@ -341,7 +421,7 @@ class Featurizer:
         if self._sketch is None:
             return dense
         if ids is None:
-            ids = self._sketch_tokens.token_ids(texts)
+            ids = self._sketch_tokens(texts)
         w = self.spec.dense_weight
         sketch = self._sketch.sketch(ids)
         return np.hstack([dense * np.float32(np.sqrt(w)), sketch * np.float32(np.sqrt(1 - w))])
@@ -358,26 +438,6 @@ class Featurizer:
             names.append(name)
         (folder / SPEC_FILE).write_text(json.dumps(self.spec.to_dict(), indent=2, sort_keys=True))
         return names
-
-
-class StaticTokens:
-    """Just the token ids of a tokenizer file (the sketch's input for a MiniLM pipeline)."""
-
-    def __init__(self, tokenizer_path: Path, spec: FeatureSpec) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=spec.max_tokens)
-        self.max_chars = spec.max_tokens * _CHARS_PER_TOKEN_CAP
-        self._lock = threading.Lock()
-
-    def token_ids(self, texts: Sequence[str]) -> list[NDArray[np.int64]]:
-        with self._lock:
-            encodings = self.tokenizer.encode_batch(
-                [t[: self.max_chars] for t in texts], add_special_tokens=False
-            )
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
 
 
 def sha256_path(path: Path) -> str:
@@ -416,7 +476,9 @@ def load_featurizer(folder: Path | None, spec: FeatureSpec) -> Featurizer:
         raise FeatureError(
             f"{STATIC_WEIGHTS} has sha256 {actual}, the feature spec says {spec.encoder_sha256}"
         )
-    static = StaticEncoder(tokenizer, weights, max_tokens=spec.max_tokens)
+    static = StaticEncoder(
+        tokenizer, weights, max_tokens=spec.max_tokens, tail_tokens=spec.tail_tokens
+    )
     if static.dimension != spec.dense_dim:
         raise FeatureError(
             f"the static encoder is {static.dimension}-d, spec says {spec.dense_dim}"
@@ -459,6 +521,7 @@ def build_static(
     sketch_seed: int = 0,
     dense_weight: float = 0.5,
     max_tokens: int = STATIC_MAX_TOKENS,
+    tail_tokens: int = STATIC_TAIL_TOKENS,
 ) -> Featurizer:
     """Distil the packaged MiniLM into a static encoder with model2vec and save the pipeline.
 
@@ -471,6 +534,7 @@ def build_static(
         "sketch_seed": sketch_seed,
         "dense_weight": dense_weight if sketch_dim else 1.0,
         "max_tokens": max_tokens,
+        "tail_tokens": tail_tokens,
     }
     try:
         existing = read_pipeline(folder) if (folder / SPEC_FILE).is_file() else None
@@ -496,6 +560,7 @@ def build_static(
                     sketch_seed=sketch_seed,
                     dense_weight=dense_weight,
                     max_tokens=max_tokens,
+                    tail_tokens=tail_tokens,
                     distilled_from=spec.distilled_from,
                 )
             finally:
@@ -535,6 +600,7 @@ def build_static(
             sketch_seed=sketch_seed,
             dense_weight=dense_weight,
             max_tokens=max_tokens,
+            tail_tokens=tail_tokens,
             distilled_from=f"{MINILM_NAME}@{shared_minilm().fingerprint}",
         )
     finally:
@@ -550,6 +616,7 @@ def write_static(
     sketch_seed: int = 0,
     dense_weight: float = 0.5,
     max_tokens: int = STATIC_MAX_TOKENS,
+    tail_tokens: int = 0,
     distilled_from: str | None = None,
 ) -> Featurizer:
     """Save a static pipeline from a token-embedding table (vocab, d) and its tokenizer.
@@ -571,6 +638,7 @@ def write_static(
         sketch_seed=sketch_seed,
         dense_weight=dense_weight if sketch_dim else 1.0,
         max_tokens=max_tokens,
+        tail_tokens=tail_tokens,
         distilled_from=distilled_from,
     )
     (tmp / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
@@ -584,10 +652,18 @@ PIPELINES = ("static", "minilm", "minilm+sketch")
 DEFAULT_SKETCH_DIM = 512
 
 
-def open_pipeline(kind: str, *, folder: Path | None = None, sketch_seed: int = 0) -> Featurizer:
+def open_pipeline(
+    kind: str,
+    *,
+    folder: Path | None = None,
+    sketch_seed: int = 0,
+    max_tokens: int = STATIC_MAX_TOKENS,
+    tail_tokens: int = STATIC_TAIL_TOKENS,
+) -> Featurizer:
     """A pipeline by name: ``static`` (static MiniLM + sketch, the default: read from
-    ``folder``, distilled there first if it is empty), ``minilm`` (the packaged MiniLM alone,
-    what gateways logged before pipelines) or ``minilm+sketch``."""
+    ``folder``, distilled there first if it is empty; ``max_tokens`` / ``tail_tokens`` as in
+    ``FeatureSpec``), ``minilm`` (the packaged MiniLM alone, what gateways logged before
+    pipelines) or ``minilm+sketch``."""
     if kind == "minilm":
         return minilm_pipeline()
     if kind == "minilm+sketch":
@@ -596,4 +672,10 @@ def open_pipeline(kind: str, *, folder: Path | None = None, sketch_seed: int = 0
         raise FeatureError(f"unknown feature pipeline {kind!r}; known: {', '.join(PIPELINES)}")
     if folder is None:
         raise FeatureError("the static pipeline lives in a folder: name one")
-    return build_static(folder, sketch_dim=DEFAULT_SKETCH_DIM, sketch_seed=sketch_seed)
+    return build_static(
+        folder,
+        sketch_dim=DEFAULT_SKETCH_DIM,
+        sketch_seed=sketch_seed,
+        max_tokens=max_tokens,
+        tail_tokens=tail_tokens,
+    )

@@ -1,16 +1,25 @@
 """kNN router: a query's expected quality per model is the similarity-weighted mean quality
 of its k most similar training queries, by cosine similarity of their feature vectors.
 
-Defaults (k = 100, weights = similarity⁴) come from ``routeiq eval`` over GSM8K, MT-Bench and
-LLMRouter's 9 models on the static + sketch features: a sharp weighting lets a large k
-average over many neighbours while the nearest few dominate (docs/routing.md has the numbers).
+Defaults (k = 200, weights ``exp(10 · (similarity − the nearest one's))``) come from
+``routeiq eval`` over GSM8K, MT-Bench and LLMRouter's 9 models on the static + sketch
+features: weights fall off with the distance from the query's own nearest neighbour, so the
+nearest few dominate (a query asked before counts its own outcome several times more than
+under similarity⁴ weights), while a query in a sparse region still averages over many
+neighbours instead of all weights vanishing (docs/routing.md has the numbers; similarity⁴
+weights with k = 100, the previous default, scored 0.01 to 0.02 lower on GSM8K and LLMRouter).
 
-Search runs in two passes: the keys' 32 leading principal coordinates (fitted here, saved
-with the keys; 0.7 MB for LLMRouter's 5,608 keys, small enough to stay in cache) shortlist
-``candidates`` keys, which are then compared in full. On GSM8K and LLMRouter the shortlist of
-500 scores as the exact search to within 0.002 (routeiq eval), and a decision reads about
-2 MB instead of every key (17 MB). ``dims`` optionally searches a PCA subspace instead of the
-features themselves (384 halves the bundle, at about 0.005 of quality on LLMRouter).
+Search runs in the keys' 128 leading principal axes (``dims``; fitted here, applied without
+centring so cosine similarity keeps its meaning): LLMRouter's 5,608 keys are then 2.9 MB
+instead of 17 MB, small enough to stay in a gateway's cache while it serves, and the exact
+search over them takes about a tenth of a millisecond. On LLMRouter the subspace routes as
+well as the full features (0.603 against 0.598 at half the best single model's cost), on
+GSM8K 0.01 lower in APGR (still above the baseline kNN); docs/routing.md has the numbers.
+
+Beyond ``exact_up_to`` keys (bundles may hold up to ``max_examples``) a second pass keeps a
+decision's cost bounded: the keys' 32 leading principal coordinates shortlist ``candidates``
+keys, which are then compared in full (on GSM8K and LLMRouter the shortlist of 500 scores as
+the exact search to within 0.003).
 """
 
 from __future__ import annotations
@@ -33,17 +42,22 @@ from routeiq.routing.routers.base import (
 )
 
 _FILE = "knn.npz"
+WEIGHTINGS = ("softmax", "distance", "uniform")
 
 
 class KNNRouter(Router):
     kind = "knn"
     default_params: ClassVar[Mapping[str, Any]] = {
-        "k": 100,
-        "weighting": "distance",  # "distance": weight = similarity ** power; "uniform"
+        "k": 200,
+        # "softmax": exp(sharpness · (similarity − the nearest neighbour's similarity));
+        # "distance": similarity ** power; "uniform": one vote each.
+        "weighting": "softmax",
+        "sharpness": 10.0,
         "power": 4.0,
         "max_examples": 100_000,  # newest examples kept (bounds bundle size and latency)
-        "dims": 0,  # PCA dimensions the search runs in (0: the features themselves)
-        "coarse_dims": 32,  # principal axes of the shortlisting pass (0: exact search)
+        "dims": 128,  # PCA dimensions the search runs in (0: the features themselves)
+        "exact_up_to": 20_000,  # keys searched exhaustively; beyond, shortlist first
+        "coarse_dims": 32,  # principal axes of the shortlisting pass (0: always exact)
         "candidates": 500,  # rows the shortlist keeps for the full comparison
         "chunk": 4096,  # queries per similarity block at prediction time
     }
@@ -61,9 +75,10 @@ class KNNRouter(Router):
         shortlist: F32 | None = None,
     ) -> None:
         super().__init__(models, params)
-        if self.params["weighting"] not in {"distance", "uniform"}:
+        if self.params["weighting"] not in WEIGHTINGS:
             raise RouterError(
-                f"knn: weighting must be distance or uniform, got {self.params['weighting']!r}"
+                f"knn: weighting must be one of {', '.join(WEIGHTINGS)}, "
+                f"got {self.params['weighting']!r}"
             )
         if int(self.params["k"]) < 1:
             raise RouterError("knn: k must be at least 1")
@@ -81,8 +96,9 @@ class KNNRouter(Router):
         """Serving copies: contiguous float32 keys, weight × quality precomputed (a decision
         then reads each key once and touches only its k neighbours' labels)."""
         self._keys = np.ascontiguousarray(self.keys, dtype=np.float32)
-        self._w = np.ascontiguousarray(self.weights, dtype=np.float64)
-        self._wq = self._w * np.nan_to_num(self.quality)
+        w = np.asarray(self.weights, dtype=np.float64)
+        # (n, 2m): each key's observation weights, then weight × quality, side by side.
+        self._w_wq = np.ascontiguousarray(np.hstack([w, w * np.nan_to_num(self.quality)]))
         # The coarse keys (derived, not stored): each key's leading principal coordinates.
         self._coarse = (
             np.ascontiguousarray(_unit(self._keys @ self.shortlist))
@@ -112,7 +128,8 @@ class KNNRouter(Router):
             router.projection = np.ascontiguousarray(vt[:dims].T, dtype=np.float32)
             x = _unit(x @ router.projection)
         c = int(router.params["coarse_dims"])
-        if 0 < c < x.shape[1] and x.shape[0] > int(router.params["candidates"]):
+        pool = max(int(router.params["candidates"]), int(router.params["exact_up_to"]))
+        if 0 < c < x.shape[1] and x.shape[0] > pool:
             _, _, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
             router.shortlist = np.ascontiguousarray(vt[:c].T, dtype=np.float32)
         router.keys = x
@@ -132,29 +149,37 @@ class KNNRouter(Router):
             return out
         k = min(int(self.params["k"]), self._keys.shape[0])
         chunk = int(self.params["chunk"])
-        power = float(self.params["power"])
         for start in range(0, n, chunk):
             z = np.asarray(embeddings[start : start + chunk], dtype=np.float32)
             if self.projection is not None:
                 z = z @ self.projection
             top, sims = self._neighbours(z, k)
-            if self.params["weighting"] == "distance":
-                nw = np.maximum(sims.astype(np.float64), 1e-6) ** power
-            else:
-                nw = np.ones(sims.shape)
-            # Σ_neighbours weight · observation weight · quality / Σ weight · observation weight
-            total = np.einsum("bk,bkm->bm", nw, self._w[top])
-            mean = np.einsum("bk,bkm->bm", nw, self._wq[top]) / np.maximum(total, 1e-12)
+            nw = self._weights(sims.astype(np.float64))
+            # Σ_neighbours weight · observation weight · quality / Σ weight · observation
+            # weight: both sums in one gather and one batched product.
+            sums = np.matmul(nw[:, None, :], self._w_wq[top])[:, 0, :]
+            m = len(self.models)
+            total, weighted = sums[:, :m], sums[:, m:]
+            mean = weighted / np.maximum(total, 1e-12)
             out[start : start + chunk] = np.where(total > 0, mean, self.priors)
         return out
+
+    def _weights(self, sims: F64) -> F64:
+        """Each neighbour's vote, from its similarity to the query (rows: queries)."""
+        weighting = self.params["weighting"]
+        if weighting == "softmax":
+            nearest = sims.max(axis=1, keepdims=True)
+            return np.asarray(np.exp(float(self.params["sharpness"]) * (sims - nearest)))
+        if weighting == "distance":
+            return np.asarray(np.maximum(sims, 1e-6) ** float(self.params["power"]))
+        return np.ones(sims.shape)
 
     def _neighbours(self, z: F32, k: int) -> tuple[NDArray[np.int64], F32]:
         """The k most similar keys of each (projected) query and their cosine similarities.
 
-        With enough keys, a coarse pass over the keys' first ``coarse_dims`` coordinates
-        (the leading principal axes: small enough to stay in cache) shortlists
-        ``candidates`` rows, and only those are compared in full: one decision then reads a
-        few hundred kilobytes instead of every key (8.6 MB for LLMRouter's 5,608).
+        Beyond ``exact_up_to`` keys, a coarse pass over the keys' first ``coarse_dims``
+        coordinates (the leading principal axes: small enough to stay in cache) shortlists
+        ``candidates`` rows, and only those are compared in full.
         """
         q = _unit(z)
         keys = self._keys
