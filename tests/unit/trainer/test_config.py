@@ -23,7 +23,7 @@ def test_defaults_follow_the_declared_topics_and_the_local_stack() -> None:
     assert s.deadletter_topic == "routeiq.deadletter.v1"
     assert s.router_types == ("knn", "svm", "mlp", "mf")
     assert s.mlflow_tracking_uri == "http://127.0.0.1:5000"
-    assert s.gate_metric == "apgr"
+    assert s.gate_metric == "aiq"
     assert s.gate_margin == 0.01
 
 

@@ -425,10 +425,6 @@ def service_components(settings: StackSettings) -> list[Component]:
                 # The same pipeline the gateways log: rows of any other are not trained on.
                 "ROUTEIQ_TRAINER_FEATURES": settings.features,
                 "ROUTEIQ_TRAINER_FEATURES_DIR": str(settings.features_dir),
-                # Nine candidates: gate on the quality-cost curve, not a strong/weak pair.
-                "ROUTEIQ_TRAINER_GATE_METRIC": (
-                    "aiq" if settings.candidates == "llmrouter" else "apgr"
-                ),
                 "HF_HUB_OFFLINE": "1",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             },

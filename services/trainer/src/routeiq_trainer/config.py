@@ -100,7 +100,9 @@ class TrainerSettings(ServiceSettings):
     # Extra or overriding list prices, USD per million tokens: {"model": [input, output]}.
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
-    gate_metric: GateMetric = "apgr"
+    # AIQ judges the whole quality-cost curve: far steadier than APGR on small validation
+    # sets (docs/trainer.md has the numbers).
+    gate_metric: GateMetric = "aiq"
     gate_margin: float = Field(default=0.01, ge=0.0)
     # When the champion cannot be scored on the new validation rows (other candidates, or a
     # text-reading router against shards): hold the challenger for an operator, or promote it.
