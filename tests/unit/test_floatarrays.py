@@ -148,3 +148,13 @@ def test_the_serde_uses_it_only_where_a_contract_has_float_arrays() -> None:
     serde = AvroSerde.for_contract(ROUTER_DECISION, subject="d-value", resolver=LocalResolver())
     with pytest.raises(SerializationError, match="cannot encode d-value record"):
         serde.encode({"event_id": "x", "query_embedding": ["not", "numbers"]})
+
+
+def test_float64_arrays_are_written_as_the_floats_they_hold() -> None:
+    base = {"first": [0.1], "kind": "A", "inner": {"x": 1}, "again": "B", "inners": []}
+    values = [0.1, -2.5, 1e-8]
+    ours = _ours(MIXED, {**base, "other": np.array(values, dtype=np.float64)})
+    assert ours == _fastavro(MIXED, {**base, "other": values})
+    # Beyond float32's range a float64 array goes to fastavro, which wants a list.
+    with pytest.raises(ValueError, match="do not match"):
+        _ours(MIXED, {**base, "other": np.array([1e39])})

@@ -128,9 +128,15 @@ def test_search_in_a_principal_subspace_and_the_shortlist_agree_with_exact(synth
         train, {"dims": 0, "exact_up_to": 0, "candidates": 100, "k": 50}, ctx=FitContext()
     )
     assert listed.shortlist is not None
+    listed_exact = router_class("knn").fit(
+        train, {"dims": 0, "coarse_dims": 0, "k": 50}, ctx=FitContext()
+    )
     truth = test.quality.argmax(1)
-    for router in (exact, sub, listed):
-        assert np.mean(router.predict(test.embeddings).argmax(1) == truth) > 0.8
+    picks = {r: r.predict(test.embeddings).argmax(1) for r in (exact, sub, listed, listed_exact)}
+    assert np.mean(picks[exact] == truth) > 0.8
+    # The same choices as the exhaustive search over the full features.
+    assert np.mean(picks[sub] == picks[exact]) >= 0.95
+    assert np.mean(picks[listed] == picks[listed_exact]) >= 0.95
 
 
 def test_an_unknown_weighting_is_refused() -> None:

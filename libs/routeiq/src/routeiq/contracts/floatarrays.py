@@ -166,19 +166,18 @@ class FloatArrayWriter:
             if field.null_branch is None:
                 return None
             return _zigzag(field.null_branch)
-        if isinstance(value, np.ndarray):
-            # What the gateway holds; fastavro would want it as a list of floats.
-            if value.ndim != 1 or value.dtype.kind != "f":
-                return None
-            wide = value.astype(np.float64, copy=False)
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype == np.float32:
+            items = value  # the gateway's vectors: already what Avro writes
+        elif isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind == "f":
+            items = value.astype(np.float64, copy=False)
         elif isinstance(value, list | tuple) and all(type(x) is float for x in value):
-            wide = np.asarray(value, dtype=np.float64)
+            items = np.asarray(value, dtype=np.float64)
         else:
             return None  # ints, bools, numpy scalars...: fastavro's rules decide
-        if np.any(np.abs(wide[np.isfinite(wide)]) > _FLOAT32_MAX):
+        if items.dtype != np.float32 and np.any(np.abs(items[np.isfinite(items)]) > _FLOAT32_MAX):
             return None
         head = b"" if field.array_branch is None else _zigzag(field.array_branch)
-        if wide.size == 0:
+        if items.size == 0:
             return head + b"\x00"
-        body = wide.astype("<f4").tobytes()
-        return head + _zigzag(int(wide.size)) + body + b"\x00"
+        body = items.astype("<f4", copy=False).tobytes()
+        return head + _zigzag(int(items.size)) + body + b"\x00"

@@ -232,10 +232,10 @@ class TokenReader:
         if self.tail is None:
             return self._encode(self.head, [t[: self.whole_chars] for t in texts])
         long = [i for i, t in enumerate(texts) if len(t) > self.whole_chars]
-        heads = self._encode(
-            self.head,
-            [t[: self.head_chars] if len(t) > self.whole_chars else t for t in texts],
-        )
+        clipped = list(texts)
+        for i in long:
+            clipped[i] = texts[i][: self.head_chars]
+        heads = self._encode(self.head, clipped)
         if long:
             tails = self._encode(self.tail, [texts[i][-self.tail_chars :] for i in long])
             for i, tail in zip(long, tails, strict=True):
