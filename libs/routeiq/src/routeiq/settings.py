@@ -10,14 +10,37 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from routeiq.errors import ConfigError
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic).
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def legal_topic_name(value: str) -> str:
+    """``value`` when Kafka accepts it as a topic name, else ``ValueError`` saying why."""
+    if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
+        raise ValueError(f"not a legal Kafka topic name: {value!r} (1-249 of a-z A-Z 0-9 . _ -)")
+    return value
+
+
+# A settings field holding a topic name, refused at start when Kafka would refuse it.
+TopicName = Annotated[str, AfterValidator(legal_topic_name)]
 
 
 class _Group(BaseModel):

@@ -24,6 +24,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from routeiq.contracts.catalog import Contract
 from routeiq.contracts.floatarrays import FloatArrayWriter
+from routeiq.contracts.topics import topic_subject_name
 from routeiq.errors import ContractError, RegistryError, SerializationError
 
 MAGIC_BYTE = 0
@@ -127,6 +128,11 @@ class AvroSerde:
     ) -> AvroSerde:
         """Serde for a contract's working copy (the version this code writes and reads)."""
         return cls(subject=subject, schema_text=contract.working_text(), resolver=resolver)
+
+    @classmethod
+    def for_topic(cls, contract: Contract, topic: str, *, resolver: SchemaIdResolver) -> AvroSerde:
+        """Serde for the values of ``topic`` (subject by TopicNameStrategy)."""
+        return cls.for_contract(contract, subject=topic_subject_name(topic), resolver=resolver)
 
     @property
     def schema_id(self) -> int:

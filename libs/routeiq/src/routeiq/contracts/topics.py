@@ -18,6 +18,13 @@ from routeiq.contracts.catalog import (
 )
 from routeiq.contracts.compatibility import CompatibilityLevel
 
+
+def topic_subject_name(topic: str, *, is_key: bool = False) -> str:
+    """The subject of a topic's values (or keys): Confluent's TopicNameStrategy, as
+    confluent-kafka's ``topic_subject_name_strategy`` names it. The one place that spells it."""
+    return f"{topic}-{'key' if is_key else 'value'}"
+
+
 # Decisions and feedback are joined by decision id in the labeler: same key, same partition
 # count, so the join is co-partitioned (Faust tables require it).
 JOIN_PARTITIONS = 6
@@ -39,7 +46,7 @@ class TopicSpec:
     @property
     def value_subject(self) -> str:
         """Subject name under Confluent's TopicNameStrategy."""
-        return f"{self.name}-value"
+        return topic_subject_name(self.name)
 
     def with_name(self, name: str) -> TopicSpec:
         """Same spec under another name (tests create private copies of real topics)."""

@@ -1,0 +1,134 @@
+"""How every service process starts and stops, written once.
+
+A service's ``__main__`` keeps only its own wiring: a ``build(settings)`` function that
+creates its clients and components and returns the function that runs them. ``run_service``
+does the rest the same way everywhere:
+
+- settings are loaded once; a ``ConfigError`` prints ``<name>: invalid configuration: …``
+  (naming the field) and exits 2;
+- logging is configured from ``settings.log_level`` (chatty third-party loggers quieted);
+- ``build`` raising ``ConfigError`` exits 2, raising a ``RouteIQError`` (or one of the
+  ``startup_errors`` a client library raises for an unreachable endpoint) prints
+  ``<name>: cannot start: …`` and exits 1;
+- otherwise the returned runner's exit code is the process's.
+
+``http_server`` and ``serve_http`` are the uvicorn part (graceful drain on SIGTERM/SIGINT, then
+the service's own clean-up); ``stop_on_signals`` is the same for a plain worker loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from routeiq.errors import ConfigError, RouteIQError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Loggers that narrate every HTTP call at INFO (the registry client uses httpx).
+QUIET_LOGGERS = ("httpx",)
+# uvicorn's own exit code for a server that could not start (port taken, bad host).
+SERVER_DID_NOT_START = 3
+
+
+S = TypeVar("S")
+Runner = Callable[[], int]
+
+
+def configure_logging(level: str = "info", *, quiet: Iterable[str] = ()) -> None:
+    """Root logging for a service process; ``quiet`` loggers only report errors."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_service(
+    name: str,
+    load: Callable[[], S],
+    build: Callable[[S], Runner],
+    *,
+    startup_errors: tuple[type[BaseException], ...] = (),
+    quiet_loggers: Iterable[str] = (),
+    configure_logs: bool = True,
+) -> int:
+    """Load settings, configure logging, build the service and run it; the exit code.
+
+    ``startup_errors`` are third-party exceptions that mean "a dependency is not usable"
+    while building (for example minio's ``urllib3`` errors); they exit 1 like a
+    ``RouteIQError``. A service whose framework owns logging passes ``configure_logs=False``.
+    """
+    try:
+        settings = load()
+    except ConfigError as exc:
+        print(f"{name}: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if configure_logs:
+        configure_logging(str(getattr(settings, "log_level", "info")), quiet=quiet_loggers)
+    dependency_errors: tuple[type[BaseException], ...] = (RouteIQError, *startup_errors)
+    try:
+        runner = build(settings)
+    except ConfigError as exc:
+        print(f"{name}: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except dependency_errors as exc:
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return runner()
+
+
+def http_server(
+    app: Any, *, host: str, port: int, log_level: str = "warning", access_log: bool = False
+) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (not started)."""
+    # Imported here: the labeler (Faust) has no uvicorn, and libs must import without it.
+    import uvicorn
+
+    return uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)
+    )
+
+
+def serve_http(server: uvicorn.Server, *, on_stop: Callable[[], None] | None = None) -> int:
+    """Run ``server`` in this thread until SIGTERM/SIGINT, then ``on_stop``; the exit code.
+
+    uvicorn drains in-flight requests on a signal and then re-raises that signal. A no-op
+    handler installed first keeps the re-raise from killing the process before ``on_stop``
+    (flush a spool, leave a consumer group) has run. 0 after a clean stop,
+    ``SERVER_DID_NOT_START`` when the server never listened.
+    """
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        if on_stop is not None:
+            on_stop()
+    return 0 if server.started else SERVER_DID_NOT_START
+
+
+def serve_in_background(server: uvicorn.Server, *, name: str) -> threading.Thread:
+    """Run ``server`` on a daemon thread (a worker loop owns the main thread)."""
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_on_signals(log: logging.Logger, what: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for a loop that finishes ``what`` before stopping."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping %s", signum, what)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop

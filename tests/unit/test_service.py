@@ -1,0 +1,53 @@
+"""run_service: the one start-up every service shares (exit codes and messages)."""
+
+from __future__ import annotations
+
+import pytest
+from routeiq.errors import ConfigError, TransportError
+from routeiq.service import run_service
+
+
+class _Settings:
+    log_level = "warning"
+
+
+def _load() -> _Settings:
+    return _Settings()
+
+
+def _refuse() -> _Settings:
+    raise ConfigError("invalid X: port: must be positive")
+
+
+def test_invalid_settings_exit_2_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_service("svc", _refuse, lambda s: lambda: 0) == 2
+    assert "svc: invalid configuration: invalid X: port" in capsys.readouterr().err
+
+
+def test_build_errors_map_to_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    def config_error(_s: _Settings) -> None:
+        raise ConfigError("bad librdkafka property")
+
+    def unreachable(_s: _Settings) -> None:
+        raise TransportError("kafka down")
+
+    def third_party(_s: _Settings) -> None:
+        raise OSError("connection refused")
+
+    assert run_service("svc", _load, config_error) == 2  # type: ignore[arg-type]
+    assert run_service("svc", _load, unreachable) == 1  # type: ignore[arg-type]
+    assert "svc: cannot start: kafka down" in capsys.readouterr().err
+    assert run_service("svc", _load, third_party, startup_errors=(OSError,)) == 1  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="refused"):  # not declared: a bug, not an outage
+        run_service("svc", _load, third_party)  # type: ignore[arg-type]
+
+
+def test_the_runner_exit_code_is_returned() -> None:
+    seen: list[str] = []
+
+    def build(settings: _Settings) -> object:
+        seen.append(settings.log_level)
+        return lambda: 7
+
+    assert run_service("svc", _load, build, configure_logs=False) == 7  # type: ignore[arg-type]
+    assert seen == ["warning"]
