@@ -20,6 +20,9 @@ from routeiq.contracts.records import (
     RouterDecision,
     Timings,
 )
+from routeiq.contracts.serde import AvroSerde
+from routeiq.deadletters import DeadLetterSink
+from routeiq.errors import TransportError
 
 
 def _assert_fields(record: Any, schema: Any) -> None:
@@ -159,3 +162,59 @@ def test_dead_letter_from_message_and_reason_rules() -> None:
     )
     with pytest.raises(ValueError, match="needs an error"):
         DeadLetter.from_message(_Message((1, 1)), consumer="c", now_ms=1)
+
+
+class _Producer:
+    """confluent-kafka's Producer surface the sink uses; delivery reported at flush."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self._pending: list[Any] = []
+        self._fail = fail
+
+    def produce(self, topic: str, *, key: bytes, value: bytes, on_delivery: Any) -> None:
+        self.sent.append((topic, key, value))
+        self._pending.append(on_delivery)
+
+    def flush(self, _timeout: float) -> int:
+        for callback in self._pending:
+            callback(self._fail, None)
+        self._pending.clear()
+        return 0
+
+
+def _sink(producer: _Producer) -> DeadLetterSink:
+    serde = AvroSerde.for_contract(DEAD_LETTER, subject="dl-value", resolver=_FixedId())
+    return DeadLetterSink(
+        producer=producer,  # type: ignore[arg-type]
+        serde=serde,
+        topic="dl",
+        consumer="c",
+        clock=lambda: 2.0,
+    )
+
+
+class _FixedId:
+    def id_for(self, _subject: str, _schema_text: str) -> int:
+        return 1
+
+
+def test_dead_letter_sink_produces_the_builder_record_and_confirms_delivery() -> None:
+    producer = _Producer()
+    letter = _sink(producer).send(_Message((1, 5)), ValueError("bad"))
+    assert letter.failed_at_ms == 2000
+    ((topic, key, value),) = producer.sent
+    assert (topic, key) == ("dl", b"src")
+    assert value[:5] == b"\x00\x00\x00\x00\x01"  # magic byte, schema id 1
+    schema = fastavro.parse_schema(json.loads(DEAD_LETTER.working_text()))
+    decoded = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)  # type: ignore[call-arg]
+    assert isinstance(decoded, dict)
+    assert (decoded["source_offset"], decoded["value"]) == (9, b"x")
+    assert (decoded["error_type"], decoded["reason"]) == ("ValueError", "bad")
+
+
+def test_dead_letter_sink_flush_reports_failed_delivery() -> None:
+    sink = _sink(_Producer(fail="broker down"))
+    sink.send(_Message((1, 5)), error_type="X", reason="y")
+    with pytest.raises(TransportError, match=r"not acknowledged.*broker down"):
+        sink.flush(1.0)
