@@ -42,10 +42,11 @@ test-integration: bootstrap  ## Integration tests against the real local stack
 test-e2e: bootstrap  ## End-to-end tests (a private stack's whole lifecycle)
 	@$(RUN) pytest tests/e2e -q
 
-lint:  ## ruff (with security rules), ruff format --check, mypy (strict on libs/)
+lint:  ## ruff (with security rules), ruff format --check, mypy (strict on libs/), import layers
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy libs/routeiq/src cli/src services/*/src
+	@$(RUN) lint-imports --no-cache
 
 format:  ## Apply ruff formatting and fixes
 	@$(RUN) ruff format .

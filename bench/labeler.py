@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ from routeiq.storage import ArtifactStore, make_minio
 from routeiq_cli.stack.settings import StackSettings
 
 REPO = Path(__file__).resolve().parents[1]
+# The labeler's environment is built by the integration tests' helper (one definition).
+sys.path.insert(0, str(REPO / "tests"))
 MODELS = ("gpt-4-1106-preview", "mixtral-8x7b", "llama-3-70b")
 WINDOW_S = 10
 LATENESS_S = 1
@@ -148,21 +151,17 @@ def baseline_worker(config: dict[str, Any]) -> None:
     """The plain loop: confluent-kafka consumer → the labeler's core → S3; until SIGTERM."""
     from routeiq_labeler.core.labels import LabelPolicy
     from routeiq_labeler.core.records import decision_facts, feedback_facts
-    from routeiq_labeler.core.sink import ShardSink
     from routeiq_labeler.core.state import LabelerState
     from routeiq_labeler.core.windows import WindowSpec
+    from routeiq_labeler.sink import ShardSink
 
     kafka = KafkaSettings(bootstrap_servers=config["bootstrap"], session_timeout_ms=6000)
     registry = SchemaRegistryClient(RegistrySettings(url=config["registry"]).client_config())
     resolver = RegistryResolver(registry)
     decisions_topic, feedback_topic = config["decisions"], config["feedback"]
     serdes = {
-        decisions_topic: AvroSerde.for_contract(
-            ROUTER_DECISION, subject=f"{decisions_topic}-value", resolver=resolver
-        ),
-        feedback_topic: AvroSerde.for_contract(
-            FEEDBACK, subject=f"{feedback_topic}-value", resolver=resolver
-        ),
+        decisions_topic: AvroSerde.for_topic(ROUTER_DECISION, decisions_topic, resolver=resolver),
+        feedback_topic: AvroSerde.for_topic(FEEDBACK, feedback_topic, resolver=resolver),
     }
     policy = LabelPolicy(quality_source="feedback_or_outcome", ttl_ms=2000)
     state = LabelerState(
@@ -292,59 +291,77 @@ def cleanup(stack: StackSettings, topics: list[str], buckets: list[str]) -> None
         client.remove_bucket(bucket)
 
 
-def run_labeler(stack, topics, bucket, encoded, n, workdir: Path, timeout: float) -> float:
+@dataclass(frozen=True)
+class Trial:
+    """One timed run: the encoded stream to produce, and the topics and bucket it goes through."""
+
+    stack: Any
+    topics: dict[str, str]
+    bucket: str
+    encoded: list[tuple[str, bytes, bytes]]
+    n: int  # decisions in the stream
+    timeout: float
+
+
+def _measure(proc, log, *, ready, what: str, trial: Trial) -> float:
+    """Wait until ``proc`` is ``ready()``, produce the decisions and time how long until
+    every row is in a shard (decisions per second); ``proc`` is stopped with SIGTERM after."""
+    stack, n = trial.stack, trial.n
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not become ready; log: {log.name}")
+            time.sleep(0.3)
+        started = time.perf_counter()
+        produce(stack, trial.topics, trial.encoded)
+        store = ArtifactStore(make_minio(stack.s3))
+        return n / (wait_rows(store, trial.bucket, n, trial.timeout) - started)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
+
+
+def run_labeler(trial: Trial, workdir: Path) -> float:
+    stack, topics, bucket = trial.stack, trial.topics, trial.bucket
+    from integration.labeler.helpers import labeler_env
+
     app_id = f"bench-labeler-{uuid.uuid4().hex[:8]}"
     port = 6400 + random.randrange(500)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_LABELER_")}
-    env.update(
-        {
-            "ROUTEIQ_LABELER_APP_ID": app_id,
-            "ROUTEIQ_LABELER_DECISIONS_TOPIC": topics["decision"],
-            "ROUTEIQ_LABELER_FEEDBACK_TOPIC": topics["feedback"],
-            "ROUTEIQ_LABELER_RETRAIN_TOPIC": topics["retrain"],
-            "ROUTEIQ_LABELER_DEADLETTER_TOPIC": topics["deadletter"],
-            "ROUTEIQ_LABELER_SHARDS_BUCKET": bucket,
-            "ROUTEIQ_LABELER_KAFKA__BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
-            "ROUTEIQ_LABELER_KAFKA__SESSION_TIMEOUT_MS": "6000",
-            "ROUTEIQ_LABELER_REGISTRY__URL": stack.registry.url,
-            "ROUTEIQ_LABELER_S3__ENDPOINT": stack.s3.endpoint,
-            "ROUTEIQ_LABELER_S3__ACCESS_KEY": stack.s3.access_key.get_secret_value(),
-            "ROUTEIQ_LABELER_S3__SECRET_KEY": stack.s3.secret_key.get_secret_value(),
-            "ROUTEIQ_LABELER_WEB_PORT": str(port),
-            "ROUTEIQ_LABELER_DATA_DIR": str(workdir / app_id),
-            "ROUTEIQ_LABELER_WINDOW_SIZE_S": str(WINDOW_S),
-            "ROUTEIQ_LABELER_ALLOWED_LATENESS_S": str(LATENESS_S),
-            "ROUTEIQ_LABELER_FEEDBACK_TTL_S": "2",
-            "ROUTEIQ_LABELER_IDLE_TIMEOUT_S": str(IDLE_S),
-            "ROUTEIQ_LABELER_TICK_INTERVAL_S": str(TICK_S),
-            "ROUTEIQ_LABELER_RETRAIN_THRESHOLD": "0",
-            "ROUTEIQ_LABELER_RETRAIN_INTERVAL_S": "0",
-            "ROUTEIQ_LABELER_LOG_LEVEL": "warning",
-            "PYTHONWARNINGS": "ignore",
-        }
+    env = labeler_env(
+        stack,
+        app_id=app_id,
+        bucket=bucket,
+        port=port,
+        data_dir=workdir / app_id,
+        decisions_topic=topics["decision"],
+        feedback_topic=topics["feedback"],
+        retrain_topic=topics["retrain"],
+        deadletter_topic=topics["deadletter"],
+        window_size_s=WINDOW_S,
+        allowed_lateness_s=LATENESS_S,
+        feedback_ttl_s=2,
+        idle_timeout_s=IDLE_S,
+        tick_interval_s=TICK_S,
+        retrain_threshold=0,
+        retrain_interval_s=0,
+        log_level="warning",
     )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     log = (workdir / f"{app_id}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "routeiq_labeler"], env=env, stdout=log, stderr=log, cwd=REPO
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"labeler did not become ready; log: {log.name}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        started = time.perf_counter()
-        produce(stack, topics, encoded)
-        return n / (wait_rows(ArtifactStore(make_minio(stack.s3)), bucket, n, timeout) - started)
+        return _measure(proc, log, ready=ready, what="labeler", trial=trial)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
         admin = make_admin(stack.kafka)
         changelogs = [f"{app_id}-{t}-changelog" for t in ("decisions", "feedback", "meta")]
         existing = set(admin.list_topics(timeout=10).topics)
@@ -354,14 +371,15 @@ def run_labeler(stack, topics, bucket, encoded, n, workdir: Path, timeout: float
                 future.result()
 
 
-def run_baseline(stack, topics, bucket, encoded, n, workdir: Path, timeout: float) -> float:
+def run_baseline(trial: Trial, workdir: Path) -> float:
+    stack, topics = trial.stack, trial.topics
     ready = workdir / f"baseline-{uuid.uuid4().hex[:8]}.ready"
     config = {
         "bootstrap": stack.kafka.bootstrap_servers,
         "registry": stack.registry.url,
         "decisions": topics["decision"],
         "feedback": topics["feedback"],
-        "bucket": bucket,
+        "bucket": trial.bucket,
         "ready_file": str(ready),
         "s3": {
             "endpoint": stack.s3.endpoint,
@@ -377,19 +395,7 @@ def run_baseline(stack, topics, bucket, encoded, n, workdir: Path, timeout: floa
         cwd=REPO,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"baseline did not become ready; log: {log.name}")
-            time.sleep(0.2)
-        started = time.perf_counter()
-        produce(stack, topics, encoded)
-        return n / (wait_rows(ArtifactStore(make_minio(stack.s3)), bucket, n, timeout) - started)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
+    return _measure(proc, log, ready=ready.exists, what="baseline", trial=trial)
 
 
 def main() -> None:
@@ -439,9 +445,7 @@ def main() -> None:
                     store.ensure_bucket(bucket)
                     buckets.append(bucket)
                     encoders = {
-                        kind: AvroSerde.for_contract(
-                            contract, subject=f"{topics[kind]}-value", resolver=resolver
-                        )
+                        kind: AvroSerde.for_topic(contract, topics[kind], resolver=resolver)
                         for kind, contract in (
                             ("decision", ROUTER_DECISION),
                             ("feedback", FEEDBACK),
@@ -453,7 +457,8 @@ def main() -> None:
                         for kind, rec in stream
                     ]
                     run = run_labeler if side == "labeler" else run_baseline
-                    rate = run(stack, topics, bucket, encoded, n, Path(tmp), args.timeout)
+                    trial = Trial(stack, topics, bucket, encoded, n, args.timeout)
+                    rate = run(trial, Path(tmp))
                     results[side].append(rate)
                     print(f"  round {round_ + 1} {side:<9} {rate:8.0f} decisions/s", flush=True)
     finally:

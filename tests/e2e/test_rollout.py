@@ -152,6 +152,17 @@ def test_hot_swap_under_load_drops_nothing_and_downloads_once(
             assert timeline[k + 1][0] >= started, context
 
 
+def announce_rejected(rollout, gw, version: str) -> dict:
+    """Announce ``version`` and wait until the gateway has settled it; its last sync result."""
+    rollout.announce(gw, version)
+    wait_until(
+        lambda: status(gw)["last"].get("version") == version,
+        timeout=60,
+        what=f"the {version} rejection",
+    )
+    return status(gw)["last"]
+
+
 def test_corrupt_or_wrongly_signed_bundles_are_rejected_and_the_old_one_serves(
     rollout, gateway_factory
 ) -> None:
@@ -162,11 +173,7 @@ def test_corrupt_or_wrongly_signed_bundles_are_rejected_and_the_old_one_serves(
 
     other_signer = signer_from("ed25519", generate_ed25519()[0])
     rollout.build("v2", signer_=other_signer)
-    rollout.announce(gw, "v2")
-    wait_until(
-        lambda: status(gw)["last"].get("version") == "v2", timeout=60, what="the v2 rejection"
-    )
-    last = status(gw)["last"]
+    last = announce_rejected(rollout, gw, "v2")
     assert (last["result"], last["stage"]) == ("rejected", "verify")
     assert "key" in last["reason"]
     assert ask(gw, "What is 3+4?").headers["x-routeiq-router-version"] == "v1"
@@ -174,11 +181,7 @@ def test_corrupt_or_wrongly_signed_bundles_are_rejected_and_the_old_one_serves(
     rollout.build("v3")
     key = f"{rollout.locations['v3'].prefix}knn.npz"
     rollout.store.put_bytes(rollout.bucket, key, b"not the signed bytes")  # a newer object
-    rollout.announce(gw, "v3")
-    wait_until(
-        lambda: status(gw)["last"].get("version") == "v3", timeout=60, what="the v3 rejection"
-    )
-    last = status(gw)["last"]
+    last = announce_rejected(rollout, gw, "v3")
     assert (last["result"], last["stage"]) == ("rejected", "download")
     assert "sha256" in last["reason"]
     assert status(gw)["active_version"] == "v1"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from routeiq.kafka import make_admin, make_consumer, make_producer
 from routeiq.settings import KafkaSettings
+from support.processes import free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -82,25 +82,18 @@ class RegistryProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_ready(reg: RegistryProcess, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Until the registry has replayed its log; fail at once (with its log) if it exits."""
+
+    def replayed() -> bool:
         if reg.process.poll() is not None:
             pytest.fail(f"registry exited with {reg.process.returncode}:\n{reg.log()}")
-        try:
-            if httpx.get(f"{reg.url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"registry not ready within {timeout_s}s:\n{reg.log()}")
+        return http_ok(f"{reg.url}/health/ready")
+
+    try:
+        wait_until(replayed, timeout=timeout_s, what=f"the registry at {reg.url}")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n{reg.log()}")
 
 
 @pytest.fixture
@@ -113,7 +106,7 @@ def start_registry(stack: Any, tmp_path: Path) -> Iterator[Callable[..., Registr
     def start(topic: str | None = None) -> RegistryProcess:
         topic = topic or f"_schemas_{uuid.uuid4().hex}"
         topics.add(topic)
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_REGISTRY_")}
         env.update(
             {

@@ -38,36 +38,36 @@ def _component(name: str, script: str, health) -> Component:
     )
 
 
-def test_a_crashing_component_fails_with_its_log_tail(sandbox) -> None:
+@pytest.mark.parametrize(
+    ("name", "script", "health", "expected"),
+    [
+        pytest.param(
+            "crasher",
+            "import sys; print('listening on nothing'); print('FATAL: bad config x=1', flush=True);"
+            " sys.exit(3)",
+            "not up",
+            ["Crasher", "FATAL: bad config x=1"],
+            id="crashes-with-its-log-tail",
+        ),
+        pytest.param(
+            "hanger",
+            "import time; print('warming up', flush=True); time.sleep(60)",
+            "GET /health: HTTP 503",
+            ["failed its health check within 3s (GET /health: HTTP 503)", "warming up"],
+            id="never-healthy-times-out-with-the-reason",
+        ),
+    ],
+)
+def test_a_component_that_does_not_start_fails_with_the_reason_and_log_tail(
+    sandbox, name: str, script: str, health: str, expected: list[str]
+) -> None:
     settings, sup = sandbox
-    crash = _component(
-        "crasher",
-        "import sys; print('listening on nothing'); print('FATAL: bad config x=1', flush=True);"
-        " sys.exit(3)",
-        lambda: "not up",
-    )
-    sup.ensure_started(render_config(settings, [crash]))
+    component = _component(name, script, lambda: health)
+    sup.ensure_started(render_config(settings, [component]))
     with pytest.raises(StackError) as info:
-        _start(sup, crash, settings)
-    message = str(info.value)
-    assert "Crasher" in message
-    assert "FATAL: bad config x=1" in message
-
-
-def test_a_component_that_never_gets_healthy_times_out_with_the_reason(sandbox) -> None:
-    settings, sup = sandbox
-    hang = _component(
-        "hanger",
-        "import time; print('warming up', flush=True); time.sleep(60)",
-        lambda: "GET /health: HTTP 503",
-    )
-    sup.ensure_started(render_config(settings, [hang]))
-    with pytest.raises(StackError) as info:
-        _start(sup, hang, settings)
-    message = str(info.value)
-    assert "failed its health check within 3s (GET /health: HTTP 503)" in message
-    assert "warming up" in message
-    sup.stop("hanger")
+        _start(sup, component, settings)
+    for text in expected:
+        assert text in str(info.value)
 
 
 def test_a_port_held_by_a_stranger_is_refused_before_starting(sandbox) -> None:

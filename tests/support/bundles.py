@@ -20,8 +20,8 @@ from routeiq.routing.evaluation import router_quality
 from routeiq.routing.featurizer import Featurizer, minilm_pipeline
 from routeiq.routing.routers import FitContext, KNNRouter, TrainingData
 from routeiq.storage import ArtifactStore
-from routeiq_trainer.core.announce import Announcer
-from routeiq_trainer.core.bundles import BundleLocation, BundleStore
+from routeiq_trainer.announce import Announcer
+from routeiq_trainer.bundles import BundleLocation, BundleStore
 
 CANDIDATES = [
     Candidate(GPT4, ROUTELLM_PRICES[GPT4].input_per_m, ROUTELLM_PRICES[GPT4].output_per_m),

@@ -29,7 +29,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,8 +41,16 @@ from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import MODEL_ANNOUNCEMENTS, RETRAIN_REQUESTS
 from routeiq.errors import RouteIQError
 from routeiq.kafka import make_consumer
-from routeiq.routing.datasets import RoutingDataset, load_gsm8k, load_llmrouter
+from routeiq.routing.datasets import RoutingDataset
 
+from routeiq_cli.clients import registry_client, topic_serde
+from routeiq_cli.demo_report import estimated_cost_per_1k, print_report
+from routeiq_cli.demo_scenarios import (
+    configured,
+    configured_epsilon,
+    llmrouter_scenario,
+    routellm_scenario,
+)
 from routeiq_cli.replay import Replayer, ReplayStats
 from routeiq_cli.stack import runner
 from routeiq_cli.stack.secrets import load_or_create
@@ -131,12 +139,9 @@ def _replay(
 
 def _trained_version(settings: StackSettings, request_id: str, *, timeout_s: float) -> str | None:
     """The bundle version the trainer registered for ``request_id`` (None if none in time)."""
-    from routeiq_trainer.wiring import build_services
+    from routeiq_cli.trainer import trainer_services
 
-    from routeiq_cli.models import trainer_settings
-
-    services = build_services(trainer_settings(), pipeline=False)
-    try:
+    with trainer_services() as services:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = services.ops.registry.find_by_request(settings.router_name, request_id)
@@ -144,8 +149,6 @@ def _trained_version(settings: StackSettings, request_id: str, *, timeout_s: flo
                 return found[-1].version
             time.sleep(2.0)
         return None
-    finally:
-        services.close()
 
 
 def _set_default(
@@ -172,79 +175,6 @@ def _set_default(
             raise DemoError(f"cannot set the default strategy: {r.status_code} {r.text}")
 
 
-@dataclass
-class Scenario:
-    """What the loop serves before and after, on which data, and how it is judged."""
-
-    ds: RoutingDataset  # one table: the train and test rows index into it
-    train_rows: list[int]
-    test_rows: list[int]
-    before: tuple[str, str, dict[str, Any]]  # (name, kind, params) of the untrained strategy
-    before_text: str
-    after: tuple[str, str, dict[str, Any]]
-    after_text: str
-    restore: tuple[str, str, dict[str, Any]]  # the stack's configured default
-    held_out: str  # the offline evaluation's dataset spec
-    strong: str | None = None  # the two-model scenario reports strong-call shares
-
-
-def _routellm_scenario() -> Scenario:
-    ds = load_gsm8k()
-    train, test = ds.split(test_fraction=0.5, seed=0)
-    index = {pid: i for i, pid in enumerate(ds.ids)}
-    threshold = {"strong": ds.strong, "weak": ds.weak, "target_strong_pct": 50}
-    return Scenario(
-        ds=ds,
-        train_rows=[index[p] for p in train.ids],
-        test_rows=[index[p] for p in test.ids],
-        before=("demo-baseline", "threshold", {**threshold, "scorer": "heuristic"}),
-        before_text="untrained threshold strategy (text heuristic, 50% strong)",
-        after=("demo-learned", "threshold", threshold),
-        after_text="learned router, 50% strong",
-        restore=("threshold", "threshold", threshold),
-        held_out="gsm8k:test",
-        strong=ds.strong,
-    )
-
-
-def _llmrouter_scenario(train_queries: int) -> Scenario:
-    train, test = load_llmrouter(split="train"), load_llmrouter(split="test")
-    # One table (train rows first, then test) so both replays read the same dataset; the
-    # test split lists the models in another order, so take its columns by name.
-    cols = [test.models.index(m) for m in train.models]
-    import numpy as np
-
-    ds = replace(
-        train,
-        name="llmrouter",
-        ids=[*train.ids, *test.ids],
-        prompts=[*train.prompts, *test.prompts],
-        scores=np.vstack([train.scores, test.scores[:, cols]]),
-        responses=[*train.responses, *test.responses],
-    )
-    n = min(train_queries, len(train)) if train_queries > 0 else len(train)
-    # A seeded shuffle, not the first n rows: dcrouter_train lists its tasks one after the
-    # other, so its first 2,000 rows miss whole tasks of the test split (a kNN trained on
-    # them serves dcrouter_test at 0.52 at half the cost, on a random 2,000 at 0.57), and
-    # production traffic mixes tasks over time, which the trainer's newest-20% validation
-    # assumes.
-    order = np.random.default_rng(0).permutation(len(train))[:n]
-    return Scenario(
-        ds=ds,
-        train_rows=[int(i) for i in order],
-        test_rows=list(range(len(train), len(train) + len(test))),
-        before=("strongest", "", {}),
-        before_text="the best single model (strongest prior quality), no routing",
-        after=("learned", "learned", {}),  # its target is set from the before stage's cost
-        after_text=(
-            "learned router over 9 (with the gateways' exploration), λ held at half the best "
-            "single model's estimated cost"
-        ),
-        restore=("learned", "learned", {}),  # filled from the model file
-        held_out="llmrouter-test",
-    )
-
-
 def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
     total = time.monotonic()
     problems = {k: v for k, v in runner.health(settings).items() if v is not None}
@@ -252,29 +182,23 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
         raise DemoError(f"the stack is not healthy ({problems}); run `make up` first")
     keys = load_or_create(settings)
     scenario = (
-        _llmrouter_scenario(train_queries)
+        llmrouter_scenario(train_queries)
         if settings.candidates == "llmrouter"
-        else _routellm_scenario()
+        else routellm_scenario()
     )
     ds = scenario.ds
-    scenario = replace(scenario, restore=_configured(settings, scenario.restore))
-    epsilon = _configured_epsilon(settings)
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
+    scenario = replace(scenario, restore=configured(settings, scenario.restore))
+    epsilon = configured_epsilon(settings)
+    resolver = RegistryResolver(registry_client(settings))
     retrains = _Tail(
         settings,
         RETRAIN_REQUESTS.name,
-        AvroSerde.for_contract(
-            RETRAIN_REQUEST, subject=RETRAIN_REQUESTS.value_subject, resolver=resolver
-        ),
+        topic_serde(settings, RETRAIN_REQUEST, RETRAIN_REQUESTS.name, resolver=resolver),
     )
     announcements = _Tail(
         settings,
         MODEL_ANNOUNCEMENTS.name,
-        AvroSerde.for_contract(
-            MODEL_ANNOUNCEMENT, subject=MODEL_ANNOUNCEMENTS.value_subject, resolver=resolver
-        ),
+        topic_serde(settings, MODEL_ANNOUNCEMENT, MODEL_ANNOUNCEMENTS.name, resolver=resolver),
     )
     gateway = f"http://{settings.host}:{settings.gateway_port}"
 
@@ -352,7 +276,7 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
             # Half of what always serving the best single model would cost, as the gateway
             # estimates costs (prompt chars / 4 plus the configured answer length).
             params = {"fallback": "strongest", "target": {"cost_per_1k_usd": 0.0}}
-            params["target"]["cost_per_1k_usd"] = 0.5 * _estimated_cost_per_1k(
+            params["target"]["cost_per_1k_usd"] = 0.5 * estimated_cost_per_1k(
                 settings, ds, scenario.test_rows, before
             )
         _set_default(settings, keys.admin_key, name, kind, params)
@@ -366,38 +290,8 @@ def run_demo(settings: StackSettings, *, train_queries: int = 2000) -> None:
             _set_default(settings, keys.admin_key, *scenario.restore, epsilon=epsilon)
 
     t = _stage(7, "report")
-    _report(settings, scenario, before, after, version)
+    print_report(settings, scenario, before, after, version)
     click.secho(f"\ndemo finished in {time.monotonic() - total:.0f}s", bold=True)
-
-
-def _configured(
-    settings: StackSettings, strategy: tuple[str, str, dict[str, Any]]
-) -> tuple[str, str, dict[str, Any]]:
-    """``strategy`` with the parameters the stack's model file gives it (what to restore)."""
-    import yaml
-
-    from routeiq_cli.stack.components import gateway_config_path
-
-    path = gateway_config_path(settings)
-    if not path.is_file():
-        return strategy
-    for spec in (yaml.safe_load(path.read_text()).get("routeiq") or {}).get("strategies", []):
-        if spec.get("name") == strategy[0]:
-            return spec["name"], spec["kind"], dict(spec.get("params") or {})
-    return strategy
-
-
-def _configured_epsilon(settings: StackSettings) -> float | None:
-    """The exploration rate of the stack's model file (what the gateways started with)."""
-    import yaml
-
-    from routeiq_cli.stack.components import gateway_config_path
-
-    path = gateway_config_path(settings)
-    if not path.is_file():
-        return None
-    value = (yaml.safe_load(path.read_text()).get("routeiq") or {}).get("epsilon")
-    return None if value is None else float(value)
 
 
 def _retrain_request(
@@ -416,7 +310,7 @@ def _retrain_request(
     request = retrains.wait_for(covers, timeout_s=wait_s)
     if request is None:
         # Below the labeler's threshold (or its timer is far off): ask ourselves.
-        from routeiq_cli.labeling import publish_retrain_request
+        from routeiq_cli.retrain import publish_retrain_request
 
         click.echo(
             f"      no automatic request covering the traffic within {wait_s:.0f}s; "
@@ -468,95 +362,3 @@ def _train(
         f"({announced['reason']})",
     )
     return str(announced["version"])
-
-
-def _estimated_cost_per_1k(
-    settings: StackSettings, ds: RoutingDataset, rows: list[int], served: ReplayStats
-) -> float:
-    """What the gateway estimates the ``before`` stage's model costs per 1k of ``rows``."""
-    from routeiq.routing.features import CHARS_PER_TOKEN
-
-    model = served.by_model.most_common(1)[0][0]
-    price = ds.prices[model]
-    answer = 50  # expected_output_tokens in the stack's 9-model file
-    per_request = [
-        price.cost(max(1, round(len(ds.prompts[r]) / CHARS_PER_TOKEN)), answer) for r in rows
-    ]
-    return 1000.0 * sum(per_request) / len(per_request)
-
-
-def _report(
-    settings: StackSettings,
-    scenario: Scenario,
-    before: ReplayStats,
-    after: ReplayStats,
-    version: str,
-) -> None:
-    import numpy as np
-
-    ds, rows = scenario.ds, scenario.test_rows
-    scores = ds.scores[rows]
-    header = f"      {'':<36} {'quality':>8} {'$ per 1k':>9}"
-    if scenario.strong:
-        header += f" {'strong %':>9}"
-    click.echo(header)
-    labels = (
-        ("default strategy (untrained)", "learned router")
-        if scenario.strong
-        else ("best single model", "learned router")
-    )
-    for label, stats in zip(labels, (before, after), strict=True):
-        line = f"      {label:<36} {stats.mean_quality:>8.3f} {stats.cost_per_1k:>9.3f}"
-        if scenario.strong:
-            line += f" {stats.strong_pct(scenario.strong):>9.1f}"
-        click.echo(line)
-    if scenario.strong:
-        strong = ds.models.index(scenario.strong)
-        weak = 1 - strong
-        click.echo(
-            f"      {'(always strong / always weak)':<36} {scores[:, strong].mean():>8.3f} / "
-            f"{scores[:, weak].mean():.3f}"
-        )
-    else:
-        # The per-query oracle: each prompt's best candidate (the cheapest among ties),
-        # priced at the tokens the before stage used for that prompt.
-        prices = [ds.prices[m] for m in ds.models]
-        oracle_q, oracle_cost = [], []
-        for i, row in enumerate(rows):
-            best = np.flatnonzero(scores[i] >= scores[i].max() - 1e-12)
-            j = min(best, key=lambda k: prices[k].input_per_m + prices[k].output_per_m)
-            prompt, completion = before.usage.get(row, (0, 0))
-            oracle_q.append(scores[i, j])
-            oracle_cost.append(prices[j].cost(prompt, completion))
-        click.echo(
-            f"      {'per-query oracle (hindsight)':<36} {np.mean(oracle_q):>8.3f} "
-            f"{1000 * np.mean(oracle_cost):>9.3f}"
-        )
-        ratio = after.cost_per_1k / before.cost_per_1k if before.cost_per_1k else float("nan")
-        click.echo(
-            f"      learned router: {after.mean_quality - before.mean_quality:+.3f} quality at "
-            f"{ratio:.0%} of the best single model's cost; served {dict(after.by_model)}"
-        )
-    try:
-        from routeiq_cli.evaluate import held_out_quality, load_bundles
-
-        (bundle,) = load_bundles([], None, settings.router_name, version).values()
-        result, intervals = held_out_quality(
-            bundle, scenario.held_out, cache_dir=settings.state / "eval-cache"
-        )
-        if "apgr" in intervals:
-            iv = intervals["apgr"]
-            click.echo(
-                f"      offline APGR of {version} on the held-out half: {iv.value:.3f} "
-                f"(95% CI {iv.low:.3f}–{iv.high:.3f})"
-            )
-        else:
-            m = result.metrics
-            click.echo(
-                f"      offline on {scenario.held_out}: AIQ {m['aiq']:.3f} (oracle "
-                f"{m['oracle_aiq']:.3f}), quality at 50% of the best single model's cost "
-                f"{m['quality_at_50pct_cost']:.3f} (best single "
-                f"{m['best_single_quality']:.3f}, oracle {m['oracle_quality']:.3f})"
-            )
-    except RouteIQError as exc:
-        click.echo(f"      (offline evaluation unavailable: {exc})")

@@ -52,17 +52,12 @@ from routeiq.routing.prepare import (
 )
 from routeiq.routing.routers import ROUTER_TYPES, FitContext, KNNRouter, router_class
 
+from routeiq_cli.eval_report import EvalReport, SeedResult
+
 F64 = NDArray[np.float64]
 
 BASELINE = "baseline-knn200-minilm"
 ALL_TYPES = ("knn", "svm", "mlp", "mf")
-# Metrics shown in the table, in order, with how they print.
-PAIR_METRICS = (("apgr", "APGR", "{:.3f}"), ("cpt50", "CPT50%", "{:.1f}"))
-MULTI_METRICS = (
-    ("aiq", "AIQ", "{:.3f}"),
-    ("quality_at_50pct_cost", "q@50%cost", "{:.3f}"),
-    ("max_quality", "q max", "{:.3f}"),
-)
 
 
 @dataclass(frozen=True)
@@ -119,60 +114,6 @@ def load_dataset(spec: str, data: DataSpec) -> tuple[RoutingDataset, str]:
     return ds, part
 
 
-@dataclass
-class SeedResult:
-    seed: int
-    rows: int
-    metrics: dict[str, dict[str, float]]  # label -> metrics
-
-
-@dataclass
-class EvalReport:
-    dataset: str
-    features: str
-    cost_model: str
-    models: tuple[str, ...]
-    pair: tuple[str, str] | None
-    split: str
-    seeds: list[SeedResult]
-    references: dict[str, Any]
-    labels: list[str]
-    curves: list[Path] = field(default_factory=list)
-
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """label -> metric -> {mean, sd, min, max} over the seeds."""
-        out: dict[str, dict[str, dict[str, float]]] = {}
-        for label in self.labels:
-            per = [s.metrics[label] for s in self.seeds if label in s.metrics]
-            keys = set.intersection(*(set(m) for m in per)) if per else set()
-            out[label] = {}
-            for key in sorted(keys):
-                values = np.array([m[key] for m in per], dtype=np.float64)
-                out[label][key] = {
-                    "mean": float(values.mean()),
-                    "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                    "min": float(values.min()),
-                    "max": float(values.max()),
-                }
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "features": self.features,
-            "cost_model": self.cost_model,
-            "models": list(self.models),
-            "pair": list(self.pair) if self.pair else None,
-            "split": self.split,
-            "references": self.references,
-            "summary": self.summary(),
-            "per_seed": [
-                {"seed": s.seed, "rows": s.rows, "metrics": s.metrics} for s in self.seeds
-            ],
-            "curves": [str(p) for p in self.curves],
-        }
-
-
 Preparer = Callable[[FeatureStore, int], PreparedData]
 
 
@@ -188,21 +129,20 @@ def plan_splits(
 ) -> tuple[Preparer, str, str]:
     """A function (feature store, seed) → the seed's ``PreparedData``, and its description."""
     test_ds, test_part = load_dataset(test_spec, data)
-    models = data.models
+    # What both kinds of split take: the pair, the candidates and how requests are priced.
+    options: dict[str, Any] = {
+        "strong": strong,
+        "weak": weak,
+        "models": data.models,
+        "cost_model": data.cost_model,
+    }
     if train_spec is None or _base(train_spec) == _base(test_spec):
         if train_spec is not None and test_part == "":
             raise ConfigError("--train and --test name the same data: use X:train and X:test")
 
         def per_seed(store: FeatureStore, seed: int) -> PreparedData:
             return prepare_split(
-                test_ds,
-                store=store,
-                validation_fraction=test_fraction,
-                seed=seed,
-                strong=strong,
-                weak=weak,
-                models=models,
-                cost_model=data.cost_model,
+                test_ds, store=store, validation_fraction=test_fraction, seed=seed, **options
             )
 
         split = f"a fresh {1 - test_fraction:.0%}/{test_fraction:.0%} split per seed"
@@ -210,16 +150,7 @@ def plan_splits(
     train_ds, _ = load_dataset(train_spec, data)
 
     def fixed(store: FeatureStore, seed: int) -> PreparedData:
-        base = prepare_train_test(
-            train_ds,
-            test_ds,
-            store=store,
-            seed=seed,
-            strong=strong,
-            weak=weak,
-            models=models,
-            cost_model=data.cost_model,
-        )
+        base = prepare_train_test(train_ds, test_ds, store=store, seed=seed, **options)
         if train_fraction >= 1.0:
             return base
         return subsample_train(base, fraction=train_fraction, seed=seed)
@@ -425,20 +356,15 @@ def load_bundles(
         run_probes(bundle)
         out[f"bundle:{bundle.manifest.name}/{bundle.version}"] = bundle
     if model is not None:
-        from routeiq_trainer.wiring import build_services
+        from routeiq_cli.trainer import trainer_services
 
-        from routeiq_cli.models import trainer_settings
-
-        services = build_services(trainer_settings(), pipeline=False)
-        try:
+        with trainer_services() as services:
             registry = services.ops.registry
             info = registry.get(model, version) if version else registry.champion(model)
             if info is None:
                 raise ConfigError(f"{model} has no champion; name a --version")
             tmp = Path(tempfile.mkdtemp(prefix="routeiq-eval-"))
             bundle = services.ops.load(info, tmp / "bundle")
-        finally:
-            services.close()
         out[f"{model}/{info.version}"] = bundle
     return out
 
@@ -451,61 +377,6 @@ def pipeline_for(kind: str, *, features_dir: Path | None, cache_dir: Path) -> Fe
             raise ConfigError(f"{features_dir} holds no feature pipeline ({SPEC_FILE})")
         return read_pipeline(features_dir)
     return open_pipeline(kind, folder=cache_dir / "features" / kind)
-
-
-def _fmt(stats: Mapping[str, float] | None, pattern: str) -> str:
-    if stats is None:
-        return "—"
-    return f"{pattern.format(stats['mean'])} ± {pattern.format(stats['sd'])}"
-
-
-def render(report: EvalReport) -> str:
-    """A table: one row per router, mean ± sd over the seeds, then per-seed values."""
-    summary = report.summary()
-    columns = [*(PAIR_METRICS if report.pair else ()), *MULTI_METRICS]
-    columns = [c for c in columns if any(c[0] in summary[label] for label in report.labels)]
-    lines = [
-        f"{report.dataset}: {report.seeds[0].rows} test rows, {len(report.models)} models, "
-        f"{len(report.seeds)} seeds ({report.split})",
-        f"features: {report.features}; cost per request: {report.cost_model}",
-    ]
-    if report.pair:
-        lines.append(f"pair for APGR/CPT: strong {report.pair[0]}, weak {report.pair[1]}")
-    refs = report.references
-    if refs:
-        best = refs["best_single"]
-        lines.append(
-            f"seed 0 references: best single model {best['model']} quality "
-            f"{best['quality']:.3f} at ${1000 * best['cost']:.4f}/1k requests; oracle "
-            f"{refs['oracle']['quality']:.3f} at ${1000 * refs['oracle']['cost']:.4f}/1k"
-        )
-    width = max(len(label) for label in report.labels) + 2
-    header = "router".ljust(width) + "".join(f"{title:>18}" for _, title, _ in columns)
-    lines += ["", header, "-" * len(header)]
-    for label in report.labels:
-        row = label.ljust(width)
-        for key, _, pattern in columns:
-            row += f"{_fmt(summary[label].get(key), pattern):>18}"
-        lines.append(row)
-    lines += ["", "per seed:"]
-    for key, title, pattern in columns:
-        lines.append(f"  {title}")
-        for label in report.labels:
-            values = [s.metrics.get(label, {}).get(key) for s in report.seeds]
-            shown = " ".join("—" if v is None else pattern.format(v) for v in values)
-            lines.append(f"    {label.ljust(width)}{shown}")
-    if "quality_at_50pct_cost" in {c[0] for c in columns} and refs:
-        lines.append(
-            "  (q@50%cost: λ calibrated on the test rows' predictions and prices alone to "
-            "spend at most half the best single model's cost)"
-        )
-    for path in report.curves:
-        lines.append(f"curve: {path}")
-    return "\n".join(lines)
-
-
-def to_json(report: EvalReport) -> str:
-    return json.dumps(report.as_dict(), indent=2)
 
 
 def known_types() -> list[str]:

@@ -10,47 +10,11 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:
-    from routeiq_trainer.config import TrainerSettings
-
-
-def trainer_settings(environ: Mapping[str, str] | None = None) -> TrainerSettings:
-    """``TrainerSettings`` from the environment, local-stack endpoints for what is unset."""
-    # Imported here: `routeiq stack ...` should not pay for the trainer's imports.
-    from routeiq_trainer.config import TrainerSettings
-
-    from routeiq_cli.stack.settings import StackSettings
-
-    env = os.environ if environ is None else environ
-    stack = StackSettings.load()
-    defaults: dict[str, Any] = {
-        "kafka": stack.kafka,
-        "registry": stack.registry,
-        "s3": stack.s3,
-        "mlflow_tracking_uri": stack.mlflow_url,
-        "models_bucket": stack.models_bucket,
-        "shards_bucket": stack.shards_bucket,
-    }
-    if (stack.state / "secrets.json").is_file():
-        # On the local stack, sign with the key `make up` generated for its trainer.
-        from pydantic import SecretStr
-
-        from routeiq_cli.stack.secrets import load_or_create
-
-        defaults["signing_key"] = SecretStr(load_or_create(stack).signing_private)
-    prefix = "ROUTEIQ_TRAINER_"
-    set_names = {
-        k.upper()[len(prefix) :].split("__", 1)[0] for k in env if k.upper().startswith(prefix)
-    }
-    overrides = {k: v for k, v in defaults.items() if k.upper() not in set_names}
-    return TrainerSettings.load(**overrides)
+from routeiq_cli.trainer import trainer_services, trainer_settings
 
 
 def _operator() -> str:
@@ -121,13 +85,8 @@ def list_versions(name: str, as_json: bool) -> None:
 def promote(name: str, version: str) -> None:
     """Make VERSION (bundle version or MLflow number) the champion and announce it,
     bypassing the gate; the bundle is verified first."""
-    from routeiq_trainer.wiring import build_services
-
-    services = build_services(trainer_settings(), pipeline=False)
-    try:
+    with trainer_services() as services:
         done = services.ops.promote(name, version, by=_operator())
-    finally:
-        services.close()
     click.echo(
         f"promoted {name} {done.version.version} (MLflow version {done.version.number}); "
         f"was {done.previous or 'none'}; announced {done.record['announcement_id']}"
@@ -139,13 +98,8 @@ def promote(name: str, version: str) -> None:
 @click.argument("version", required=False)
 def rollback(name: str, version: str | None) -> None:
     """Announce ROLLBACK to VERSION, or to the champion before the current one."""
-    from routeiq_trainer.wiring import build_services
-
-    services = build_services(trainer_settings(), pipeline=False)
-    try:
+    with trainer_services() as services:
         done = services.ops.rollback(name, version, by=_operator())
-    finally:
-        services.close()
     click.echo(
         f"rolled {name} back to {done.version.version} (MLflow version {done.version.number}) "
         f"from {done.previous or 'none'}; announced {done.record['announcement_id']}"

@@ -299,3 +299,10 @@ class Replayer:
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
         self.stats.elapsed_s = time.perf_counter() - started
         return self.stats
+
+
+def split_rows(ds: RoutingDataset, *, seed: int) -> tuple[list[int], list[int]]:
+    """The row indices in ``ds`` of a seeded 50/50 split's halves: (train, test)."""
+    train, test = ds.split(test_fraction=0.5, seed=seed)
+    index = {pid: i for i, pid in enumerate(ds.ids)}
+    return [index[pid] for pid in train.ids], [index[pid] for pid in test.ids]

@@ -37,15 +37,9 @@ def analytics_topics(stack, registry_client, topic_factory) -> Iterator[Analytic
         decisions_topic=decisions.name,
         feedback_topic=feedback.name,
         deadletter_topic=deadletter.name,
-        decision_serde=AvroSerde.for_contract(
-            ROUTER_DECISION, subject=decisions.value_subject, resolver=resolver
-        ),
-        feedback_serde=AvroSerde.for_contract(
-            FEEDBACK, subject=feedback.value_subject, resolver=resolver
-        ),
-        deadletter_serde=AvroSerde.for_contract(
-            DEAD_LETTER, subject=deadletter.value_subject, resolver=resolver
-        ),
+        decision_serde=AvroSerde.for_topic(ROUTER_DECISION, decisions.name, resolver=resolver),
+        feedback_serde=AvroSerde.for_topic(FEEDBACK, feedback.name, resolver=resolver),
+        deadletter_serde=AvroSerde.for_topic(DEAD_LETTER, deadletter.name, resolver=resolver),
         producer=producer,
     )
     producer.flush(10)

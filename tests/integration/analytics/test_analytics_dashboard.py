@@ -20,6 +20,7 @@ from integration.analytics.helpers import (
 )
 from matplotlib.image import imread
 from routeiq.routing.datasets import GPT4, MIXTRAL
+from unit.analytics.helpers import DASHBOARD_CHARTS
 
 pytestmark = pytest.mark.integration
 
@@ -98,15 +99,7 @@ def test_dashboard_charts_render_in_headless_chromium(
         png = browser.screenshot(ARTIFACTS / "dashboard.png")
 
     assert kpi == f"{N}"
-    assert set(charts) == {
-        "model-mix",
-        "cost",
-        "latency",
-        "rates",
-        "quality-strategy",
-        "quality-arm",
-        "quality-model",
-    }
+    assert set(charts) == DASHBOARD_CHARTS
     for name, chart in charts.items():
         assert chart["points"] > 0, name
         assert chart["width"] > 300, chart

@@ -122,6 +122,9 @@ def test_window_numbers_dead_letters_and_a_restart_that_rebuilds(
     )
     for record in decisions:
         topics.decision(record)
+    # The two topics are fetched independently: without this wait a batch may hold feedback
+    # ahead of its decision, and only the early record above is meant to wait.
+    service.wait_for(lambda s: s["requests"]["total"] == 6, what="the 6 decisions")
     for record in feedback:
         topics.feedback(record)
     # Poison: not the wire format; a schema id the registry never issued; a valid record

@@ -7,7 +7,6 @@ changelog topics are private too; all are deleted afterwards.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from integration.labeler.helpers import (
     LabelerProcess,
     LabelerTopics,
     free_port,
+    labeler_env,
 )
 from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
@@ -84,28 +84,21 @@ def labeler_factory(
         app_id = app_id or unique("labeler")
         app_ids.add(app_id)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_LABELER_")}
-        env.update(labeler_topics.env())
-        env.update(
-            {
-                "ROUTEIQ_LABELER_APP_ID": app_id,
-                "ROUTEIQ_LABELER_SHARDS_BUCKET": bucket,
-                "ROUTEIQ_LABELER_KAFKA__BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
-                "ROUTEIQ_LABELER_KAFKA__SESSION_TIMEOUT_MS": "6000",
-                "ROUTEIQ_LABELER_REGISTRY__URL": stack.registry.url,
-                "ROUTEIQ_LABELER_S3__ENDPOINT": stack.s3.endpoint,
-                "ROUTEIQ_LABELER_S3__ACCESS_KEY": stack.s3.access_key.get_secret_value(),
-                "ROUTEIQ_LABELER_S3__SECRET_KEY": stack.s3.secret_key.get_secret_value(),
-                "ROUTEIQ_LABELER_WEB_PORT": str(port),
-                "ROUTEIQ_LABELER_DATA_DIR": str(tmp_path / f"data-{app_id}"),
-                "ROUTEIQ_LABELER_TICK_INTERVAL_S": "0.5",
-                "ROUTEIQ_LABELER_IDLE_TIMEOUT_S": "1",
-                "ROUTEIQ_LABELER_COMMIT_INTERVAL_S": "1",
-                "ROUTEIQ_LABELER_LOG_LEVEL": "info",
-                "PYTHONWARNINGS": "ignore",
-            }
+        env = labeler_env(
+            stack,
+            app_id=app_id,
+            bucket=bucket,
+            port=port,
+            data_dir=tmp_path / f"data-{app_id}",
+            **{
+                **labeler_topics.settings(),
+                "tick_interval_s": 0.5,
+                "idle_timeout_s": 1,
+                "commit_interval_s": 1,
+                "log_level": "info",
+                **settings,
+            },
         )
-        env.update({f"ROUTEIQ_LABELER_{k.upper()}": str(v) for k, v in settings.items()})
         worker = LabelerProcess(env=env, port=port, log_path=tmp_path / f"{app_id}.log")
         started.append(worker)
         return worker.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -118,13 +119,38 @@ class LabelerTopics:
     deadletter: TopicSpec
     serdes: dict[str, AvroSerde]
 
-    def env(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
+        """The labeler settings that point it at these topics."""
         return {
-            "ROUTEIQ_LABELER_DECISIONS_TOPIC": self.decisions.name,
-            "ROUTEIQ_LABELER_FEEDBACK_TOPIC": self.feedback.name,
-            "ROUTEIQ_LABELER_RETRAIN_TOPIC": self.retrain.name,
-            "ROUTEIQ_LABELER_DEADLETTER_TOPIC": self.deadletter.name,
+            "decisions_topic": self.decisions.name,
+            "feedback_topic": self.feedback.name,
+            "retrain_topic": self.retrain.name,
+            "deadletter_topic": self.deadletter.name,
         }
+
+
+def labeler_env(
+    stack: Any, *, app_id: str, bucket: str, port: int, data_dir: Path, **settings: Any
+) -> dict[str, str]:
+    """The environment of a ``python -m routeiq_labeler`` on the local stack (no other
+    ``ROUTEIQ_LABELER_*`` leaks in); ``settings`` become ``ROUTEIQ_LABELER_<NAME>``.
+    The benchmark (bench/labeler.py) starts its worker with it too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_LABELER_")}
+    env["PYTHONWARNINGS"] = "ignore"
+    base = {
+        "app_id": app_id,
+        "shards_bucket": bucket,
+        "kafka__bootstrap_servers": stack.kafka.bootstrap_servers,
+        "kafka__session_timeout_ms": 6000,
+        "registry__url": stack.registry.url,
+        "s3__endpoint": stack.s3.endpoint,
+        "s3__access_key": stack.s3.access_key.get_secret_value(),
+        "s3__secret_key": stack.s3.secret_key.get_secret_value(),
+        "web_port": port,
+        "data_dir": data_dir,
+    }
+    env.update({f"ROUTEIQ_LABELER_{k.upper()}": str(v) for k, v in {**base, **settings}.items()})
+    return env
 
 
 def free_port() -> int:

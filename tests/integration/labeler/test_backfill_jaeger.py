@@ -22,7 +22,7 @@ from integration.labeler.helpers import consume, shard_rows, wait_for
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import ROUTER_DECISIONS
-from routeiq_cli.labeling import BackfillError, backfill
+from routeiq_cli.backfill import BackfillError, backfill
 
 pytestmark = pytest.mark.integration
 

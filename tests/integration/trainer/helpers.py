@@ -21,8 +21,8 @@ from routeiq.shards import write_shard
 from routeiq.storage import ArtifactStore
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainRequest
-from routeiq_trainer.core.worker import RequestWorker
 from routeiq_trainer.wiring import Services, build_services
+from routeiq_trainer.worker import RequestWorker
 
 # The GSM8K table's rows get event times one minute apart, in a seeded random order, and are
 # cut into 6-hour windows: the newest rows are a random (not an easy) held-out set.

@@ -19,11 +19,12 @@ from routeiq.routing.assessment import evaluate, predict, random_baseline
 from routeiq.routing.datasets import GPT4, MIXTRAL
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
+from routeiq.routing.prepare import PreparedData
 from routeiq.routing.routers import FitContext, TrainingData, router_class
 from routeiq.storage import ArtifactStore
 from routeiq_trainer.config import TrainerSettings
-from routeiq_trainer.core.data import DataLoader, PreparedData
 from routeiq_trainer.core.requests import TrainRequest, resolve_options
+from routeiq_trainer.data import DataLoader
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import pytest
 from integration.trainer.helpers import expected_device
 from mlflow import MlflowClient
 from routeiq.routing.bundle import MANIFEST, SIGNATURE, BundleError
-from routeiq_trainer.core.bundles import bundle_prefix
-from routeiq_trainer.core.tracking import TAG_ANNOUNCED, TAG_GATE, TAG_GATE_REASON, TAG_PREVIOUS
+from routeiq_trainer.bundles import bundle_prefix
+from routeiq_trainer.core.tags import TAG_ANNOUNCED, TAG_GATE, TAG_GATE_REASON, TAG_PREVIOUS
 from routeiq_trainer.wiring import build_services
 
 pytestmark = pytest.mark.integration
@@ -205,7 +205,7 @@ def test_a_tampered_bundle_is_refused_with_the_reason(harness_factory, tmp_path)
     # Pin nothing: a gateway following a forged announcement would fetch the latest object.
     location = harness.services.ops.location(info)
     stored = store.put_bytes(bucket, prefix + MANIFEST, forged)
-    from routeiq_trainer.core.bundles import BundleLocation
+    from routeiq_trainer.bundles import BundleLocation
 
     forged_location = BundleLocation(
         location.bucket, location.prefix, stored.sha256, location.size_bytes, stored.version_id

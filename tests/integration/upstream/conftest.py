@@ -8,14 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from integration.upstream.helpers import (
-    API_KEY,
-    UpstreamProcess,
-    free_port,
-    spawn,
-    stop,
-    wait_ready,
-)
+from integration.upstream.helpers import API_KEY, UpstreamProcess, spawn, stop, wait_ready
+from support.processes import free_port
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from support.processes import http_ok, wait_until
 
 API_KEY = "test-upstream-key"
 
@@ -35,13 +33,6 @@ class UpstreamProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def spawn(log_path: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_UPSTREAM_")}
     env.update({"ROUTEIQ_UPSTREAM_HOST": "127.0.0.1", "ROUTEIQ_UPSTREAM_PORT": str(port)})
@@ -56,17 +47,17 @@ def spawn(log_path: Path, port: int, **settings: str) -> subprocess.Popen[bytes]
 
 
 def wait_ready(upstream: UpstreamProcess, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """Until the upstream has loaded its data; fail at once (with its log) if it exits."""
+
+    def serving() -> bool:
         if upstream.process.poll() is not None:
             pytest.fail(f"upstream exited with {upstream.process.returncode}:\n{upstream.log()}")
-        try:
-            if httpx.get(f"{upstream.url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"upstream not ready within {timeout_s}s:\n{upstream.log()}")
+        return http_ok(f"{upstream.url}/health/ready")
+
+    try:
+        wait_until(serving, timeout=timeout_s, what=f"the upstream at {upstream.url}")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n{upstream.log()}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -15,9 +15,10 @@ import numpy as np
 import openai
 import pytest
 import tiktoken
-from integration.upstream.helpers import API_KEY, UpstreamProcess, free_port, spawn, stop
+from integration.upstream.helpers import API_KEY, UpstreamProcess, spawn, stop
 from routeiq.routing.datasets import GPT4, MIXTRAL, RoutingDataset, load_named
 from routeiq_upstream.core.tokens import litellm_tokenizer_dir
+from support.processes import free_port
 
 pytestmark = pytest.mark.integration
 

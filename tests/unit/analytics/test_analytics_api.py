@@ -10,7 +10,16 @@ from routeiq_analytics.api import create_app
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.metrics import AnalyticsMetrics
 from starlette.testclient import TestClient
-from unit.analytics.helpers import STRONG, T0, WEAK, Clock, aggregator, decision, feedback
+from unit.analytics.helpers import (
+    DASHBOARD_CHARTS,
+    STRONG,
+    T0,
+    WEAK,
+    Clock,
+    aggregator,
+    decision,
+    feedback,
+)
 
 EVIL = '<script>alert("x")</script>'
 
@@ -54,7 +63,7 @@ def client() -> Any:
     app = create_app(
         aggregator=agg,
         readiness=readiness,
-        metrics_registry=metrics.registry,
+        metrics=metrics,
         windows=[300, 3600],
         retention_s=3600,
         refresh_s=0,
@@ -110,15 +119,7 @@ def test_dashboard_renders_every_chart_with_data_and_escapes_names(client: TestC
     assert r.headers["content-type"].startswith("text/html")
     html = r.text
     charts = dict(re.findall(r'<svg class="chart" data-chart="([^"]+)" data-points="(\d+)"', html))
-    assert set(charts) == {
-        "model-mix",
-        "cost",
-        "latency",
-        "rates",
-        "quality-strategy",
-        "quality-arm",
-        "quality-model",
-    }
+    assert set(charts) == DASHBOARD_CHARTS
     assert all(int(n) > 0 for n in charts.values()), charts
     assert "<script" not in html  # the model named like a script tag is text, not markup
     assert "&lt;script&gt;" in html
@@ -142,7 +143,7 @@ def test_summary_and_dashboard_show_the_n_model_baselines(client: TestClient) ->
 
 def test_dashboard_without_a_pair_and_with_a_best_model_that_costs_less() -> None:
     clock = Clock(T0 + 5)
-    agg = aggregator(clock, strong_model=None, weak_model=None, best_model_min_graded=2)
+    agg = aggregator(clock, pair=None, best_model_min_graded=2)
     for i in range(4):
         agg.add_decision(decision(f"d{i}", model=STRONG, candidates=(STRONG, WEAK)))
         agg.add_feedback(feedback(f"w{i}", f"d{i}", 1.0, candidate=WEAK))
@@ -151,7 +152,7 @@ def test_dashboard_without_a_pair_and_with_a_best_model_that_costs_less() -> Non
     app = create_app(
         aggregator=agg,
         readiness=Readiness(),
-        metrics_registry=metrics.registry,
+        metrics=metrics,
         windows=[300],
         retention_s=3600,
         refresh_s=0,

@@ -152,7 +152,7 @@ def test_no_candidate_with_enough_grades_says_so() -> None:
     assert best["reason"] == "no candidate has 5 graded answers in this window (most: small with 4)"
     assert best["routed_quality"] == pytest.approx(0.625)
     # The default minimum, 20, and an empty window.
-    empty = aggregator(Clock(T0), prices=PRICES, strong_model=None, weak_model=None)
+    empty = aggregator(Clock(T0), pair=None, prices=PRICES)
     assert empty.summary(300)["savings"]["best_single_model"]["reason"] == (
         "no priced candidate model"
     )
@@ -189,7 +189,7 @@ def test_a_configured_pair_that_is_not_a_candidate_is_kept_and_noted() -> None:
 
 
 def test_fewer_than_two_priced_candidates_means_no_pair() -> None:
-    agg = aggregator(Clock(T0 + 5), prices=PRICES, strong_model=None, weak_model=None)
+    agg = aggregator(Clock(T0 + 5), pair=None, prices=PRICES)
     agg.add_decision(decision("d1", model=LARGE, candidates=(LARGE, MYSTERY)))
     s = agg.summary(300)["savings"]
     assert (s["strong_model"], s["weak_model"]) == (None, None)
@@ -206,7 +206,7 @@ def test_fewer_than_two_priced_candidates_means_no_pair() -> None:
 
 def test_ties_for_most_expensive_are_named() -> None:
     prices = {"a": ModelPrice(0.9, 0.9), "b": ModelPrice(0.9, 0.9), "c": ModelPrice(0.1, 0.1)}
-    agg = aggregator(Clock(T0 + 5), prices=prices, strong_model=None, weak_model=None)
+    agg = aggregator(Clock(T0 + 5), pair=None, prices=prices)
     agg.add_decision(decision("d1", model="c", candidates=("b", "a", "c")))
     s = agg.summary(300)["savings"]
     assert s["always_most_expensive"]["model"] == "a"  # equal cost and list price: by name
@@ -306,13 +306,7 @@ def test_most_expensive_bounds_every_single_model_saving(
     names = [f"m{i}" for i in range(len(table))]
     price_table = {n: ModelPrice(*p) for n, p in zip(names, table, strict=True)}
     everyone = (*names, "unpriced")
-    agg = aggregator(
-        Clock(T0 + 5),
-        prices=price_table,
-        strong_model=None,
-        weak_model=None,
-        best_model_min_graded=min_graded,
-    )
+    agg = aggregator(Clock(T0 + 5), pair=None, prices=price_table, best_model_min_graded=min_graded)
     for i, (served, tin, tout, cost, score, shadow, shadow_score) in enumerate(requests):
         model = everyone[min(served, len(everyone) - 1)]
         agg.add_decision(

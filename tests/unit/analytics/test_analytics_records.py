@@ -39,7 +39,7 @@ def decision_record(**outcome: Any) -> dict[str, Any]:
 
 
 def test_a_decision_through_the_real_contract() -> None:
-    serde = AvroSerde.for_contract(ROUTER_DECISION, subject="d-value", resolver=LocalResolver())
+    serde = AvroSerde.for_topic(ROUTER_DECISION, "d", resolver=LocalResolver())
     d = parse_decision(serde.decode(serde.encode(decision_record(cost_usd=0.5))))
     assert d.decision_id == "d-1"
     assert d.timestamp_s == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC).timestamp()
@@ -55,7 +55,7 @@ def test_a_decision_through_the_real_contract() -> None:
 
 
 def test_feedback_through_the_real_contract() -> None:
-    serde = AvroSerde.for_contract(FEEDBACK, subject="f-value", resolver=LocalResolver())
+    serde = AvroSerde.for_topic(FEEDBACK, "f", resolver=LocalResolver())
     record = {
         "feedback_id": "f-1",
         "decision_id": "d-1",
@@ -112,7 +112,7 @@ def test_scores_outside_zero_one_are_refused(score: float) -> None:
 
 
 def test_a_decisions_candidates_are_kept_in_router_order() -> None:
-    serde = AvroSerde.for_contract(ROUTER_DECISION, subject="d-value", resolver=LocalResolver())
+    serde = AvroSerde.for_topic(ROUTER_DECISION, "d", resolver=LocalResolver())
     record = decision_record()
     record["candidate_deployments"] = [
         {"model_name": name, "provider": "offline", "score": None, "available": True}

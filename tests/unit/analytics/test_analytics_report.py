@@ -62,13 +62,7 @@ def test_an_empty_window_still_prints() -> None:
 
 def _n_model_summary(min_graded: int) -> dict:
     prices = {"big": ModelPrice(10, 30), "mid": ModelPrice(1, 2), "tiny": ModelPrice(0.1, 0.1)}
-    agg = aggregator(
-        Clock(T0 + 5),
-        prices=prices,
-        strong_model=None,
-        weak_model=None,
-        best_model_min_graded=min_graded,
-    )
+    agg = aggregator(Clock(T0 + 5), pair=None, prices=prices, best_model_min_graded=min_graded)
     for i in range(6):
         model = ["big", "mid", "tiny"][i % 3]
         agg.add_decision(

@@ -49,30 +49,31 @@ def files(tmp_path):
     return data, prices, features
 
 
-def _run(tmp_path, *args: str):
+def _run(tmp_path, data: Path, *args: str):
+    """`routeiq eval --test DATA` with the test's feature pipeline and ``args``."""
     runner = CliRunner()
+    features = ["--features-dir", str(tmp_path / "features")]
     return runner.invoke(
         cli,
-        ["eval", *args, "--out", str(tmp_path / "out")],
+        ["eval", "--test", str(data), *features, *args, "--out", str(tmp_path / "out")],
         env={"ROUTEIQ_STACK_STATE_DIR": str(tmp_path / "state")},
         catch_exceptions=True,
     )
 
 
+def _run_priced(tmp_path, data: Path, prices: Path, *args: str):
+    """`routeiq eval` on the CSV's question column, priced by ``prices``."""
+    return _run(tmp_path, data, "--prompt-column", "question", "--prices", str(prices), *args)
+
+
 def test_any_csv_evaluates_over_seeds_with_merged_repeats_and_prices(tmp_path, files) -> None:
     data, prices, _ = files
-    result = _run(
+    result = _run_priced(
         tmp_path,
-        "--test",
-        str(data),
-        "--prompt-column",
-        "question",
+        data,
+        prices,
         "--models",
         "big,mid,small",
-        "--prices",
-        str(prices),
-        "--features-dir",
-        str(tmp_path / "features"),
         "--seeds",
         "3",
         "--json",
@@ -99,22 +100,16 @@ def test_any_csv_evaluates_over_seeds_with_merged_repeats_and_prices(tmp_path, f
 
 def test_a_named_pair_adds_apgr_and_the_table_prints_mean_and_sd(tmp_path, files) -> None:
     data, prices, _ = files
-    result = _run(
+    result = _run_priced(
         tmp_path,
-        "--test",
-        str(data),
-        "--prompt-column",
-        "question",
+        data,
+        prices,
         "--models",
         "big,small",
         "--strong",
         "big",
         "--weak",
         "small",
-        "--prices",
-        str(prices),
-        "--features-dir",
-        str(tmp_path / "features"),
         "--seeds",
         "2",
         "--no-baseline",
@@ -140,11 +135,8 @@ def test_mistakes_are_refused_with_the_reason(tmp_path, files, args, message) ->
     data, _, _ = files
     result = _run(
         tmp_path,
-        "--test",
-        str(data),
+        data,
         *args,
-        "--features-dir",
-        str(tmp_path / "features"),
         "--seeds",
         "1",
         "--no-baseline",
@@ -158,16 +150,6 @@ def test_a_bad_prices_file_is_refused(tmp_path, files) -> None:
     data, _, _ = files
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"big": "expensive"}))
-    result = _run(
-        tmp_path,
-        "--test",
-        str(data),
-        "--prompt-column",
-        "question",
-        "--prices",
-        str(bad),
-        "--features-dir",
-        str(tmp_path / "features"),
-    )
+    result = _run_priced(tmp_path, data, bad)
     assert result.exit_code != 0
     assert "[input, output]" in str(result.exception)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import importlib
 import inspect
 import json
@@ -19,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "deploy.md"
+# The one Dockerfile of every image; the build arg SERVICE picks the service.
+DOCKERFILE = ROOT / "services" / "Dockerfile"
 KUSTOMIZE_PINNED = ROOT / "stack" / ".build" / "bin" / "kustomize"
 # The Kubernetes version the manifests are validated against (the oldest we support).
 KUBERNETES_VERSION = "1.31.0"
@@ -47,7 +51,12 @@ class Service:
 
     @property
     def dockerfile(self) -> Path:
-        return ROOT / "services" / self.name / "Dockerfile"
+        return DOCKERFILE
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """What ``docker build`` is given for this image (docker-compose.yml passes the same)."""
+        return {"SERVICE": self.name}
 
     @property
     def prefix(self) -> str:
@@ -145,6 +154,8 @@ class Stage:
     base: str
     name: str | None
     instructions: list[Instruction]
+    # For a stage with what it inherits: the names of the stages it is made of, base first.
+    chain: tuple[str, ...] = ()
 
     def all(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -191,10 +202,47 @@ def env_pairs(args: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in words)
 
 
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """``$NAME`` and ``${NAME}`` replaced as Docker does for build args (others left as is)."""
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)",
+        lambda m: values.get(m.group(1) or m.group(2), m.group(0)),
+        text,
+    )
+
+
+def _chain(stages: list[Stage], start: Stage, args: Mapping[str, str]) -> Stage:
+    """A stage with everything it inherits: the ``FROM <stage>`` chain followed to an image,
+    as one stage (that image as base, the chain's instructions in order)."""
+    by_name = {s.name: s for s in stages if s.name}
+    chain = [start]
+    while substitute(chain[0].base, args) in by_name:
+        chain.insert(0, by_name[substitute(chain[0].base, args)])
+    named = [s.name for s in chain if s.name]
+    return Stage(
+        base=chain[0].base,
+        name=named[-1] if named else None,
+        instructions=[i for s in chain for i in s.instructions],
+        chain=tuple(named),
+    )
+
+
+def image_stage(service: Service) -> Stage:
+    """What the service's image is: the Dockerfile's last stage with its build args."""
+    stages = parse_dockerfile(service.dockerfile.read_text())
+    return _chain(stages, stages[-1], service.build_args)
+
+
+def build_stage(service: Service) -> Stage:
+    """The stage that installs the service's locked dependencies (``build``), with its chain."""
+    stages = parse_dockerfile(service.dockerfile.read_text())
+    return _chain(stages, next(s for s in stages if s.name == "build"), service.build_args)
+
+
 def image_env(service: Service) -> dict[str, str]:
-    """The environment the final stage of a service's image sets (``$VAR`` left as is)."""
+    """The environment the service's image sets (``$VAR`` left as is)."""
     env: dict[str, str] = {}
-    for instruction in parse_dockerfile(service.dockerfile.read_text())[-1].all("ENV"):
+    for instruction in image_stage(service).all("ENV"):
         env.update(env_pairs(instruction.args))
     return env
 
@@ -207,48 +255,80 @@ def build_args(stage: Stage) -> dict[str, str]:
     return values
 
 
-def export_command(service: Service) -> list[str]:
-    """The ``uv export`` of the service's build stage, as argv, writing to stdout."""
-    build = parse_dockerfile(service.dockerfile.read_text())[0]
-    for run in build.all("RUN"):
-        for part in re.split(r"&&|;", run.args):
-            words = shlex.split(part)
-            if words[:2] == ["uv", "export"]:
-                if "-o" in words:
-                    at = words.index("-o")
-                    del words[at : at + 2]
-                return words
-    raise AssertionError(f"{service.dockerfile}: no `uv export` in the build stage")
+@dataclasses.dataclass(frozen=True)
+class BuildReplay:
+    requirements: dict[str, str]  # distribution (PEP 503) -> pinned version
+    workspace_paths: list[str]  # workspace folders installed with --no-deps
 
 
-def workspace_paths(service: Service) -> list[str]:
-    """The workspace folders the build stage installs with ``uv pip install --no-deps``."""
-    build = parse_dockerfile(service.dockerfile.read_text())[0]
-    paths: list[str] = []
-    for run in build.all("RUN"):
-        for part in run.args.split("&&"):
-            words = shlex.split(part)
-            if words[:3] == ["uv", "pip", "install"] and "-r" not in words:
-                paths += [w.removeprefix("./") for w in words if w.startswith("./")]
-    return paths
+# Stands in for uv while the build stage's RUN is replayed: `uv export` is the real one (it
+# reads only the lockfile); every other call (python install, venv, pip install) is recorded.
+_UV_SHIM = """#!/bin/sh
+if [ "$1" = export ]; then exec "$REAL_UV" "$@"; fi
+printf '%s\\n' "$*" >> "$UV_CALLS"
+"""
+
+
+@functools.cache
+def replay_build(service: Service) -> BuildReplay:
+    """The build stage's install RUN, run here by a shell with the stage's ENV and the
+    service's build args: the requirements file it writes (from the lock, offline) and what it
+    installs."""
+    build = build_stage(service)
+    real_uv = shutil.which("uv")
+    if real_uv is None:
+        raise AssertionError("uv is not on PATH")
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        (work / "uv").write_text(_UV_SHIM)
+        (work / "uv").chmod(0o755)
+        env: dict[str, str] = {}
+        for instruction in build.all("ENV"):
+            env.update(env_pairs(instruction.args))
+        env.update({k: v for k, v in build_args(build).items() if v})
+        env.update(service.build_args)
+        env.update(
+            PATH=os.pathsep.join([str(work), str(Path(sys.executable).parent), os.environ["PATH"]]),
+            REAL_UV=real_uv,
+            UV_CALLS=str(work / "calls"),
+        )
+        requirements = work / "requirements.txt"
+        # Only the install itself: the RUNs before it set up build tools (pip installs uv).
+        for run in (r for r in build.all("RUN") if "uv export" in r.args):
+            script = run.args.replace("/tmp/requirements.txt", str(requirements))
+            done = subprocess.run(
+                ["sh", "-ec", script],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise AssertionError(f"{service.name}: the build's RUN failed: {done.stderr}")
+        if not requirements.is_file():
+            raise AssertionError(f"{service.name}: no `uv export` in the build stage")
+        text = requirements.read_text()
+        calls = (work / "calls").read_text().splitlines()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\\n]+)", text, flags=re.M))
+    paths = [
+        word.removeprefix("./")
+        for call in calls
+        if call.startswith("pip install") and " -r " not in f" {call} "
+        for word in call.split()
+        if word.startswith("./")
+    ]
+    return BuildReplay({normalise(k): v for k, v in pins.items()}, paths)
 
 
 def exported_requirements(service: Service) -> dict[str, str]:
     """Distribution -> pinned version of what the image installs from the lock (offline)."""
-    done = subprocess.run(
-        export_command(service), cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"uv export failed for {service.name}: {done.stderr}")
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\\n]+)", done.stdout, flags=re.M))
-    build = parse_dockerfile(service.dockerfile.read_text())[0]
-    code = build_args(build).get("LOCKED_SUPERVISOR")
-    if code and not any(normalise(n) == "supervisor" for n in pins):
-        extra = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout
-        pins.update(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", extra, flags=re.M))
-    return {normalise(k): v for k, v in pins.items()}
+    return dict(replay_build(service).requirements)
+
+
+def workspace_paths(service: Service) -> list[str]:
+    """The workspace folders the build stage installs with ``uv pip install --no-deps``."""
+    return list(replay_build(service).workspace_paths)
 
 
 # ---------------------------------------------------------------- kustomize
@@ -378,7 +458,7 @@ def _rows(cls: Any, prefix: str) -> Iterator[tuple[str, str, str]]:
         secret = "SecretStr" in str(annotation)
         computed = field.default_factory is not None
         if computed:
-            default: Any = field.default_factory()  # type: ignore[call-arg]
+            default: Any = field.default_factory()
         else:
             default = field.default
         note = notes.get(name, "")

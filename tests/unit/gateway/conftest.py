@@ -12,13 +12,13 @@ import yaml
 from routeiq.contracts.catalog import FEEDBACK, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, LocalResolver
 from routeiq.routing.strategies import BundleHolder
-from routeiq_gateway.__main__ import build_engine
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.config import load_model_file
-from routeiq_gateway.core import Gateway
+from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.ids import DecisionIds
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.upstream import Upstream, build_router
+from routeiq_gateway.wiring import build_engine
 from starlette.testclient import TestClient
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -77,17 +77,19 @@ def model_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def wired(model_file: Path) -> Iterator[tuple[TestClient, Gateway, CollectingPublisher]]:
+def offline_gateway(
+    model_file: Path, publisher: CollectingPublisher, *, upstream: Any = None
+) -> Gateway:
+    """A gateway on the model file, its events collected by ``publisher`` (``upstream``:
+    LiteLLM's mock responses unless a stand-in is given)."""
     parsed = load_model_file(model_file)
     holder = BundleHolder()
     resolver = LocalResolver()
-    publisher = CollectingPublisher()
-    gateway = Gateway(
+    return Gateway(
         model_file=parsed,
         engine=build_engine(parsed, holder),
         holder=holder,
-        upstream=Upstream(router=build_router(parsed), model_file=parsed),
+        upstream=upstream or Upstream(router=build_router(parsed), model_file=parsed),
         embeddings=None,
         publisher=publisher,
         decision_serde=AvroSerde.for_contract(
@@ -101,6 +103,12 @@ def wired(model_file: Path) -> Iterator[tuple[TestClient, Gateway, CollectingPub
         user_salt=b"salt",
         include_embedding=False,
     )
+
+
+@pytest.fixture
+def wired(model_file: Path) -> Iterator[tuple[TestClient, Gateway, CollectingPublisher]]:
+    publisher = CollectingPublisher()
+    gateway = offline_gateway(model_file, publisher)
     app = create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)
     with TestClient(app) as client:
         yield client, gateway, publisher

@@ -13,7 +13,7 @@ PROMPT = "Please write a Python function def add(a, b) that adds two numbers"
 
 
 def decode(gateway, value: bytes) -> dict:
-    return gateway._decision_serde.decode(value)
+    return gateway.decision_serde.decode(value)
 
 
 def test_completion_routes_serves_and_logs_one_event(wired) -> None:
@@ -146,7 +146,7 @@ def test_feedback_is_validated_and_published_keyed_by_decision(wired) -> None:
     assert ok.status_code == 202, ok.text
     topic, key, value = publisher.records[-1]
     assert (topic, key) == ("feedback", decision_id.encode())
-    record = gateway._feedback_serde.decode(value)
+    record = gateway.feedback_serde.decode(value)
     assert record["score"] == 0.75
     assert record["candidate"] == "big"
     forged = decision_id[:-1] + ("0" if decision_id[-1] != "0" else "1")

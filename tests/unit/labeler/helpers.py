@@ -8,6 +8,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from routeiq.contracts.records import (
+    CandidateDeployment,
+    DecisionInput,
+    DecisionOutcome,
+    RouterDecision,
+    Timings,
+)
 from routeiq.errors import ArtifactNotFoundError, IntegrityError
 from routeiq.storage import StoredObject
 from routeiq_labeler.core.labels import LabelPolicy
@@ -21,49 +28,34 @@ MODELS = ("strong", "weak")
 def decision_record(**overrides: Any) -> dict[str, Any]:
     """A decoded RouterDecision as fastavro returns it (timestamp as an aware datetime)."""
     event_id = overrides.pop("event_id", str(uuid.uuid4()))
-    record: dict[str, Any] = {
-        "event_id": event_id,
-        "trace_id": "0" * 32,
-        "span_id": "1" * 16,
-        "timestamp": datetime(2025, 11, 13, 10, 0, 0, 123000, tzinfo=UTC),
-        "input": {"query_length": 42, "requested_model": "auto", "user_id": None, "team_id": "t"},
-        "strategy": {"name": "knn", "version": "2"},
-        "candidate_deployments": [
-            {
-                "model_name": "strong",
-                "provider": "x",
-                "score": 0.8,
-                "available": True,
-                "propensity": 0.75,
-            },
-            {
-                "model_name": "weak",
-                "provider": "y",
-                "score": 0.2,
-                "available": True,
-                "propensity": 0.25,
-            },
+    decision = RouterDecision(
+        event_id=event_id,
+        trace_id="0" * 32,
+        span_id="1" * 16,
+        timestamp_ms=0,
+        input=DecisionInput(query_length=42, requested_model="auto", team_id="t"),
+        strategy_name="knn",
+        strategy_version="2",
+        candidates=[
+            CandidateDeployment("strong", "x", score=0.8, propensity=0.75),
+            CandidateDeployment("weak", "y", score=0.2, propensity=0.25),
         ],
-        "selected_deployment": "strong",
-        "selection_reason": "argmax",
-        "timings": {"total_ms": 1200.0, "strategy_ms": 3.0, "embedding_ms": 2.0},
-        "outcome": {
-            "status": "SUCCESS",
-            "input_tokens": 10,
-            "output_tokens": 20,
-            "total_tokens": 30,
-            "error_type": None,
-            "cost_usd": 0.02,
-            "upstream_latency_ms": 1100.0,
-        },
-        "fallback": {"used": False, "attempted_deployments": [], "reason": None},
-        "router_version": "r7",
-        "exploration": False,
-        "ab_arm": "B",
-        "query_embedding": None,
-        "embedding_model": None,
-        "domain": "math",
-    }
+        selected_deployment="strong",
+        selection_reason="argmax",
+        timings=Timings(total_ms=1200.0, strategy_ms=3.0, embedding_ms=2.0),
+        outcome=DecisionOutcome(
+            status="SUCCESS",
+            input_tokens=10,
+            output_tokens=20,
+            cost_usd=0.02,
+            upstream_latency_ms=1100.0,
+        ),
+        router_version="r7",
+        ab_arm="B",
+        domain="math",
+    )
+    record = decision.to_record()
+    record["timestamp"] = datetime(2025, 11, 13, 10, 0, 0, 123000, tzinfo=UTC)
     record.update(overrides)
     return record
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from hypothesis import given
 from hypothesis import strategies as st
 from routeiq.contracts.catalog import DEAD_LETTER, RETRAIN_REQUEST
 from routeiq.contracts.serde import AvroSerde, LocalResolver
 from routeiq.shards import ShardManifest, retrain_request, retrain_request_id
-from routeiq_cli import labeling
-from routeiq_labeler.core.deadletter import dead_letter, header_map
+from routeiq_cli import retrain as retrain_cli
+from routeiq_labeler.app import faust_dead_letter
 from routeiq_labeler.errors import InvalidRecordError
 
 
@@ -38,7 +40,7 @@ def test_the_id_does_not_depend_on_the_order_of_types_or_shards(model, types, sh
     shuffled = data.draw(st.permutations(shards))
     ours = retrain_request_id(model, types, shards)
     assert ours == retrain_request_id(model, list(reversed(types)), shuffled)
-    assert labeling.shard_contract.retrain_request is retrain_request  # one implementation
+    assert retrain_cli.shard_contract.retrain_request is retrain_request  # one implementation
 
 
 @given(shards=shard_sets.filter(lambda s: len(s) > 0), data=st.data())
@@ -56,7 +58,7 @@ def test_requests_and_dead_letters_encode_under_their_contracts() -> None:
         ("a.manifest.json", _manifest("a.parquet", "1" * 64, 3)),
         ("b.manifest.json", _manifest("b.parquet", "2" * 64, 4)),
     ]
-    serde = AvroSerde.for_contract(RETRAIN_REQUEST, subject="r-value", resolver=LocalResolver())
+    serde = AvroSerde.for_topic(RETRAIN_REQUEST, "r", resolver=LocalResolver())
     for record in (
         retrain_request(
             shards,
@@ -67,7 +69,7 @@ def test_requests_and_dead_letters_encode_under_their_contracts() -> None:
             now_ms=5,
             params={"knn.k": "7"},
         ),
-        labeling.manual_request(
+        retrain_cli.manual_request(
             shards, model_name="m", router_types=["mlp"], requested_by="me", now_ms=5
         ),
     ):
@@ -79,28 +81,37 @@ def test_requests_and_dead_letters_encode_under_their_contracts() -> None:
         assert back["shard_manifests"] == ["a.manifest.json", "b.manifest.json"]
         assert int(back["window_start"].timestamp() * 1000) == 3
         assert int(back["window_end"].timestamp() * 1000) == 40
-    letter = dead_letter(
-        topic="t",
-        partition=2,
-        offset=9,
-        timestamp_ms=1000,
-        key=b"k",
-        value=b"\x00bad",
-        headers=[("h", b"\xff\xfe"), ("n", None)],
-        error=InvalidRecordError("nope"),
+    letter = faust_dead_letter(
+        _faust_message(headers=[("h", b"\xff\xfe"), ("n", None)]),
+        InvalidRecordError("nope"),
         consumer="routeiq-labeler/x",
         now_ms=2000,
     )
-    dl_serde = AvroSerde.for_contract(DEAD_LETTER, subject="d-value", resolver=LocalResolver())
-    back = dl_serde.decode(dl_serde.encode(letter))
+    dl_serde = AvroSerde.for_topic(DEAD_LETTER, "d", resolver=LocalResolver())
+    back = dl_serde.decode(dl_serde.encode(letter.to_record()))
     assert back["error_type"] == "InvalidRecordError"
     assert back["reason"] == "nope"
     assert back["value"] == b"\x00bad"
     assert back["source_offset"] == 9
     assert back["headers"] == {"h": "\ufffd\ufffd", "n": ""}
+    assert int(back["source_timestamp"].timestamp() * 1000) == 1000  # Faust stamps seconds
+    assert letter.kafka_key == b"t"
 
 
-def test_header_map_accepts_kafka_header_shapes() -> None:
-    assert header_map(None) == {}
-    assert header_map({"a": b"1"}) == {"a": "1"}
-    assert header_map([("a", b"1"), ("b", "2")]) == {"a": "1", "b": "2"}
+def _faust_message(*, headers: object) -> SimpleNamespace:
+    """What Faust hands the agent: attributes, the timestamp in float seconds."""
+    return SimpleNamespace(
+        topic="t", partition=2, offset=9, timestamp=1.0, key=b"k", value=b"\x00bad", headers=headers
+    )
+
+
+def test_dead_letters_accept_the_header_shapes_faust_gives() -> None:
+    def headers(raw: object) -> dict[str, str]:
+        letter = faust_dead_letter(
+            _faust_message(headers=raw), ValueError("x"), consumer="c", now_ms=0
+        )
+        return dict(letter.headers)
+
+    assert headers(None) == {}
+    assert headers({"a": b"1"}) == {"a": "1"}
+    assert headers([("a", b"1"), ("b", "2")]) == {"a": "1", "b": "2"}

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from routeiq.shards import SCHEMA, decode_table, list_manifests
 from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.sink import ShardSink
 from routeiq_labeler.core.state import (
     MAX_FEEDBACK_PER_DECISION,
     FlushResult,
@@ -21,6 +20,7 @@ from routeiq_labeler.core.state import (
 )
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError
+from routeiq_labeler.sink import ShardSink
 from unit.labeler.helpers import MemoryStore, facts, fb, new_state
 
 NOTHING = FlushResult(manifest=None, added_rows=0, duplicates=0)

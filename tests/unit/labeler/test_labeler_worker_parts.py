@@ -6,7 +6,8 @@ import faust
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from routeiq.errors import SerializationError
-from routeiq_labeler.worker import PartitionedTable, _transient
+from routeiq_labeler.app import PartitionedTable
+from routeiq_labeler.worker import _transient
 
 
 def test_table_keys_route_changes_to_their_own_partition() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from routeiq_trainer.core.data import PreparedData
+from routeiq.routing.prepare import PreparedData
 from unit.trainer.helpers import clustered, prepared
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from routeiq.routing.datasets import ModelPrice
+from routeiq.routing.prepare import LoggedPolicy, PreparedData
 from routeiq.routing.routers import TrainingData
-from routeiq_trainer.core.data import LoggedPolicy, PreparedData
 
 
 def clustered(n: int, *, seed: int = 0, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

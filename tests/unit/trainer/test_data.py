@@ -1,4 +1,5 @@
-"""Data preparation: time split with no decision on both sides, DR labels, dataset files."""
+"""Data preparation: time split with no decision on both sides, dataset files (the DR labels
+are tested with their estimator, tests/unit/routing/test_estimators.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from routeiq.routing.datasets import ModelPrice
 from routeiq.routing.embedding import MODEL_NAME
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
-from routeiq.routing.routers import TrainingData
 from routeiq_trainer.config import TrainerSettings
-from routeiq_trainer.core.data import DataLoader, doubly_robust, time_split
 from routeiq_trainer.core.requests import TrainRequest, resolve_options
+from routeiq_trainer.core.splits import time_split
+from routeiq_trainer.data import DataLoader
 from routeiq_trainer.errors import NoDataError
-from unit.trainer.helpers import clustered
 
 
 @given(
@@ -43,33 +43,6 @@ def test_time_split_takes_the_newest_fraction() -> None:
     _, val, cut = time_split(t, [str(i) for i in range(100)], 0.2)
     assert cut == 80
     assert sorted(t[val].tolist()) == list(range(80, 100))
-
-
-def test_doubly_robust_fills_every_candidate_of_bandit_rows() -> None:
-    x, q = clustered(400, seed=1)
-    rng = np.random.default_rng(2)
-    actions = rng.integers(0, 2, 400).astype(np.int64)
-    bandit = np.full_like(q, np.nan)
-    bandit[np.arange(400), actions] = q[np.arange(400), actions]
-    data = TrainingData(embeddings=x, quality=bandit, models=("strong", "weak"))
-    out = doubly_robust(data, actions, np.full(400, 0.5), seed=0)
-    assert np.isfinite(out.quality).all()
-    assert ((out.quality >= 0) & (out.quality <= 1)).all()
-    assert out.weights is not None
-    assert (out.weights == 1).all()
-    # The unobserved model's pseudo-label comes from similar queries: on cluster 0 (weak
-    # right) it is high for the weak model more often than on cluster 1.
-    unobserved_weak = actions == 0
-    weak_truth = q[unobserved_weak, 1]
-    weak_pseudo = out.quality[unobserved_weak, 1]
-    assert weak_pseudo[weak_truth == 1].mean() > weak_pseudo[weak_truth == 0].mean() + 0.3
-
-
-def test_doubly_robust_leaves_full_information_rows_alone() -> None:
-    x, q = clustered(50, seed=4)
-    data = TrainingData(embeddings=x, quality=q, models=("strong", "weak"))
-    out = doubly_robust(data, np.zeros(50, np.int64), np.full(50, 0.5), seed=0)
-    assert np.array_equal(out.quality, q)
 
 
 def _request(**fields) -> tuple[TrainRequest, TrainerSettings]:

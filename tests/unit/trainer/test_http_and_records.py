@@ -7,11 +7,11 @@ from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
 from routeiq.contracts.serde import AvroSerde, LocalResolver
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
+from routeiq_trainer.announce import announcement_record
 from routeiq_trainer.api import create_app
-from routeiq_trainer.core.announce import announcement_record
-from routeiq_trainer.core.bundles import BundleLocation
-from routeiq_trainer.core.worker import WorkerState
+from routeiq_trainer.bundles import BundleLocation
 from routeiq_trainer.metrics import TrainerMetrics
+from routeiq_trainer.worker import WorkerState
 from starlette.testclient import TestClient
 
 

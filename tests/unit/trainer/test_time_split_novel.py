@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from routeiq_trainer.core.data import novel_validation, time_split
+from routeiq_trainer.core.splits import novel_validation, time_split
 
 
 def test_repeated_queries_never_validate() -> None:

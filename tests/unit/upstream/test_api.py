@@ -32,6 +32,16 @@ def sse_events(text: str) -> list[Any]:
     return events
 
 
+class RecordingSleep:
+    """An async ``sleep`` that only records how long it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
 def assert_openai_error(response: Any, status: int, code: str | None, param: str | None) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -132,11 +142,8 @@ def test_streaming_gives_the_same_text_in_openai_chunks(
 def test_chunk_delay_paces_the_stream_with_the_injected_sleep(
     make_upstream: Callable[..., OfflineUpstream], client_for: Callable[..., TestClient]
 ) -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
+    sleep = RecordingSleep()
+    slept = sleep.calls
     upstream = make_upstream(faults=FaultPolicy(chunk_delay_ms=5))
     client = client_for(upstream, sleep=sleep)
     events = sse_events(client.post(URL, json=chat("Never recorded.", stream=True)).text)
@@ -147,11 +154,8 @@ def test_chunk_delay_paces_the_stream_with_the_injected_sleep(
 def test_latency_is_awaited_per_model(
     make_upstream: Callable[..., OfflineUpstream], client_for: Callable[..., TestClient]
 ) -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
+    sleep = RecordingSleep()
+    slept = sleep.calls
     faults = FaultPolicy(latency_ms=250, model_latency_ms={MIXTRAL: 40})
     client = client_for(make_upstream(faults=faults), sleep=sleep)
     client.post(URL, json=chat("What is 2+2?"))

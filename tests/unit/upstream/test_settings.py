@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL
-from routeiq_upstream.__main__ import build_upstream
 from routeiq_upstream.config import UpstreamSettings
+from routeiq_upstream.wiring import build_upstream
 
 
 def test_defaults() -> None:

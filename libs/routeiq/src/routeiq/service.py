@@ -85,12 +85,20 @@ def run_service(
 
 
 def http_server(
-    app: Any, *, host: str, port: int, log_level: str = "warning", access_log: bool = False
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    access_log: bool | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server for ``app`` (not started)."""
+    """A uvicorn server for ``app`` (not started); one access-log line per request only at
+    ``debug`` unless ``access_log`` says otherwise."""
     # Imported here: the labeler (Faust) has no uvicorn, and libs must import without it.
     import uvicorn
 
+    if access_log is None:
+        access_log = log_level == "debug"
     return uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log)
     )

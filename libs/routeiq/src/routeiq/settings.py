@@ -83,18 +83,30 @@ class KafkaSettings(_Group):
         return config
 
 
+def _with_scheme(value: str, what: str, schemes: tuple[str, ...]) -> str:
+    """``value`` when it is a URL of one of ``schemes``; else a ValueError naming them."""
+    if not value.startswith(schemes):
+        *first, last = schemes
+        allowed = f"{', '.join(first)} or {last}" if first else last
+        raise ValueError(f"{what} url must start with {allowed}, got {value!r}")
+    return value
+
+
+# A registry URL, without a trailing slash (the client appends paths to it).
+RegistryUrl = Annotated[
+    str,
+    AfterValidator(lambda v: _with_scheme(v, "registry", ("http://", "https://")).rstrip("/")),
+]
+RedisUrl = Annotated[
+    str, AfterValidator(lambda v: _with_scheme(v, "redis", ("redis://", "rediss://", "unix://")))
+]
+
+
 class RegistrySettings(_Group):
     """How to reach the schema registry (ours or Confluent's: same API)."""
 
-    url: str = "http://127.0.0.1:8081"
+    url: RegistryUrl = "http://127.0.0.1:8081"
     basic_auth_user_info: SecretStr | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"registry url must start with http:// or https://, got {value!r}")
-        return value.rstrip("/")
 
     def client_config(self) -> dict[str, str]:
         """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
@@ -130,17 +142,8 @@ class S3Settings(_Group):
 class RedisSettings(_Group):
     """How to reach Redis."""
 
-    url: str = "redis://127.0.0.1:6379/0"
+    url: RedisUrl = "redis://127.0.0.1:6379/0"
     password: SecretStr | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _is_redis(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
-                f"redis url must start with redis://, rediss:// or unix://, got {value!r}"
-            )
-        return value
 
 
 class TelemetrySettings(_Group):

@@ -19,20 +19,23 @@ baselines; ``auto`` for both picks the most expensive and the cheapest candidate
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.contracts.topics import DEAD_LETTERS, FEEDBACK_EVENTS, ROUTER_DECISIONS
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice, llmrouter_prices
-from routeiq.settings import KafkaSettings, RegistrySettings, ServiceSettings, json_env_value
+from routeiq.settings import (
+    KafkaSettings,
+    RegistrySettings,
+    ServiceSettings,
+    TopicName,
+    json_env_value,
+)
 
 from routeiq_analytics.core.durations import parse_duration
 
-# Kafka's own rule for topic names (kafka.common.internals.Topic).
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 # More buckets than this per retention is a configuration mistake, not a use case.
 MAX_BUCKETS = 100_000
 # STRONG_MODEL / WEAK_MODEL value (or an empty one) that derives the pair from the candidates.
@@ -73,11 +76,65 @@ def _known_prices() -> dict[str, ModelPrice]:
     return prices
 
 
+def _listed(value: Any) -> Any:
+    """A list setting's raw value: JSON decoded, or a comma list split (blank items dropped)."""
+    value = json_env_value(value)
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _price_object(value: Any, *, named: tuple[str, ...] = ()) -> Any:
+    """A price table's raw value: JSON decoded; any other text must be one of ``named``."""
+    value = json_env_value(value)
+    if isinstance(value, str) and value not in named:
+        choices = f" or one of {', '.join(named)}" if named else ""
+        raise ValueError(
+            f"expected a JSON object {{model: {{input_per_m, output_per_m}}}}{choices}; "
+            f"got {value!r}"
+        )
+    return value
+
+
 def _seconds(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         return int(text) if text.isdigit() else parse_duration(text)
     return value
+
+
+def _price_table(value: Any) -> Any:
+    """``prices``: a JSON table, or the name of a shipped one."""
+    value = _price_object(value, named=SHIPPED_TABLES)
+    if value == "known":
+        return _table(_known_prices())
+    if value == "routellm":
+        return _table(dict(ROUTELLM_PRICES))
+    if value == "llmrouter":
+        try:
+            return _table(llmrouter_prices())
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"cannot read LLMRouter's price table: {exc}") from exc
+    return value
+
+
+def _auto_pair(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in {"", AUTO}:
+        return None
+    return value
+
+
+def _lowercase(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Durations as people write them (10s, 5m, 1h); a bare number is seconds.
+Seconds = Annotated[int, BeforeValidator(_seconds)]
+# Lists from the environment as JSON or comma lists.
+Listed = BeforeValidator(_listed)
+PriceTable = Annotated[dict[str, PriceSpec], NoDecode]
+# A model of the strong/weak pair; None (``auto`` or empty): derived per window.
+PairModel = Annotated[str | None, BeforeValidator(_auto_pair)]
 
 
 class AnalyticsSettings(ServiceSettings):
@@ -89,35 +146,37 @@ class AnalyticsSettings(ServiceSettings):
     port: int = Field(default=8095, ge=1, le=65535)
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
-    decisions_topic: str = ROUTER_DECISIONS.name
-    feedback_topic: str = FEEDBACK_EVENTS.name
-    deadletter_topic: str = DEAD_LETTERS.name
+    decisions_topic: TopicName = ROUTER_DECISIONS.name
+    feedback_topic: TopicName = FEEDBACK_EVENTS.name
+    deadletter_topic: TopicName = DEAD_LETTERS.name
     # Our own group: analytics reads at its own pace and never moves another consumer's offsets.
     group_id: str = "routeiq-analytics"
     client_id: str = "routeiq-analytics"
     # Windows shown by the dashboard and exported as metrics; the API takes any window up to
     # the retention.
-    windows: Annotated[tuple[int, ...], NoDecode] = (300, 3600)
-    bucket: int = Field(default=10, ge=1, le=3600)
+    windows: Annotated[tuple[Seconds, ...], NoDecode, Listed] = (300, 3600)
+    bucket: Seconds = Field(default=10, ge=1, le=3600)
     # How long buckets are kept; defaults to the largest window.
-    retention: int | None = None
+    retention: Annotated[int | None, BeforeValidator(_seconds)] = None
     latency_sample_size: int = Field(default=512, ge=16, le=100_000)
     max_join_decisions: int = Field(default=200_000, ge=100)
     max_pending_feedback: int = Field(default=50_000, ge=10)
-    feedback_wait: int = 3600
+    feedback_wait: Seconds = 3600
     max_labels: int = Field(default=100, ge=2, le=10_000)
-    prices: Annotated[dict[str, PriceSpec], NoDecode] = Field(
+    prices: Annotated[PriceTable, BeforeValidator(_price_table)] = Field(
         default_factory=lambda: _table(_known_prices())
     )
     # Laid over ``prices``: add or correct models without restating the shipped table.
-    extra_prices: Annotated[dict[str, PriceSpec], NoDecode] = Field(default_factory=dict)
+    extra_prices: Annotated[PriceTable, BeforeValidator(_price_object)] = Field(
+        default_factory=dict
+    )
     # The pair behind always-strong / always-weak / random-at-equal-quality; None (``auto``)
     # for both: per window, the most expensive and the cheapest priced candidate.
-    strong_model: str | None = GPT4
-    weak_model: str | None = MIXTRAL
+    strong_model: PairModel = GPT4
+    weak_model: PairModel = MIXTRAL
     # The models "always X" baselines are computed for; empty: those the decisions list in
     # candidate_deployments, and those that served.
-    candidates: Annotated[tuple[str, ...], NoDecode] = ()
+    candidates: Annotated[tuple[str, ...], NoDecode, Listed] = ()
     # A model is the best single model only on at least this many graded answers (served and
     # shadow feedback) in the window: a mean over a handful of grades is noise.
     best_model_min_graded: int = Field(default=20, ge=1, le=1_000_000)
@@ -130,81 +189,9 @@ class AnalyticsSettings(ServiceSettings):
     startup_timeout_s: float = Field(default=60.0, gt=0.0)
     dashboard_refresh_s: int = Field(default=10, ge=0, le=3600)
     timeseries_points: int = Field(default=30, ge=2, le=1000)
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-
-    @field_validator("decisions_topic", "feedback_topic", "deadletter_topic")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
-            raise ValueError(
-                f"not a legal Kafka topic name: {value!r} (1-249 of a-z A-Z 0-9 . _ -)"
-            )
-        return value
-
-    @field_validator("windows", mode="before")
-    @classmethod
-    def _parse_windows(cls, value: Any) -> Any:
-        value = json_env_value(value)
-        if isinstance(value, str):
-            value = [part for part in value.split(",") if part.strip()]
-        if isinstance(value, list | tuple):
-            return tuple(_seconds(v) for v in value)
-        return value
-
-    @field_validator("bucket", "retention", "feedback_wait", mode="before")
-    @classmethod
-    def _parse_duration(cls, value: Any) -> Any:
-        return _seconds(value)
-
-    @field_validator("prices", mode="before")
-    @classmethod
-    def _price_table(cls, value: Any) -> Any:
-        value = json_env_value(value)
-        if value == "known":
-            return _table(_known_prices())
-        if value == "routellm":
-            return _table(dict(ROUTELLM_PRICES))
-        if value == "llmrouter":
-            try:
-                return _table(llmrouter_prices())
-            except (OSError, ValueError, KeyError) as exc:
-                raise ValueError(f"cannot read LLMRouter's price table: {exc}") from exc
-        if isinstance(value, str):
-            raise ValueError(
-                "expected a JSON object {model: {input_per_m, output_per_m}} or one of "
-                f"{', '.join(SHIPPED_TABLES)}; got {value!r}"
-            )
-        return value
-
-    @field_validator("extra_prices", mode="before")
-    @classmethod
-    def _extra_price_table(cls, value: Any) -> Any:
-        value = json_env_value(value)
-        if isinstance(value, str):
-            raise ValueError(
-                f"expected a JSON object {{model: {{input_per_m, output_per_m}}}}; got {value!r}"
-            )
-        return value
-
-    @field_validator("strong_model", "weak_model", mode="before")
-    @classmethod
-    def _auto_pair(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in {"", AUTO}:
-            return None
-        return value
-
-    @field_validator("candidates", mode="before")
-    @classmethod
-    def _candidate_list(cls, value: Any) -> Any:
-        value = json_env_value(value)
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _log_level_any_case(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+    log_level: Annotated[
+        Literal["critical", "error", "warning", "info", "debug"], BeforeValidator(_lowercase)
+    ] = "info"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -41,11 +41,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from routeiq.contracts.serde import AvroSerde
+from routeiq.deadletters import DeadLetterSink
 from routeiq.errors import RegistryError, SerializationError, TransportError
 
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.core.records import parse_decision, parse_feedback
-from routeiq_analytics.deadletter import DeadLetterSink
 from routeiq_analytics.errors import ConsumerStoppedError, InvalidRecordError
 from routeiq_analytics.metrics import AnalyticsMetrics
 
@@ -96,54 +96,41 @@ def start_offset(
     return min(committed, rebuild_from) if committed >= 0 else rebuild_from
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class AnalyticsConsumer:
     """Reads decisions and feedback, feeds the aggregator, dead-letters poison, commits."""
 
-    def __init__(
-        self,
-        *,
-        consumer: Consumer,
-        sources: Sources,
-        aggregator: Aggregator,
-        dead_letters: DeadLetterSink,
-        metrics: AnalyticsMetrics,
-        rebuild_s: int | None = None,
-        batch_size: int = 500,
-        poll_timeout_s: float = 1.0,
-        retry_backoff_s: float = 1.0,
-        kafka_timeout_s: float = 10.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._consumer = consumer
-        self._sources = sources
-        self._aggregator = aggregator
-        self._dead_letters = dead_letters
-        self._metrics = metrics
-        self._rebuild_s = rebuild_s
-        self._batch_size = batch_size
-        self._poll_timeout_s = poll_timeout_s
-        self._retry_backoff_s = retry_backoff_s
-        self._kafka_timeout_s = kafka_timeout_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._assigned: set[TopicKey] = set()
-        # Offsets below these were processed (and dead-lettered) before: replays.
-        self._replay_until: dict[TopicKey, int] = {}
-        # High watermarks at assignment; a partition is caught up once it reaches its own.
-        self._behind: set[TopicKey] = set()
-        self._high: dict[TopicKey, int] = {}
-        # Next offset per partition this process has applied (kept across rebalances so a
-        # partition that comes back is not applied twice).
-        self._positions: dict[TopicKey, int] = {}
-        self.failure: str | None = None
+    consumer: Consumer
+    sources: Sources
+    aggregator: Aggregator
+    dead_letters: DeadLetterSink
+    metrics: AnalyticsMetrics
+    rebuild_s: int | None = None
+    batch_size: int = 500
+    poll_timeout_s: float = 1.0
+    retry_backoff_s: float = 1.0
+    kafka_timeout_s: float = 10.0
+    clock: Callable[[], float] = time.time
+    # Why the loop stopped, for /health/ready; set by whoever runs it.
+    failure: str | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _assigned: set[TopicKey] = field(default_factory=set, init=False)
+    # Offsets below these were processed (and dead-lettered) before: replays.
+    _replay_until: dict[TopicKey, int] = field(default_factory=dict, init=False)
+    # High watermarks at assignment; a partition is caught up once it reaches its own.
+    _behind: set[TopicKey] = field(default_factory=set, init=False)
+    _high: dict[TopicKey, int] = field(default_factory=dict, init=False)
+    # Next offset per partition this process has applied (kept across rebalances so a
+    # partition that comes back is not applied twice).
+    _positions: dict[TopicKey, int] = field(default_factory=dict, init=False)
 
     # ------------------------------------------------------------------ lifecycle
 
     def subscribe(self) -> None:
         """Join the group on both topics; offsets are chosen in ``_on_assign``."""
-        topics = [self._sources.decisions_topic, self._sources.feedback_topic]
+        topics = [self.sources.decisions_topic, self.sources.feedback_topic]
         try:
-            self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         except KafkaException as exc:
             raise TransportError(f"cannot subscribe to {topics}: {exc}") from exc
 
@@ -152,7 +139,7 @@ class AnalyticsConsumer:
         self.subscribe()
         while not stop.is_set():
             try:
-                messages = self._consumer.consume(self._batch_size, self._poll_timeout_s)
+                messages = self.consumer.consume(self.batch_size, self.poll_timeout_s)
             except KafkaException as exc:
                 raise TransportError(f"consume failed: {exc}") from exc
             if messages:
@@ -160,12 +147,12 @@ class AnalyticsConsumer:
                     self.process(messages, stop)
                 except ConsumerStoppedError:
                     return
-            self._metrics.ready.set(1 if self.ready else 0)
+            self.metrics.ready.set(1 if self.ready else 0)
 
     def close(self) -> None:
         """Leave the group (offsets were committed batch by batch)."""
         try:
-            self._consumer.close()
+            self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer: %s", exc)
 
@@ -204,40 +191,40 @@ class AnalyticsConsumer:
                 if key in self._behind and offset + 1 >= self._high.get(key, 0):
                     self._behind.discard(key)
         if dead:
-            self._dead_letters.flush(self._kafka_timeout_s)
+            self.dead_letters.flush(self.kafka_timeout_s)
         self._commit(offsets)
 
     def _handle(self, key: TopicKey, message: Message, stop: threading.Event) -> int:
         """Apply one record; dead-letter it if it is poison. Returns 1 if dead-lettered."""
-        is_decision = key[0] == self._sources.decisions_topic
+        is_decision = key[0] == self.sources.decisions_topic
         kind = "decision" if is_decision else "feedback"
-        serde = self._sources.decisions if is_decision else self._sources.feedback
+        serde = self.sources.decisions if is_decision else self.sources.feedback
         try:
             record = self._decode(serde, message.value(), stop)
             if is_decision:
-                outcome = self._aggregator.add_decision(parse_decision(record))
+                outcome = self.aggregator.add_decision(parse_decision(record))
             else:
-                outcome = self._aggregator.add_feedback(parse_feedback(record))
+                outcome = self.aggregator.add_feedback(parse_feedback(record))
         except (SerializationError, InvalidRecordError) as exc:
             if int(message.offset() or 0) < self._replay_until.get(key, -1):
                 # Dead-lettered when it was first read, before the committed offset.
-                self._metrics.records.labels(kind, "poison_replayed").inc()
+                self.metrics.records.labels(kind, "poison_replayed").inc()
                 return 0
-            self._dead_letters.send(message, exc)
-            self._aggregator.count("dead_lettered")
-            self._metrics.records.labels(kind, "dead_lettered").inc()
-            self._metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
+            self.dead_letters.send(message, exc)
+            self.aggregator.count("dead_lettered")
+            self.metrics.records.labels(kind, "dead_lettered").inc()
+            self.metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
             log.warning(
                 "dead-lettered %s[%d]@%d to %s: %s: %s",
                 key[0],
                 key[1],
                 message.offset(),
-                self._dead_letters.topic,
+                self.dead_letters.topic,
                 type(exc).__name__,
                 exc,
             )
             return 1
-        self._metrics.records.labels(kind, outcome).inc()
+        self.metrics.records.labels(kind, outcome).inc()
         return 0
 
     def _decode(self, serde: AvroSerde, value: bytes | None, stop: threading.Event) -> Any:
@@ -247,9 +234,9 @@ class AnalyticsConsumer:
             except (RegistryError, SerializationError) as exc:
                 if not registry_unavailable(exc):
                     raise
-                self._metrics.registry_retries.inc()
+                self.metrics.registry_retries.inc()
                 log.warning("schema registry unavailable, retrying the record: %s", exc)
-                if stop.wait(self._retry_backoff_s):
+                if stop.wait(self.retry_backoff_s):
                     raise ConsumerStoppedError("stopped while the registry was down") from exc
 
     def _commit(self, offsets: dict[TopicKey, int]) -> None:
@@ -262,14 +249,14 @@ class AnalyticsConsumer:
         if not commit:
             return
         try:
-            self._consumer.commit(offsets=commit, asynchronous=False)
+            self.consumer.commit(offsets=commit, asynchronous=False)
         except KafkaException as exc:
             # A rebalance can refuse the commit; the records are re-read after it, and the
             # aggregator drops what it has already applied (decision and feedback ids).
-            self._metrics.commits.labels("failed").inc()
+            self.metrics.commits.labels("failed").inc()
             log.warning("offset commit failed: %s", exc)
             return
-        self._metrics.commits.labels("ok").inc()
+        self.metrics.commits.labels("ok").inc()
 
     def _on_error(self, key: TopicKey, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -278,7 +265,7 @@ class AnalyticsConsumer:
             return
         if error.fatal():
             raise TransportError(f"fatal consumer error: {error}")
-        self._metrics.consumer_errors.labels(error.name()).inc()
+        self.metrics.consumer_errors.labels(error.name()).inc()
         log.warning("consumer error on %s[%d]: %s", key[0], key[1], error)
 
     # ------------------------------------------------------------------ assignment
@@ -289,20 +276,20 @@ class AnalyticsConsumer:
         try:
             committed = {
                 (tp.topic, tp.partition): tp.offset
-                for tp in consumer.committed(partitions, timeout=self._kafka_timeout_s)
+                for tp in consumer.committed(partitions, timeout=self.kafka_timeout_s)
             }
             by_time: dict[TopicKey, int] = {}
-            if self._rebuild_s is not None:
-                since_ms = int((self._clock() - self._rebuild_s) * 1000)
+            if self.rebuild_s is not None:
+                since_ms = int((self.clock() - self.rebuild_s) * 1000)
                 query = [TopicPartition(tp.topic, tp.partition, since_ms) for tp in partitions]
                 by_time = {
                     (tp.topic, tp.partition): tp.offset
-                    for tp in consumer.offsets_for_times(query, timeout=self._kafka_timeout_s)
+                    for tp in consumer.offsets_for_times(query, timeout=self.kafka_timeout_s)
                 }
             for tp in partitions:
                 key = (tp.topic, tp.partition)
                 low, high[key] = consumer.get_watermark_offsets(
-                    tp, timeout=self._kafka_timeout_s, cached=False
+                    tp, timeout=self.kafka_timeout_s, cached=False
                 )
                 done = committed.get(key, OFFSET_INVALID)
                 start = start_offset(

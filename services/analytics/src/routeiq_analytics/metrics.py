@@ -8,53 +8,77 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from routeiq.metrics import MetricSet
 
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.core.durations import format_duration
 
+WINDOW_PREFIX = "routeiq_analytics_window_"
 
-class AnalyticsMetrics:
+# Per-window gauges: key → (name after WINDOW_PREFIX, help, labels).
+WINDOW_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "requests": ("requests", "Requests in the window by served model", ("window", "model")),
+    "cost": ("cost_usd", "Actual cost in the window", ("window",)),
+    "baseline": (
+        "baseline_cost_usd",
+        "What the window's requests would have cost under a baseline",
+        ("window", "baseline"),
+    ),
+    "always_model": (
+        "always_model_cost_usd",
+        "What the window's requests would have cost had one candidate model served all",
+        ("window", "model"),
+    ),
+    "success_rate": ("success_rate", "Share of SUCCESS outcomes", ("window",)),
+    "exploration_share": ("exploration_share", "Share of exploration picks", ("window",)),
+    "latency": (
+        "routing_latency_ms",
+        "Routing latency (embedding + strategy) percentiles",
+        ("window", "quantile"),
+    ),
+    "quality": (
+        "quality",
+        "Mean feedback score by strategy, A/B arm or model",
+        ("window", "dimension", "name"),
+    ),
+}
+
+
+class AnalyticsMetrics(MetricSet):
     """Counters the consumer loop updates, on a registry of their own."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.records = Counter(
-            "routeiq_analytics_records_total",
+        super().__init__(registry)
+        p = "routeiq_analytics_"
+        self.records = self.counter(
+            p + "records_total",
             "Records consumed, by kind (decision, feedback) and what became of them",
-            ["kind", "outcome"],
-            registry=r,
+            "kind",
+            "outcome",
         )
-        self.dead_lettered = Counter(
-            "routeiq_analytics_dead_lettered_total",
+        self.dead_lettered = self.counter(
+            p + "dead_lettered_total",
             "Records sent to the dead-letter topic, by kind and error type",
-            ["kind", "error_type"],
-            registry=r,
+            "kind",
+            "error_type",
         )
-        self.consumer_errors = Counter(
-            "routeiq_analytics_consumer_errors_total",
+        self.consumer_errors = self.counter(
+            p + "consumer_errors_total",
             "Non-fatal errors reported by the Kafka consumer, by librdkafka error name",
-            ["error"],
-            registry=r,
+            "error",
         )
-        self.commits = Counter(
-            "routeiq_analytics_commits_total",
-            "Offset commits after processed batches, by result",
-            ["result"],
-            registry=r,
+        self.commits = self.counter(
+            p + "commits_total", "Offset commits after processed batches, by result", "result"
         )
-        self.registry_retries = Counter(
-            "routeiq_analytics_registry_retries_total",
+        self.registry_retries = self.counter(
+            p + "registry_retries_total",
             "Decodes retried because the schema registry was unavailable",
-            registry=r,
         )
-        self.ready = Gauge(
-            "routeiq_analytics_ready",
-            "1 when partitions are assigned and the consumer has caught up",
-            registry=r,
+        self.ready = self.gauge(
+            p + "ready", "1 when partitions are assigned and the consumer has caught up"
         )
 
     def watch(self, aggregator: Aggregator, windows: Sequence[int]) -> None:
@@ -70,43 +94,16 @@ class WindowCollector(Collector):
         self._windows = list(windows)
 
     def collect(self) -> Iterator[Metric]:
-        p = "routeiq_analytics_window_"
-        requests = GaugeMetricFamily(
-            p + "requests", "Requests in the window by served model", labels=["window", "model"]
-        )
-        cost = GaugeMetricFamily(p + "cost_usd", "Actual cost in the window", labels=["window"])
-        baseline = GaugeMetricFamily(
-            p + "baseline_cost_usd",
-            "What the window's requests would have cost under a baseline",
-            labels=["window", "baseline"],
-        )
-        always_model = GaugeMetricFamily(
-            p + "always_model_cost_usd",
-            "What the window's requests would have cost had one candidate model served all",
-            labels=["window", "model"],
-        )
-        success = GaugeMetricFamily(
-            p + "success_rate", "Share of SUCCESS outcomes", labels=["window"]
-        )
-        exploration = GaugeMetricFamily(
-            p + "exploration_share", "Share of exploration picks", labels=["window"]
-        )
-        latency = GaugeMetricFamily(
-            p + "routing_latency_ms",
-            "Routing latency (embedding + strategy) percentiles",
-            labels=["window", "quantile"],
-        )
-        quality = GaugeMetricFamily(
-            p + "quality",
-            "Mean feedback score by strategy, A/B arm or model",
-            labels=["window", "dimension", "name"],
-        )
+        f = {
+            key: GaugeMetricFamily(WINDOW_PREFIX + name, doc, labels=list(labels))
+            for key, (name, doc, labels) in WINDOW_FAMILIES.items()
+        }
         for window_s in self._windows:
             w = format_duration(window_s)
             s = self._aggregator.summary(window_s)
             for model, n in s["requests"]["by_model"].items():
-                requests.add_metric([w, model], n)
-            cost.add_metric([w], s["cost"]["total_usd"])
+                f["requests"].add_metric([w, model], n)
+            f["cost"].add_metric([w], s["cost"]["total_usd"])
             savings = s["savings"]
             # A baseline that does not exist in this window (no pair, no graded model) is
             # left out rather than exported as 0.
@@ -118,33 +115,24 @@ class WindowCollector(Collector):
                 ("best_single_model", savings["best_single_model"]["baseline_usd"]),
             ):
                 if usd is not None:
-                    baseline.add_metric([w, name], usd)
+                    f["baseline"].add_metric([w, name], usd)
             for model, usd in savings["always_model_usd"].items():
-                always_model.add_metric([w, model], usd)
-            for family, key in ((success, "success_rate"), (exploration, "exploration_share")):
+                f["always_model"].add_metric([w, model], usd)
+            for key in ("success_rate", "exploration_share"):
                 if s[key] is not None:
-                    family.add_metric([w], s[key])
+                    f[key].add_metric([w], s[key])
             for key, q in (("p50", "0.5"), ("p95", "0.95")):
                 if s["routing_latency_ms"][key] is not None:
-                    latency.add_metric([w, q], s["routing_latency_ms"][key])
+                    f["latency"].add_metric([w, q], s["routing_latency_ms"][key])
             for dimension in ("strategy", "arm", "model"):
                 for name, row in s["quality"][f"by_{dimension}"].items():
                     mean = row["quality"]["mean"] if dimension != "model" else row["mean"]
                     if mean is not None:
-                        quality.add_metric([w, dimension, name], mean)
+                        f["quality"].add_metric([w, dimension, name], mean)
         state = GaugeMetricFamily(
             "routeiq_analytics_state", "State held in memory, by kind", labels=["kind"]
         )
         for kind, n in self._aggregator.sizes().items():
             state.add_metric([kind], n)
-        yield from (
-            requests,
-            cost,
-            baseline,
-            always_model,
-            success,
-            exploration,
-            latency,
-            quality,
-            state,
-        )
+        yield from f.values()
+        yield state

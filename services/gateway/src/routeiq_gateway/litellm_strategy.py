@@ -13,6 +13,7 @@ must be trained on the same names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -88,17 +89,11 @@ class RouteIQRoutingStrategy(CustomRoutingStrategyBase):
             self._on_decision(decision, model)
         return dict(by_name[decision.selected])
 
-    async def async_get_available_deployment(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | None = None,
-        input: str | list[Any] | None = None,
-        specific_deployment: bool | None = False,
-        request_kwargs: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        # Embedding is CPU work: keep it off the event loop.
+    async def async_get_available_deployment(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """``get_available_deployment`` (same arguments) in a worker thread: embedding is CPU
+        work and must not hold up the event loop."""
         return await anyio.to_thread.run_sync(
-            lambda: self._choose(model, list(messages or []), request_kwargs)
+            functools.partial(self.get_available_deployment, *args, **kwargs)
         )
 
     def get_available_deployment(

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -34,6 +34,20 @@ log = logging.getLogger(__name__)
 
 UP, DOWN, DRAINING = "up", "down", "draining"
 _STATE_CODE = {UP: 0, DRAINING: 1, DOWN: 2}
+
+
+class Publisher(Protocol):
+    """Where the request path hands encoded events (``EventPublisher``; tests collect them)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def spool_depth(self) -> int: ...
+
+    last_error: str | None
+
+    def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
 
 
 class EventPublisher:

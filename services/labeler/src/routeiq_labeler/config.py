@@ -8,7 +8,6 @@ contradictory combinations are refused by ``LabelerSettings.load`` with the reas
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -20,10 +19,18 @@ from routeiq.contracts.topics import (
     RETRAIN_REQUESTS,
     ROUTER_DECISIONS,
 )
-from routeiq.settings import KafkaSettings, RegistrySettings, S3Settings, ServiceSettings
+from routeiq.settings import (
+    KafkaSettings,
+    RegistrySettings,
+    S3Settings,
+    ServiceSettings,
+    TopicName,
+    legal_topic_name,
+)
 
-# Kafka's own rule for topic names (kafka.common.internals.Topic).
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+# The app id prefixes changelog topic names (``<app_id>-<table>-changelog``): it must be a
+# legal topic name with room left for the suffix.
+MAX_APP_ID = 200
 # Router types the trainer knows (routeiq.routing.routers).
 ROUTER_TYPES = frozenset({"knn", "svm", "mlp", "mf", "bert"})
 QualitySource = Literal["feedback", "outcome", "feedback_or_outcome"]
@@ -39,10 +46,10 @@ class LabelerSettings(ServiceSettings):
     s3: S3Settings = S3Settings()
     shards_bucket: str = "routeiq-shards"
 
-    decisions_topic: str = ROUTER_DECISIONS.name
-    feedback_topic: str = FEEDBACK_EVENTS.name
-    retrain_topic: str = RETRAIN_REQUESTS.name
-    deadletter_topic: str = DEAD_LETTERS.name
+    decisions_topic: TopicName = ROUTER_DECISIONS.name
+    feedback_topic: TopicName = FEEDBACK_EVENTS.name
+    retrain_topic: TopicName = RETRAIN_REQUESTS.name
+    deadletter_topic: TopicName = DEAD_LETTERS.name
     # Faust app id: the consumer group and the prefix of the tables' changelog topics.
     app_id: str = "routeiq-labeler"
     # Replication of the changelog topics the worker creates (1 on the single-broker stack).
@@ -85,21 +92,17 @@ class LabelerSettings(ServiceSettings):
     commit_interval_s: float = Field(default=2.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
-    @field_validator("decisions_topic", "feedback_topic", "retrain_topic", "deadletter_topic")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
-            raise ValueError(
-                f"not a legal Kafka topic name: {value!r} (1-249 of a-z A-Z 0-9 . _ -)"
-            )
-        return value
-
     @field_validator("app_id")
     @classmethod
     def _legal_app_id(cls, value: str) -> str:
-        # The id prefixes changelog topic names, so it must be topic-name safe.
-        if not _TOPIC_NAME.fullmatch(value) or len(value) > 200:
-            raise ValueError(f"app_id must be 1-200 of a-z A-Z 0-9 . _ -, got {value!r}")
+        try:
+            legal_topic_name(value)
+        except ValueError:
+            ok = False
+        else:
+            ok = len(value) <= MAX_APP_ID
+        if not ok:
+            raise ValueError(f"app_id must be 1-{MAX_APP_ID} of a-z A-Z 0-9 . _ -, got {value!r}")
         return value
 
     @field_validator("retrain_router_types")

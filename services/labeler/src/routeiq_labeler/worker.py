@@ -1,4 +1,4 @@
-"""The Faust side of the labeler: app, changelog-backed tables, the agent and the tick.
+"""The labeler's worker: changelog-backed tables, the agent and the tick.
 
 One agent reads decisions and feedback (raw bytes; each record is decoded here, so a poison
 record is dead-lettered alone). A timer ("tick") closes windows of idle partitions, writes due
@@ -12,113 +12,34 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-import urllib3
 from aiokafka.errors import KafkaError
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from faust.tables.table import Table
 from faust.types import TP
 from mode.supervisors import CrashingSupervisor
-from routeiq.contracts.serde import AvroSerde
-from routeiq.errors import SerializationError, StorageError
-from routeiq.shards import retrain_request
+from routeiq.errors import SerializationError
 from routeiq.storage import ArtifactStore
 
+from routeiq_labeler.app import Serdes, faust_dead_letter, partitioned_tables
 from routeiq_labeler.config import LabelerSettings
-from routeiq_labeler.core.deadletter import dead_letter
 from routeiq_labeler.core.labels import LabelPolicy
 from routeiq_labeler.core.records import decision_facts, feedback_facts
-from routeiq_labeler.core.retrain import shard_set
-from routeiq_labeler.core.sink import ShardSink
 from routeiq_labeler.core.state import FlushPlan, LabelerState
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError
 from routeiq_labeler.metrics import LabelerMetrics
+from routeiq_labeler.retraining import RetrainRequester
+from routeiq_labeler.sink import S3_ERRORS, ShardSink
 
 logger = logging.getLogger("routeiq_labeler")
 
 SERVICE = "routeiq-labeler"
-# An unreachable endpoint surfaces from minio as urllib3's error, not as an S3Error.
-S3_ERRORS = (StorageError, urllib3.exceptions.HTTPError)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class PartitionedTable(Table[str, Any]):
-    """A Faust table whose keys name their partition (``"<p>/..."``).
-
-    Faust sends a table change to the changelog partition of the event being processed, so a
-    change made from a timer fails. Our keys carry the source partition, which lets the tick
-    write to the right changelog partition too (and agrees with Faust inside the agent).
-    """
-
-    def partition_for_key(self, key: Any) -> int:
-        partition, sep, _ = str(key).partition("/")
-        if not sep or not partition.isdigit():
-            raise ValueError(f"table key {key!r} does not start with '<partition>/'")
-        return int(partition)
-
-
-@dataclass(frozen=True)
-class Serdes:
-    """One ``AvroSerde`` per topic the worker reads or writes."""
-
-    decisions: AvroSerde
-    feedback: AvroSerde
-    deadletter: AvroSerde
-    retrain: AvroSerde
-
-
-def faust_app(settings: LabelerSettings, *, partitions: int) -> faust.App:
-    """The Faust app: in-memory stores recovered from changelog topics with ``partitions``
-    partitions (the join's co-partitioning), at-least-once offsets committed only after the
-    changelog is flushed."""
-    kafka = settings.kafka
-    credentials = None
-    if kafka.security_protocol == "SASL_PLAINTEXT":
-        assert kafka.sasl_password is not None  # checked by LabelerSettings
-        credentials = faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value(),
-            mechanism=kafka.sasl_mechanism,
-        )
-    session_s = kafka.session_timeout_ms / 1000
-    return faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
-        broker_credentials=credentials,
-        store="memory://",
-        topic_partitions=partitions,
-        topic_replication_factor=settings.changelog_replication_factor,
-        topic_disable_leader=True,
-        datadir=str(settings.data_dir),
-        autodiscover=False,
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        # Every record changes a table, so the changelog gets one record per input record:
-        # linger and big compressed batches instead of one produce request per change.
-        producer_linger=0.01,
-        producer_max_batch_size=1_048_576,
-        producer_compression_type="lz4",
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_s,
-        broker_heartbeat_interval=max(0.5, min(3.0, session_s / 4)),
-        broker_commit_interval=settings.commit_interval_s,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_tables_enabled=False,
-        web_router_enabled=False,
-        web_metrics_enabled=False,
-    )
 
 
 class LabelerWorker:
@@ -137,7 +58,6 @@ class LabelerWorker:
         self.settings = settings
         self.app = app
         self.metrics = metrics
-        self._store = store
         self._serdes = serdes
         self._clock_ms = clock_ms
         self._consumer_name = f"{SERVICE}/{settings.app_id}"
@@ -148,14 +68,7 @@ class LabelerWorker:
             slow_success_quality=settings.slow_success_quality,
             ttl_ms=settings.ttl_ms,
         )
-        tables = {
-            name: PartitionedTable(
-                app, name=name, partitions=app.conf.topic_partitions, beacon=app.tables.beacon
-            )
-            for name in ("decisions", "feedback", "meta")
-        }
-        for table in tables.values():
-            app.tables.add(table)
+        tables = partitioned_tables(app, ("decisions", "feedback", "meta"))
         self.state = LabelerState(
             decisions=tables["decisions"],
             feedback=tables["feedback"],
@@ -178,8 +91,15 @@ class LabelerWorker:
         self._deadletters = app.topic(
             settings.deadletter_topic, key_serializer="raw", value_serializer="raw"
         )
-        self._retrain = app.topic(
-            settings.retrain_topic, key_serializer="raw", value_serializer="raw"
+        self.retrainer = RetrainRequester(
+            settings=settings,
+            store=store,
+            app=app,
+            topic=app.topic(settings.retrain_topic, key_serializer="raw", value_serializer="raw"),
+            serde=serdes.retrain,
+            metrics=metrics,
+            requested_by=self._consumer_name,
+            clock_ms=clock_ms,
         )
         self._assigned = False
         self._generation = 0
@@ -187,7 +107,6 @@ class LabelerWorker:
         self._last_decision_at: dict[int, int] = {}
         self._last_offsets: dict[tuple[str, int], int] = {}
         self._lag: dict[tuple[str, int], int] = {}
-        self._last_request_ms = clock_ms()
         # A crash of the agent is a crash of the worker: a record that is neither processed
         # nor dead-lettered must not be skipped by an agent restart.
         app.agent(self._source, name="label", supervisor_strategy=CrashingSupervisor)(self._process)
@@ -275,21 +194,11 @@ class LabelerWorker:
             await self._dead_letter(message, kind, exc)
 
     async def _dead_letter(self, message: Any, kind: str, exc: BaseException) -> None:
-        timestamp = getattr(message, "timestamp", None)
-        record = dead_letter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=None if timestamp is None else int(timestamp * 1000),
-            key=message.key,
-            value=message.value,
-            headers=message.headers,
-            error=exc,
-            consumer=self._consumer_name,
-            now_ms=self._clock_ms(),
+        letter = faust_dead_letter(
+            message, exc, consumer=self._consumer_name, now_ms=self._clock_ms()
         )
         await self._deadletters.send(
-            key=message.topic.encode(), value=self._serdes.deadletter.encode(record)
+            key=letter.kafka_key, value=self._serdes.deadletter.encode(letter.to_record())
         )
         self.metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
         logger.warning(
@@ -375,55 +284,12 @@ class LabelerWorker:
                 )
 
     async def _maybe_retrain(self, parts: list[int]) -> None:
-        settings = self.settings
-        now = self._clock_ms()
         new = self.state.unrequested(parts)
-        count = sum(new.values())
-        self.metrics.examples_since_request.set(count)
-        reason = None
-        if settings.retrain_threshold and count >= settings.retrain_threshold:
-            reason = "THRESHOLD"
-        elif (
-            settings.retrain_interval_s
-            and count > 0
-            and now - self._last_request_ms >= settings.retrain_interval_s * 1000
-        ):
-            reason = "TIMER"
-        if reason is None:
-            return
         generation = self._generation
-        loop = asyncio.get_running_loop()
-        try:
-            shards = await loop.run_in_executor(
-                None, shard_set, self._store, settings.shards_bucket, None
-            )
-        except S3_ERRORS as exc:
-            logger.warning("cannot list shards for a retrain request; retrying: %s", exc)
-            return
-        record = retrain_request(
-            shards,
-            model_name=settings.retrain_model_name,
-            router_types=settings.retrain_router_types,
-            reason=reason,
-            requested_by=self._consumer_name,
-            now_ms=now,
-        )
-        await self._retrain.send(
-            key=settings.retrain_model_name.encode(), value=self._serdes.retrain.encode(record)
-        )
-        await self.app.producer.flush()
-        self._last_request_ms = now
-        if generation == self._generation:
+        requested = await self.retrainer.maybe_request(new)
+        if requested and generation == self._generation:
+            # After a rebalance the partitions' counts belong to their new owner.
             self.state.mark_requested(parts, new)
-        self.metrics.retrain_requests.labels(reason).inc()
-        logger.info(
-            "retrain request %s (%s): %d shards, %d examples, %d new",
-            record["request_id"],
-            reason,
-            len(shards),
-            record["example_count"],
-            count,
-        )
 
     async def _measure_lag(self, parts: list[int]) -> None:
         consumer = self.app.consumer

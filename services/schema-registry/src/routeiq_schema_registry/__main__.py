@@ -9,19 +9,18 @@ HTTP server could not start (uvicorn's code, e.g. port in use), 0 clean shutdown
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import uuid
 
-import uvicorn
 from routeiq.errors import ConfigError, RouteIQError, TransportError
 from routeiq.kafka import make_admin, make_consumer, make_producer
+from routeiq.service import Runner, http_server, run_service, serve_http
 
 from routeiq_schema_registry.api import create_app
 from routeiq_schema_registry.config import RegistryServiceSettings
 from routeiq_schema_registry.core import SchemaRegistry
-from routeiq_schema_registry.core.kafka_log import KafkaSchemaLog
+from routeiq_schema_registry.kafka_log import KafkaSchemaLog
 
 logger = logging.getLogger("routeiq_schema_registry")
 
@@ -30,58 +29,42 @@ CLIENT_ID = "routeiq-schema-registry"
 
 def build_log(settings: RegistryServiceSettings) -> KafkaSchemaLog:
     """The Kafka clients and the log on ``settings.topic``."""
-    producer = make_producer(
-        settings.kafka,
-        client_id=CLIENT_ID,
+    try:
         # One small record per write, and the caller waits for it: do not linger.
-        overrides={"linger.ms": 0},
-    )
-    consumer = make_consumer(
-        settings.kafka,
-        # The partition is assigned directly, nothing is committed: the group is never used,
-        # but librdkafka wants one. A unique id keeps registries from sharing group state.
-        group_id=f"{CLIENT_ID}-{uuid.uuid4().hex[:12]}",
-        client_id=CLIENT_ID,
-        overrides={"enable.partition.eof": True},
-    )
+        producer = make_producer(settings.kafka, client_id=CLIENT_ID, overrides={"linger.ms": 0})
+        consumer = make_consumer(
+            settings.kafka,
+            # The partition is assigned directly, nothing is committed: the group is never
+            # used, but librdkafka wants one. A unique id keeps registries from sharing state.
+            group_id=f"{CLIENT_ID}-{uuid.uuid4().hex[:12]}",
+            client_id=CLIENT_ID,
+            overrides={"enable.partition.eof": True},
+        )
+        admin = make_admin(settings.kafka)
+    except TransportError as exc:
+        # librdkafka refuses unknown or invalid properties (ROUTEIQ_REGISTRY_KAFKA__EXTRA).
+        raise ConfigError(f"invalid Kafka configuration: {exc}") from exc
     return KafkaSchemaLog(
         topic=settings.topic,
         producer=producer,
         consumer=consumer,
-        admin=make_admin(settings.kafka),
+        admin=admin,
         replication_factor=settings.topic_replication_factor,
     )
 
 
-def main() -> int:
-    try:
-        settings = RegistryServiceSettings.load()
-    except ConfigError as exc:
-        print(f"routeiq-schema-registry: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        log = build_log(settings)
-    except TransportError as exc:
-        # librdkafka refuses unknown or invalid properties (ROUTEIQ_REGISTRY_KAFKA__EXTRA).
-        print(f"routeiq-schema-registry: invalid Kafka configuration: {exc}", file=sys.stderr)
-        return 2
+def build(settings: RegistryServiceSettings) -> Runner:
+    """The registry and its server; running them replays the log while the server listens."""
     registry = SchemaRegistry(
-        log=log,
+        log=build_log(settings),
         default_compatibility=settings.default_compatibility,
         write_timeout_s=settings.write_timeout_s,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(registry),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=settings.log_level == "debug",
-        )
+    server = http_server(
+        create_app(registry),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
     )
     failed = threading.Event()
 
@@ -99,23 +82,23 @@ def main() -> int:
             failed.set()
             server.should_exit = True
 
-    logger.info(
-        "schema registry on http://%s:%d, log %s at %s",
-        settings.host,
-        settings.port,
-        settings.topic,
-        settings.kafka.bootstrap_servers,
-    )
-    threading.Thread(target=replay, name="registry-replay", daemon=True).start()
-    # uvicorn re-raises the stop signal after shutting down; a no-op handler lets the
-    # finally below close the Kafka clients instead of the signal killing the process.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, lambda *_: None)
-    try:
-        server.run()
-    finally:
-        registry.close()
-    return 1 if failed.is_set() else 0
+    def run() -> int:
+        logger.info(
+            "schema registry on http://%s:%d, log %s at %s",
+            settings.host,
+            settings.port,
+            settings.topic,
+            settings.kafka.bootstrap_servers,
+        )
+        threading.Thread(target=replay, name="registry-replay", daemon=True).start()
+        code = serve_http(server, on_stop=registry.close)
+        return 1 if failed.is_set() else code
+
+    return run
+
+
+def main() -> int:
+    return run_service("routeiq-schema-registry", RegistryServiceSettings.load, build)
 
 
 if __name__ == "__main__":

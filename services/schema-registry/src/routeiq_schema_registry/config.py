@@ -6,16 +6,12 @@ Kafka clients; unknown names under the prefix are refused by ``ServiceSettings.l
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.compatibility import CompatibilityLevel
-from routeiq.settings import KafkaSettings, ServiceSettings
-
-# Kafka's own rule for topic names (kafka.common.internals.Topic).
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+from routeiq.settings import KafkaSettings, ServiceSettings, TopicName
 
 
 class RegistryServiceSettings(ServiceSettings):
@@ -25,7 +21,7 @@ class RegistryServiceSettings(ServiceSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
-    topic: str = "_schemas"
+    topic: TopicName = "_schemas"
     # Replication factor used only when the registry creates the topic itself.
     topic_replication_factor: int = Field(default=1, ge=1, le=32)
     # Confluent's default; applies to subjects without a level of their own until PUT /config.
@@ -36,15 +32,6 @@ class RegistryServiceSettings(ServiceSettings):
     # A write must be durable and read back by the registry within this (else 50002).
     write_timeout_s: float = Field(default=30.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-
-    @field_validator("topic")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
-            raise ValueError(
-                f"not a legal Kafka topic name: {value!r} (1-249 of a-z A-Z 0-9 . _ -)"
-            )
-        return value
 
     @field_validator("default_compatibility", mode="before")
     @classmethod

@@ -140,6 +140,14 @@ CONFLUENT_ERRORS: Final[dict[type[BaseException], tuple[int, int]]] = {
 }
 
 
+# Starlette's own routing failures by HTTP status: the error and its message, which may name
+# the request's {method} and {path}.
+ROUTING_ERRORS: Final[dict[int, tuple[type[RegistryServiceError], str]]] = {
+    404: (RouteNotFoundError, "HTTP 404 Not Found: no endpoint at {path}"),
+    405: (MethodNotAllowedError, "HTTP 405 Method Not Allowed: {method} {path}"),
+}
+
+
 def confluent_error(exc: BaseException) -> tuple[int, int]:
     """(HTTP status, Confluent error_code) for ``exc``: its class's row, else its nearest base's."""
     for cls in type(exc).__mro__:

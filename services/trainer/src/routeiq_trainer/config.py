@@ -8,7 +8,6 @@ Nested groups use ``__`` (``ROUTEIQ_TRAINER_KAFKA__BOOTSTRAP_SERVERS``,
 from __future__ import annotations
 
 import json
-import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,10 +25,13 @@ from routeiq.routing.bundle import (
     signer_from,
 )
 from routeiq.routing.routers import ROUTER_TYPES
-from routeiq.settings import KafkaSettings, RegistrySettings, S3Settings, ServiceSettings
-
-# Kafka's own rule for topic names (kafka.common.internals.Topic).
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+from routeiq.settings import (
+    KafkaSettings,
+    RegistrySettings,
+    S3Settings,
+    ServiceSettings,
+    TopicName,
+)
 
 # Gate metrics and whether a higher value is better.
 GATE_METRICS: dict[str, bool] = {
@@ -75,9 +77,9 @@ class TrainerSettings(ServiceSettings):
     registry: RegistrySettings = RegistrySettings()
     s3: S3Settings = S3Settings()
 
-    requests_topic: str = RETRAIN_REQUESTS.name
-    announcements_topic: str = MODEL_ANNOUNCEMENTS.name
-    deadletter_topic: str = DEAD_LETTERS.name
+    requests_topic: TopicName = RETRAIN_REQUESTS.name
+    announcements_topic: TopicName = MODEL_ANNOUNCEMENTS.name
+    deadletter_topic: TopicName = DEAD_LETTERS.name
     consumer_group: str = "routeiq-trainer"
     # A request may train for many minutes; the worker polls again only after it (so the
     # partition is never handed to another worker mid-request). Must exceed the longest run.
@@ -162,13 +164,6 @@ class TrainerSettings(ServiceSettings):
             )
         if len(set(value)) != len(value):
             raise ValueError(f"router types repeat: {list(value)}")
-        return value
-
-    @field_validator("requests_topic", "announcements_topic", "deadletter_topic")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        if not _TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
-            raise ValueError(f"not a legal Kafka topic name: {value!r}")
         return value
 
     @field_validator("mlflow_tracking_uri")

@@ -2,60 +2,43 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry
+from routeiq.metrics import CONTENT_TYPE, MetricSet
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+__all__ = ["CONTENT_TYPE", "TrainerMetrics"]
 
 
-class TrainerMetrics:
+class TrainerMetrics(MetricSet):
     """Counters and timings the worker updates; ``render()`` is the ``/metrics`` body."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
+        super().__init__(registry)
+        self.requests = self.counter(
             "routeiq_trainer_requests",
             "Retrain requests handled, by outcome (trained, resumed, duplicate, failed)",
-            ["outcome"],
-            registry=self.registry,
+            "outcome",
         )
-        self.versions = Counter(
-            "routeiq_trainer_versions_registered",
-            "Model versions registered in MLflow",
-            registry=self.registry,
+        self.versions = self.counter(
+            "routeiq_trainer_versions_registered", "Model versions registered in MLflow"
         )
-        self.announcements = Counter(
+        self.announcements = self.counter(
             "routeiq_trainer_announcements",
             "Model announcements produced, by action (PROMOTE, ROLLBACK)",
-            ["action"],
-            registry=self.registry,
+            "action",
         )
-        self.gate_held = Counter(
-            "routeiq_trainer_gate_held",
-            "Challengers the gate did not promote",
-            registry=self.registry,
+        self.gate_held = self.counter(
+            "routeiq_trainer_gate_held", "Challengers the gate did not promote"
         )
-        self.training_seconds = Histogram(
+        self.training_seconds = self.histogram(
             "routeiq_trainer_training_seconds",
             "Wall time of one router fit, by router type",
-            ["router_type"],
+            "router_type",
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
-            registry=self.registry,
         )
-        self.failures = Counter(
-            "routeiq_trainer_failures",
-            "Failed attempts at a request, by error type",
-            ["error_type"],
-            registry=self.registry,
+        self.failures = self.counter(
+            "routeiq_trainer_failures", "Failed attempts at a request, by error type", "error_type"
         )
-        self.dead_letters = Counter(
-            "routeiq_trainer_dead_letters",
-            "Requests sent to the dead-letter topic",
-            registry=self.registry,
+        self.dead_letters = self.counter(
+            "routeiq_trainer_dead_letters", "Requests sent to the dead-letter topic"
         )
-        self.busy = Gauge(
-            "routeiq_trainer_busy", "1 while a request is being processed", registry=self.registry
-        )
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+        self.busy = self.gauge("routeiq_trainer_busy", "1 while a request is being processed")

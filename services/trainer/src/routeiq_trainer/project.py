@@ -29,8 +29,8 @@ from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.plots import plot_strong_weak
 
 from routeiq_trainer.config import TrainerSettings
-from routeiq_trainer.core.data import DataLoader, known_prices
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
+from routeiq_trainer.data import DataLoader, known_prices
 from routeiq_trainer.wiring import build_registry, build_services
 
 

@@ -16,22 +16,23 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from mlflow import MlflowClient
-from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST, Contract
+from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.deadletters import DeadLetterSink
 from routeiq.errors import ConfigError
 from routeiq.kafka import make_producer
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import SPEC_FILE, Featurizer, open_pipeline, read_pipeline
 from routeiq.storage import ArtifactStore, make_minio
 
+from routeiq_trainer.announce import Announcer
+from routeiq_trainer.bundles import BundleStore
 from routeiq_trainer.config import TrainerSettings
-from routeiq_trainer.core.announce import Announcer, DeadLetters
-from routeiq_trainer.core.bundles import BundleStore
-from routeiq_trainer.core.data import DataLoader, known_prices
-from routeiq_trainer.core.ops import ModelOps
-from routeiq_trainer.core.pipeline import TrainingPipeline
-from routeiq_trainer.core.tracking import ModelRegistry
+from routeiq_trainer.data import DataLoader, known_prices
 from routeiq_trainer.metrics import TrainerMetrics
+from routeiq_trainer.ops import ModelOps
+from routeiq_trainer.pipeline import TrainingPipeline
+from routeiq_trainer.tracking import ModelRegistry
 
 
 def configure_mlflow_client() -> None:
@@ -92,10 +93,6 @@ def build_registry(settings: TrainerSettings) -> ModelRegistry:
     )
 
 
-def build_serde(resolver: RegistryResolver, contract: Contract, topic: str) -> AvroSerde:
-    return AvroSerde.for_contract(contract, subject=f"{topic}-value", resolver=resolver)
-
-
 def build_producer(settings: TrainerSettings) -> Producer:
     # One record at a time, and the caller waits for it: do not linger.
     return make_producer(settings.kafka, client_id=settings.instance_id, overrides={"linger.ms": 0})
@@ -118,12 +115,16 @@ class Services:
     embeddings: FeatureStore | None = None  # with the pipeline only
 
     def request_serde(self) -> AvroSerde:
-        return build_serde(self.resolver, RETRAIN_REQUEST, self.settings.requests_topic)
+        return AvroSerde.for_topic(
+            RETRAIN_REQUEST, self.settings.requests_topic, resolver=self.resolver
+        )
 
-    def dead_letters(self) -> DeadLetters:
-        return DeadLetters(
+    def dead_letters(self) -> DeadLetterSink:
+        return DeadLetterSink(
             producer=self.producer,
-            serde=build_serde(self.resolver, DEAD_LETTER, self.settings.deadletter_topic),
+            serde=AvroSerde.for_topic(
+                DEAD_LETTER, self.settings.deadletter_topic, resolver=self.resolver
+            ),
             topic=self.settings.deadletter_topic,
             consumer=f"routeiq-trainer/{self.settings.consumer_group}",
         )
@@ -151,7 +152,9 @@ def build_services(
     resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
     announcer = Announcer(
         producer=producer,
-        serde=build_serde(resolver, MODEL_ANNOUNCEMENT, settings.announcements_topic),
+        serde=AvroSerde.for_topic(
+            MODEL_ANNOUNCEMENT, settings.announcements_topic, resolver=resolver
+        ),
         topic=settings.announcements_topic,
         announced_by=settings.instance_id,
     )

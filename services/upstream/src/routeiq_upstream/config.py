@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.routing.datasets import GPT4, MIXTRAL
 from routeiq.settings import ServiceSettings, json_env_value
@@ -20,6 +20,11 @@ BUILTIN_DATASETS = ("gsm8k", "mt_bench", "llmrouter-train", "llmrouter-test")
 DEFAULT_ALIASES = {
     "gpt-4": GPT4,
     "mixtral-8x7b-instruct": MIXTRAL,
+}
+# What the values of each per-model mapping may be: (lowest, highest, the rule in words).
+_PER_MODEL_RANGES = {
+    "model_latency_ms": (0, 600_000, "latencies must be within 0..600000 ms"),
+    "error_rate": (0, 1, "error rates must be within 0..1"),
 }
 
 
@@ -92,20 +97,15 @@ class UpstreamSettings(ServiceSettings):
             raise ValueError('expected a JSON object such as {"model-name": value}')
         return value
 
-    @field_validator("model_latency_ms")
+    @field_validator("model_latency_ms", "error_rate")
     @classmethod
-    def _latencies(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {m: v for m, v in value.items() if not 0 <= v <= 600_000}
+    def _per_model_values_in_range(
+        cls, value: dict[str, float], info: ValidationInfo
+    ) -> dict[str, float]:
+        low, high, rule = _PER_MODEL_RANGES[str(info.field_name)]
+        bad = {model: v for model, v in value.items() if not low <= v <= high}
         if bad:
-            raise ValueError(f"latencies must be within 0..600000 ms, got {bad}")
-        return value
-
-    @field_validator("error_rate")
-    @classmethod
-    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {m: r for m, r in value.items() if not 0.0 <= r <= 1.0}
-        if bad:
-            raise ValueError(f"error rates must be within 0..1, got {bad}")
+            raise ValueError(f"{rule}, got {bad}")
         return value
 
     @field_validator("model_aliases")

@@ -8,6 +8,7 @@ NotFoundError, AuthenticationError, RateLimitError, ServiceUnavailableError, ...
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from routeiq.errors import RouteIQError
@@ -59,9 +60,15 @@ class RequestTooLargeError(UpstreamError):
 class RouteNotFoundError(UpstreamError):
     """No endpoint at that path."""
 
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"Unknown request URL: {method} {path}.")
+
 
 class MethodNotAllowedError(UpstreamError):
     """The path exists but not with that HTTP method."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"Method {method} is not allowed for {path}.")
 
 
 class InjectedRateLimitError(UpstreamError):
@@ -72,22 +79,37 @@ class InjectedUnavailableError(UpstreamError):
     """A configured fault: this (model, prompt) answers 503, as an overloaded provider would."""
 
 
+# OpenAI answers every problem with the request itself as type "invalid_request_error";
+# (HTTP status, OpenAI error code) per class.
+_INVALID_REQUEST: Final[dict[type[UpstreamError], tuple[int, str]]] = {
+    InvalidJSONError: (400, "invalid_json"),
+    MissingParameterError: (400, "missing_required_parameter"),
+    InvalidTypeError: (400, "invalid_type"),
+    InvalidValueError: (400, "invalid_value"),
+    AuthenticationError: (401, "invalid_api_key"),
+    ModelNotFoundError: (404, "model_not_found"),
+    RouteNotFoundError: (404, "unknown_url"),
+    MethodNotAllowedError: (405, "method_not_allowed"),
+    RequestTooLargeError: (413, "request_too_large"),
+}
+
 # (HTTP status, OpenAI error type, OpenAI error code) per class; a class not listed uses its
 # nearest listed base. Types and codes are the ones OpenAI's API returns for the same failure.
 OPENAI_ERRORS: Final[dict[type[BaseException], tuple[int, str, str | None]]] = {
-    InvalidJSONError: (400, "invalid_request_error", "invalid_json"),
-    MissingParameterError: (400, "invalid_request_error", "missing_required_parameter"),
-    InvalidTypeError: (400, "invalid_request_error", "invalid_type"),
-    InvalidValueError: (400, "invalid_request_error", "invalid_value"),
-    AuthenticationError: (401, "invalid_request_error", "invalid_api_key"),
-    ModelNotFoundError: (404, "invalid_request_error", "model_not_found"),
-    RouteNotFoundError: (404, "invalid_request_error", "unknown_url"),
-    MethodNotAllowedError: (405, "invalid_request_error", "method_not_allowed"),
-    RequestTooLargeError: (413, "invalid_request_error", "request_too_large"),
+    **{
+        cls: (status, "invalid_request_error", code)
+        for cls, (status, code) in _INVALID_REQUEST.items()
+    },
     InjectedRateLimitError: (429, "requests", "rate_limit_exceeded"),
     InjectedUnavailableError: (503, "server_error", "service_unavailable"),
     UpstreamError: (500, "server_error", "internal_error"),
     RouteIQError: (500, "server_error", "internal_error"),
+}
+
+# Starlette's own routing failures (no such path, no such method), by HTTP status.
+ROUTING_ERRORS: Final[dict[int, Callable[[str, str], UpstreamError]]] = {
+    404: RouteNotFoundError,
+    405: MethodNotAllowedError,
 }
 
 

@@ -65,15 +65,9 @@ class RegistryResolver:
             else:
                 schema_id = int(self._client.lookup_schema(subject, schema).schema_id)
         except SchemaRegistryError as exc:
-            raise RegistryError(
-                f"schema for subject {subject!r} is not registered: {exc.error_message}",
-                error_code=exc.error_code,
-                http_status=exc.http_status_code,
-            ) from exc
+            raise _registry_error(f"schema for subject {subject!r} is not registered", exc) from exc
         except (httpx.HTTPError, OSError) as exc:
-            raise RegistryError(
-                f"schema registry unreachable: {exc}", error_code=50002, http_status=503
-            ) from exc
+            raise _unreachable(exc) from exc
         with self._lock:
             self._ids[key] = schema_id
         return schema_id
@@ -87,19 +81,27 @@ class RegistryResolver:
         except SchemaRegistryError as exc:
             if exc.http_status_code >= 500:
                 # The registry is failing, not the record: callers must retry, not dead-letter.
-                raise RegistryError(
-                    f"schema registry error fetching id {schema_id}: {exc.error_message}",
-                    error_code=exc.error_code,
-                    http_status=exc.http_status_code,
+                raise _registry_error(
+                    f"schema registry error fetching id {schema_id}", exc
                 ) from exc
             raise SerializationError(f"unknown schema id {schema_id}: {exc.error_message}") from exc
         except (httpx.HTTPError, OSError) as exc:
-            raise RegistryError(
-                f"schema registry unreachable: {exc}", error_code=50002, http_status=503
-            ) from exc
+            raise _unreachable(exc) from exc
         with self._lock:
             self._texts[schema_id] = text
         return text
+
+
+def _registry_error(what: str, exc: SchemaRegistryError) -> RegistryError:
+    """The registry's own answer, its error code and HTTP status kept for the caller."""
+    return RegistryError(
+        f"{what}: {exc.error_message}", error_code=exc.error_code, http_status=exc.http_status_code
+    )
+
+
+def _unreachable(exc: Exception) -> RegistryError:
+    """No answer from the registry at all: a 503 the caller retries."""
+    return RegistryError(f"schema registry unreachable: {exc}", error_code=50002, http_status=503)
 
 
 class AvroSerde:

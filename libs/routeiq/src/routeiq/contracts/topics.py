@@ -64,27 +64,29 @@ class TopicSpec:
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
 _MONTH_MS = str(30 * 24 * 3600 * 1000)
 
-ROUTER_DECISIONS = TopicSpec(
-    name="routeiq.router_decision.v1",
-    partitions=JOIN_PARTITIONS,
-    contract=ROUTER_DECISION,
-    key="decision id",
-    configs={"retention.ms": _WEEK_MS, "compression.type": "producer"},
-)
-FEEDBACK_EVENTS = TopicSpec(
-    name="routeiq.feedback.v1",
-    partitions=JOIN_PARTITIONS,
-    contract=FEEDBACK,
-    key="decision id",
-    configs={"retention.ms": _WEEK_MS, "compression.type": "producer"},
-)
-RETRAIN_REQUESTS = TopicSpec(
-    name="routeiq.retrain.requests.v1",
-    partitions=3,
-    contract=RETRAIN_REQUEST,
-    key="model name",
-    configs={"retention.ms": _MONTH_MS},
-)
+
+def _joined(name: str, contract: Contract) -> TopicSpec:
+    """A topic the labeler joins on decision id: co-partitioned with the other side of the
+    join, kept a week (the join's horizon), stored as the producer compressed it."""
+    return TopicSpec(
+        name=name,
+        partitions=JOIN_PARTITIONS,
+        contract=contract,
+        key="decision id",
+        configs={"retention.ms": _WEEK_MS, "compression.type": "producer"},
+    )
+
+
+def _occasional(name: str, contract: Contract, *, key: str) -> TopicSpec:
+    """A low-volume topic (requests, failures): three partitions, kept a month."""
+    return TopicSpec(
+        name=name, partitions=3, contract=contract, key=key, configs={"retention.ms": _MONTH_MS}
+    )
+
+
+ROUTER_DECISIONS = _joined("routeiq.router_decision.v1", ROUTER_DECISION)
+FEEDBACK_EVENTS = _joined("routeiq.feedback.v1", FEEDBACK)
+RETRAIN_REQUESTS = _occasional("routeiq.retrain.requests.v1", RETRAIN_REQUEST, key="model name")
 MODEL_ANNOUNCEMENTS = TopicSpec(
     name="routeiq.model.announcements.v1",
     # One partition: every gateway reads every announcement in order; compaction keeps the
@@ -99,13 +101,7 @@ MODEL_ANNOUNCEMENTS = TopicSpec(
         "min.cleanable.dirty.ratio": "0.1",
     },
 )
-DEAD_LETTERS = TopicSpec(
-    name="routeiq.deadletter.v1",
-    partitions=3,
-    contract=DEAD_LETTER,
-    key="source topic",
-    configs={"retention.ms": _MONTH_MS},
-)
+DEAD_LETTERS = _occasional("routeiq.deadletter.v1", DEAD_LETTER, key="source topic")
 
 TOPICS: tuple[TopicSpec, ...] = (
     ROUTER_DECISIONS,

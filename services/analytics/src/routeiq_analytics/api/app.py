@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from routeiq.errors import RouteIQError
+from routeiq.metrics import CONTENT_TYPE, MetricSet
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,8 +19,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from routeiq_analytics.api import dashboard
-from routeiq_analytics.core.aggregator import TIMESERIES_METRICS, Aggregator
+from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.core.durations import format_duration, parse_duration
+from routeiq_analytics.core.timeseries import TIMESERIES_METRICS
 from routeiq_analytics.errors import InvalidQueryError, http_status
 
 MAX_POINTS = 1000
@@ -57,7 +58,7 @@ def create_app(
     *,
     aggregator: Aggregator,
     readiness: Readiness,
-    metrics_registry: CollectorRegistry,
+    metrics: MetricSet,
     windows: Sequence[int],
     retention_s: int,
     timeseries_points: int = 30,
@@ -146,9 +147,9 @@ def create_app(
         state = "failed" if status.get("failure") else "starting"
         return JSONResponse({"status": state, **status}, status_code=503)
 
-    async def metrics(_: Request) -> Response:
-        body = await run_in_threadpool(generate_latest, metrics_registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    async def metrics_text(_: Request) -> Response:
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
 
     async def routeiq_error(_: Request, exc: Exception) -> Response:
         return JSONResponse(
@@ -163,7 +164,7 @@ def create_app(
             Route("/api/timeseries", timeseries, methods=["GET"]),
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
         ],
         exception_handlers={RouteIQError: routeiq_error},
     )

@@ -43,6 +43,17 @@ class Series:
 
 
 @dataclass(frozen=True)
+class TimeChart:
+    """A chart over time: its name (``data-chart``), label, step start times and series."""
+
+    name: str
+    label: str
+    times: Sequence[int]
+    step_s: int
+    series: Sequence[Series]
+
+
+@dataclass(frozen=True)
 class Bar:
     """One horizontal bar: a label, a value in [0, max] (or none) and a note."""
 
@@ -127,23 +138,19 @@ def _axes(
 
 
 def line_chart(
-    name: str,
-    label: str,
-    times: Sequence[int],
-    step_s: int,
-    series: Sequence[Series],
+    chart: TimeChart,
     fmt: Callable[[float], str],
     *,
     y_max: float | None = None,
     tick_fmt: Callable[[float], str] | None = None,
 ) -> str:
     """Lines over time; ``None`` values leave gaps. ``y_max`` fixes the scale (e.g. 1.0)."""
-    values = [v for s in series for v in s.values if v is not None]
+    values = [v for s in chart.series for v in s.values if v is not None]
     if not values:
-        return _empty(name, label)
+        return _empty(chart.name, chart.label)
     ticks = nice_ticks(y_max if y_max is not None else max(values))
-    parts, y, x, _ = _axes(times, step_s, ticks, tick_fmt or fmt)
-    for s in series:
+    parts, y, x, _ = _axes(chart.times, chart.step_s, ticks, tick_fmt or fmt)
+    for s in chart.series:
         segments: list[list[tuple[float, float]]] = [[]]
         for i, v in enumerate(s.values):
             if v is None:
@@ -169,32 +176,25 @@ def line_chart(
             )
             + "</g>"
         )
-    return _frame(name, len(values), label, parts)
+    return _frame(chart.name, len(values), chart.label, parts)
 
 
-def stacked_bars(
-    name: str,
-    label: str,
-    times: Sequence[int],
-    step_s: int,
-    series: Sequence[Series],
-    fmt: Callable[[float], str],
-) -> str:
+def stacked_bars(chart: TimeChart, fmt: Callable[[float], str]) -> str:
     """Stacked bars per time step (e.g. requests per model)."""
-    totals = [sum(s.values[i] or 0.0 for s in series) for i in range(len(times))]
+    totals = [sum(s.values[i] or 0.0 for s in chart.series) for i in range(len(chart.times))]
     if not any(totals):
-        return _empty(name, label)
+        return _empty(chart.name, chart.label)
     ticks = nice_ticks(max(totals))
-    parts, y, x, slot = _axes(times, step_s, ticks, fmt)
+    parts, y, x, slot = _axes(chart.times, chart.step_s, ticks, fmt)
     width = max(slot * 0.72, 1.0)
     drawn = 0
-    for s in series:
+    for s in chart.series:
         rects = []
-        for i in range(len(times)):
+        for i in range(len(chart.times)):
             value = s.values[i] or 0.0
             if value <= 0:
                 continue
-            below = sum(other.values[i] or 0.0 for other in series[: series.index(s)])
+            below = sum(other.values[i] or 0.0 for other in chart.series[: chart.series.index(s)])
             top, bottom = y(below + value), y(below)
             rects.append(
                 f'<rect x="{x(i) - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}" '
@@ -206,7 +206,7 @@ def stacked_bars(
             parts.append(
                 f'<g class="mark" data-series="{escape(s.name)}">' + "".join(rects) + "</g>"
             )
-    return _frame(name, drawn, label, parts)
+    return _frame(chart.name, drawn, chart.label, parts)
 
 
 def hbars(name: str, label: str, bars: Sequence[Bar], *, max_value: float = 1.0) -> str:

@@ -32,11 +32,11 @@ from typing import Any
 
 from routeiq.routing.datasets import ModelPrice
 
-from routeiq_analytics.core.buckets import SUCCESS, Bucket, GroupStats
-from routeiq_analytics.core.quantiles import weighted_quantiles
+from routeiq_analytics.core.buckets import SUCCESS, Bucket, GroupStats, Window
 from routeiq_analytics.core.records import Decision, Feedback
 from routeiq_analytics.core.savings import Counterfactuals, counterfactuals
-from routeiq_analytics.core.summary import iso, share, summarize
+from routeiq_analytics.core.summary import summarize
+from routeiq_analytics.core.timeseries import timeseries
 
 OTHER = "(other)"
 
@@ -47,19 +47,6 @@ TOO_OLD = "too_old"
 JOINED = "joined"
 PENDING = "pending"
 LATE = "late"
-
-TIMESERIES_METRICS = (
-    "requests_by_model",
-    "cost_usd",
-    "always_strong_usd",
-    "always_weak_usd",
-    "always_model_usd",
-    "success_rate",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "quality",
-    "exploration_share",
-)
 
 
 @dataclass(slots=True)
@@ -304,32 +291,20 @@ class Aggregator:
 
     # ------------------------------------------------------------------ reading
 
-    def _window(self, window_s: int) -> tuple[float, int, list[Bucket]]:
+    def _window(self, window_s: int) -> Window:
         now = self._advance()
         first = self._current - (math.ceil(window_s / self.bucket_s) - 1) * self.bucket_s
         buckets = [b for s, b in sorted(self._buckets.items()) if s >= first]
-        return now, first, buckets
+        return Window(window_s, self.bucket_s, now, first, self._current, buckets)
 
     def summary(self, window_s: int) -> dict[str, Any]:
         """The JSON-ready summary of the last ``window_s`` seconds (see ``summarize``)."""
         with self._lock:
-            now, first, buckets = self._window(window_s)
-            totals = Bucket(start=first)
-            samples: list[tuple[list[float], float]] = []
-            observed = 0
-            for bucket in buckets:
-                totals.merge(bucket)
-                if bucket.latency is not None:
-                    samples.append((bucket.latency.values, bucket.latency.weight))
-                    observed += bucket.latency.seen
+            window = self._window(window_s)
+            totals = window.totals()
             return summarize(
+                window,
                 totals=totals,
-                latency_samples=samples,
-                latency_observed=observed,
-                window_s=window_s,
-                window_from=first,
-                now=now,
-                bucket_s=self.bucket_s,
                 latency_sample_size=self.latency_sample_size,
                 counterfactuals=self._counterfactuals(totals),
                 min_graded=self.best_model_min_graded,
@@ -339,47 +314,12 @@ class Aggregator:
     def timeseries(self, window_s: int, points: int) -> dict[str, Any]:
         """Column-oriented series over ``points`` equal steps of the window (chart input)."""
         with self._lock:
-            now, first, buckets = self._window(window_s)
-            n_buckets = math.ceil(window_s / self.bucket_s)
-            per_step = max(1, math.ceil(n_buckets / points))
-            step_s = per_step * self.bucket_s
-            steps = math.ceil(n_buckets / per_step)
-            origin = self._current + self.bucket_s - steps * step_s
-            merged = [Bucket(start=origin + i * step_s) for i in range(steps)]
-            samples: list[list[tuple[list[float], float]]] = [[] for _ in range(steps)]
-            for bucket in buckets:
-                i = (bucket.start - origin) // step_s
-                merged[i].merge(bucket)
-                if bucket.latency is not None:
-                    samples[i].append((bucket.latency.values, bucket.latency.weight))
-            models = sorted({m for b in merged for m in b.models})
-            latency = [weighted_quantiles(s, (0.5, 0.95)) for s in samples]
-            # The pair and the candidates are the whole window's, so every step's
-            # always-strong is the same model.
-            totals = Bucket(start=origin)
-            for step in merged:
-                totals.merge(step)
-            cf = self._counterfactuals(totals)
-            return {
-                "window_s": window_s,
-                "from": iso(max(origin, first)),
-                "to": iso(now),
-                "step_s": step_s,
-                "t": [b.start for b in merged],
-                "requests_by_model": {
-                    m: [b.models[m].requests if m in b.models else 0 for b in merged]
-                    for m in models
-                },
-                "cost_usd": [b.cost_usd for b in merged],
-                "always_strong_usd": self._always(merged, cf.strong),
-                "always_weak_usd": self._always(merged, cf.weak),
-                "always_model_usd": {m: self._always(merged, m) for m in cf.always_usd},
-                "success_rate": [share(b.successes, b.requests) for b in merged],
-                "latency_p50_ms": [p[0] for p in latency],
-                "latency_p95_ms": [p[1] for p in latency],
-                "quality": [b.quality.value for b in merged],
-                "exploration_share": [share(b.exploration, b.requests) for b in merged],
-            }
+            return timeseries(
+                self._window(window_s),
+                points,
+                counterfactuals=self._counterfactuals,
+                prices=self._prices,
+            )
 
     def _counterfactuals(self, totals: Bucket) -> Counterfactuals:
         served = totals.served()
@@ -393,13 +333,6 @@ class Aggregator:
             prices=self._prices,
             pair=self.pair,
         )
-
-    def _always(self, steps: Sequence[Bucket], model: str | None) -> list[float | None]:
-        """Each step's tokens at ``model``'s price (gaps without a model)."""
-        if model is None:
-            return [None] * len(steps)
-        price = self._prices[model]
-        return [step.always(price) for step in steps]
 
     def _pipeline(self) -> dict[str, int]:
         out = {

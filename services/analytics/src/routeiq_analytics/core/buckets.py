@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from routeiq.routing.datasets import ModelPrice
@@ -127,3 +128,38 @@ class Bucket:
     def always(self, price: ModelPrice) -> float:
         """What this bucket's requests would have cost had one model at ``price`` served all."""
         return price.cost(self.input_tokens, self.output_tokens)
+
+
+# One bucket's latency sample: kept values and the weight each stands for.
+LatencySample = tuple[Sequence[float], float]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The buckets one read covers, taken under the aggregator's lock, and where they sit."""
+
+    window_s: int
+    bucket_s: int
+    now: float
+    # Start of the window's first bucket, and of the bucket that holds ``now``.
+    first: int
+    current: int
+    # Oldest first.
+    buckets: Sequence[Bucket]
+
+    def totals(self, start: int | None = None) -> Bucket:
+        """Every bucket merged into one (latency samples stay apart: see ``latency``)."""
+        merged = Bucket(start=self.first if start is None else start)
+        for bucket in self.buckets:
+            merged.merge(bucket)
+        return merged
+
+    def latency(self) -> tuple[list[LatencySample], int]:
+        """Each bucket's latency sample, and how many latencies were observed in all."""
+        samples: list[LatencySample] = []
+        observed = 0
+        for bucket in self.buckets:
+            if bucket.latency is not None:
+                samples.append((bucket.latency.values, bucket.latency.weight))
+                observed += bucket.latency.seen
+        return samples, observed

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from routeiq_analytics.core.buckets import Bucket, GroupStats, Mean
+from routeiq_analytics.core.buckets import Bucket, GroupStats, Mean, Window
 from routeiq_analytics.core.durations import format_duration
 from routeiq_analytics.core.quantiles import weighted_quantiles
 from routeiq_analytics.core.savings import (
@@ -155,30 +155,26 @@ def savings_of(totals: Bucket, cf: Counterfactuals, *, min_graded: int) -> dict[
 
 
 def summarize(
+    window: Window,
     *,
     totals: Bucket,
-    latency_samples: Sequence[tuple[Sequence[float], float]],
-    latency_observed: int,
-    window_s: int,
-    window_from: float,
-    now: float,
-    bucket_s: int,
     latency_sample_size: int,
     counterfactuals: Counterfactuals,
     min_graded: int,
     pipeline: Mapping[str, int],
 ) -> dict[str, Any]:
-    """Everything one window shows, from its merged buckets."""
+    """Everything one window shows, from its buckets and their merge ``totals``."""
+    latency_samples, latency_observed = window.latency()
     n = totals.requests
     p50, p95 = weighted_quantiles(latency_samples, LATENCY_QUANTILES)
     kept = sum(len(values) for values, _ in latency_samples)
     by_model = dict(sorted(totals.models.items(), key=lambda item: (-item[1].requests, item[0])))
     return {
-        "window": format_duration(window_s),
-        "window_s": window_s,
-        "from": iso(window_from),
-        "to": iso(now),
-        "bucket_s": bucket_s,
+        "window": format_duration(window.window_s),
+        "window_s": window.window_s,
+        "from": iso(window.first),
+        "to": iso(window.now),
+        "bucket_s": window.bucket_s,
         "requests": {
             "total": n,
             "by_model": {name: stats.requests for name, stats in by_model.items()},
@@ -203,8 +199,8 @@ def summarize(
             "exact": kept == latency_observed,
             "method": (
                 "inverse-CDF percentile over a uniform reservoir sample of at most "
-                f"{latency_sample_size} values per {bucket_s}s bucket (exact while no bucket "
-                "overflows)"
+                f"{latency_sample_size} values per {window.bucket_s}s bucket (exact while no "
+                "bucket overflows)"
             ),
         },
         "quality": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from routeiq.metrics import CONTENT_TYPE, MetricSet
 
 
 class Status(Protocol):
@@ -19,7 +19,7 @@ class Status(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-def register_pages(app: faust.App, *, status: Status, registry: CollectorRegistry) -> None:
+def register_pages(app: faust.App, *, status: Status, metrics: MetricSet) -> None:
     """Add the health and metrics pages to ``app``'s web server."""
 
     @app.page("/health/live")
@@ -32,6 +32,6 @@ def register_pages(app: faust.App, *, status: Status, registry: CollectorRegistr
         return web.json(body, status=200 if body["ready"] else 503)
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
+    async def prometheus(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type=, so the header is set whole.
-        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -1,38 +1,26 @@
 """The schema registry's operations (Confluent semantics), over a ``SchemaLog``. No HTTP here.
 
-Writes are serialized by one writer lock. A write first reads the log to its end (so records
-written by anyone else are applied), decides against the current state, appends its records and
-returns only after reading them back and applying them: a read right after a write sees it, and
-the state never holds anything the log does not. Reads take the state lock briefly.
-
-This registry assumes it is the only writer of its topic (Confluent elects one primary for the
-same reason): two registries writing the same topic at once could give two schemas one id.
+Every operation reads the state of a ``LogReplica``; a write decides under the replica's writer
+lock and appends records, which change the state only once read back from the log.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-import avro.schema
-from routeiq.contracts.compatibility import CompatibilityLevel, check_compatibility, parse_schema
-from routeiq.errors import IncompatibleSchemaError, TransportError
+from routeiq.contracts.compatibility import CompatibilityLevel, check_compatibility
+from routeiq.errors import IncompatibleSchemaError
 
 from routeiq_schema_registry.core import records as rec
 from routeiq_schema_registry.core.log import SchemaLog
-from routeiq_schema_registry.core.schema_text import normalized_of, parsed, stored_text
-from routeiq_schema_registry.core.state import RegistryState, SchemaVersion
+from routeiq_schema_registry.core.replica import LogReplica, Records
+from routeiq_schema_registry.core.requests import LATEST, SchemaRequest, parse_level, parse_version
+from routeiq_schema_registry.core.schema_text import parsed, same_schema, stored_text
+from routeiq_schema_registry.core.state import SchemaVersion
 from routeiq_schema_registry.errors import (
-    InvalidCompatibilityLevelError,
-    InvalidSchemaError,
-    InvalidVersionError,
-    NotReadyError,
     SchemaNotFoundError,
-    StoreTimeoutError,
     SubjectCompatibilityNotConfiguredError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
@@ -41,51 +29,6 @@ from routeiq_schema_registry.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-LATEST = "latest"
-_MAX_VERSION = 2**31 - 1
-# How long one read of the log may wait; deadlines are checked between reads.
-_READ_SLICE_S = 0.5
-
-
-@dataclass(frozen=True)
-class SchemaRequest:
-    """A schema as a request carries it (register, lookup, compatibility test)."""
-
-    schema: str
-    schema_type: str | None = None
-    references: Sequence[Any] | None = None
-    extras: tuple[str, ...] = ()  # other request properties that would change the meaning
-
-
-def parse_version(version: str | int) -> int | None:
-    """A version as Confluent accepts it: 1..2^31-1, or ``latest`` / ``-1`` (returned as None)."""
-    text = str(version).strip()
-    if text.lower() == LATEST:
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        raise InvalidVersionError(version) from None
-    if number == -1:
-        return None
-    if not 1 <= number <= _MAX_VERSION:
-        raise InvalidVersionError(version)
-    return number
-
-
-def parse_level(level: object) -> CompatibilityLevel:
-    """One of the seven levels, in any letter case; anything else is 42203."""
-    if not isinstance(level, str):
-        raise InvalidCompatibilityLevelError(level)
-    try:
-        return CompatibilityLevel(level.strip().upper())
-    except ValueError:
-        raise InvalidCompatibilityLevelError(level) from None
 
 
 class SchemaRegistry:
@@ -100,123 +43,38 @@ class SchemaRegistry:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._log = log
+        self._replica = LogReplica(
+            log=log, write_timeout_s=write_timeout_s, clock=clock, sleep=sleep
+        )
+        self._state = self._replica.state
+        self._state_lock = self._replica.lock
         self._default_level = default_compatibility
-        self._write_timeout_s = write_timeout_s
-        self._clock = clock
-        self._sleep = sleep
-        self._state = RegistryState()
-        self._state_lock = threading.RLock()
-        self._write_lock = threading.Lock()
-        self._ready = threading.Event()
-        self._replay_target: int | None = None
+        self._require_ready = self._replica.require_ready
+        self._writing = self._replica.writing
+        self._write = self._replica.write
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, *, timeout_s: float = 60.0, retry_interval_s: float = 1.0) -> None:
-        """Prepare the log and replay it to its end; then the registry is ready.
-
-        The end is found by appending a NOOP record and reading up to it (Confluent does the
-        same). Transport failures (Kafka still starting) are retried until ``timeout_s``.
-        """
-        deadline = self._clock() + timeout_s
-        while True:
-            try:
-                with self._write_lock:
-                    self._log.prepare(max(0.1, deadline - self._clock()))
-                    offset = self._log.append(
-                        rec.NOOP_KEY, None, timeout_s=max(0.1, deadline - self._clock())
-                    )
-                    self._replay_target = offset + 1
-                    self._catch_up(offset + 1, deadline)
-                break
-            except TransportError as exc:
-                if self._clock() + retry_interval_s >= deadline:
-                    raise
-                logger.warning("log not available yet (%s); retrying", exc)
-                self._sleep(retry_interval_s)
-        self._ready.set()
-        with self._state_lock:
-            logger.info(
-                "replayed the log up to offset %d: %d subjects, largest id %d",
-                self._state.next_offset,
-                len(self._state.subjects()),
-                self._state.max_id,
-            )
+        """Prepare the log and replay it to its end; then the registry is ready."""
+        self._replica.start(timeout_s=timeout_s, retry_interval_s=retry_interval_s)
 
     @property
     def ready(self) -> bool:
         """True once the log has been replayed to its end."""
-        return self._ready.is_set()
+        return self._replica.ready
 
     def progress(self) -> dict[str, int | bool | None]:
         """How far the replay is: applied offset and target."""
-        with self._state_lock:
-            return {
-                "ready": self.ready,
-                "applied_offset": self._state.next_offset,
-                "replay_target": self._replay_target,
-            }
+        return self._replica.progress()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (tests compare a live and a replayed registry)."""
-        with self._state_lock:
-            return self._state.snapshot()
+        return self._replica.snapshot()
 
     def close(self, *, timeout_s: float = 5.0) -> None:
-        """Close the log once no write or replay uses it; give up (and leave it to process exit)
-        if one is still running after ``timeout_s``: librdkafka must not be closed under a call."""
-        if self._write_lock.acquire(timeout=timeout_s):
-            try:
-                self._log.close()
-            finally:
-                self._write_lock.release()
-        else:
-            logger.warning("a write or the replay is still running; not closing the log")
-
-    # ------------------------------------------------------------------ reading the log
-
-    def _catch_up(self, target: int, deadline: float) -> None:
-        """Read and apply the log until everything before ``target`` is applied."""
-        while self._state.next_offset < target:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise StoreTimeoutError(
-                    f"the log was read up to offset {self._state.next_offset}, not {target}, "
-                    "in the time allowed"
-                )
-            batch = self._log.read(self._state.next_offset, timeout_s=min(remaining, _READ_SLICE_S))
-            with self._state_lock:
-                for record in batch.records:
-                    if record.offset >= self._state.next_offset:
-                        self._state.apply(record)
-                self._state.advance_to(batch.next_offset)
-
-    def _write(self, records: list[tuple[bytes, bytes | None]], deadline: float) -> None:
-        """Append records (in order) and apply them; the caller holds the writer lock."""
-        last = -1
-        for key, value in records:
-            last = self._log.append(key, value, timeout_s=max(0.1, deadline - self._clock()))
-        if last >= 0:
-            self._catch_up(last + 1, deadline)
-
-    def _writing(self, decide: Callable[[float], T]) -> T:
-        """Run a write under the writer lock: catch up with the log, then ``decide(deadline)``,
-        which checks the request against the state and calls ``_write``."""
-        self._require_ready()
-        deadline = self._clock() + self._write_timeout_s
-        with self._write_lock:
-            end = self._log.end_offset(timeout_s=max(0.1, deadline - self._clock()))
-            self._catch_up(end, deadline)
-            return decide(deadline)
-
-    def _require_ready(self) -> None:
-        if not self.ready:
-            progress = self.progress()
-            raise NotReadyError(
-                "the registry is still replaying its log (applied up to offset "
-                f"{progress['applied_offset']} of {progress['replay_target']}); retry shortly"
-            )
+        """Close the log once no write or replay uses it (see ``LogReplica.close``)."""
+        self._replica.close(timeout_s=timeout_s)
 
     # ------------------------------------------------------------------ subjects and versions
 
@@ -282,11 +140,13 @@ class SchemaRegistry:
     ) -> SchemaVersion:
         """The version of ``subject`` holding this schema (40401 / 40403 when there is none)."""
         self._require_ready()
-        schema = _parse_request(request)
+        schema = request.parse()
         text = stored_text(schema, normalize=normalize)
         with self._state_lock:
             candidates = self._visible(subject, deleted=deleted)
-        matches = [sv for sv in candidates.values() if _same(text, sv.schema, normalize)]
+        matches = [
+            sv for sv in candidates.values() if same_schema(text, sv.schema, normalize=normalize)
+        ]
         if not matches:
             raise SchemaNotFoundError("Schema not found")
         return max(matches, key=lambda sv: (not sv.deleted, sv.version))
@@ -301,7 +161,7 @@ class SchemaRegistry:
         anywhere is reused (else the largest id + 1) and the next version number is taken.
         """
         self._require_ready()
-        schema = _parse_request(request)
+        schema = request.parse()
         text = stored_text(schema, normalize=normalize)
 
         def decide(deadline: float) -> SchemaVersion:
@@ -309,7 +169,7 @@ class SchemaRegistry:
                 versions = self._state.versions(subject)
                 live = [versions[v] for v in sorted(versions) if not versions[v].deleted]
                 for sv in reversed(live):
-                    if _same(text, sv.schema, normalize):
+                    if same_schema(text, sv.schema, normalize=normalize):
                         return sv
                 level = self._level_of(subject)
                 problems = check_compatibility(
@@ -364,7 +224,7 @@ class SchemaRegistry:
                 raise SubjectSoftDeletedError(
                     f"Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
                 )
-            records: list[tuple[bytes, bytes | None]] = [
+            records: Records = [
                 (
                     rec.delete_subject_key(subject),
                     rec.delete_subject_value(subject, max(versions)),
@@ -519,7 +379,7 @@ class SchemaRegistry:
         """
         self._require_ready()
         number = None if version is None else parse_version(version)
-        schema = _parse_request(request)
+        schema = request.parse()
         if normalize:
             schema = parsed(stored_text(schema, normalize=True))
         with self._state_lock:
@@ -534,31 +394,3 @@ class SchemaRegistry:
             schema, [(sv.version, parsed(sv.schema)) for sv in live], level
         )
         return [p.explain() for p in problems]
-
-
-def _parse_request(request: SchemaRequest) -> avro.schema.Schema:
-    """The request's Avro schema, or 42201 saying what is wrong or unsupported."""
-    schema_type = request.schema_type
-    if schema_type is not None and str(schema_type).upper() != "AVRO":
-        raise InvalidSchemaError(
-            f"Unsupported schema type {schema_type!r}: this registry supports AVRO only"
-        )
-    if request.references:
-        raise InvalidSchemaError(
-            f"Schema references are not supported by this registry (got "
-            f"{len(request.references)}); inline the referenced named types into the schema"
-        )
-    if request.extras:
-        raise InvalidSchemaError(
-            f"{' and '.join(request.extras)} not supported by this registry; send the schema "
-            "without them"
-        )
-    return parse_schema(request.schema)
-
-
-def _same(text: str, stored: str, normalize: bool) -> bool:
-    """Whether a request's stored form matches a stored schema (normalized on both sides if
-    asked)."""
-    if text == stored:
-        return True
-    return normalize and normalized_of(stored) == text

@@ -78,3 +78,11 @@ def parsed(text: str) -> avro.schema.Schema:
 def normalized_of(text: str) -> str:
     """The normalized form of a stored text."""
     return normalized_text(parsed(text))
+
+
+def same_schema(text: str, stored: str, *, normalize: bool) -> bool:
+    """Whether a request's stored form matches a stored schema (normalized on both sides if
+    asked)."""
+    if text == stored:
+        return True
+    return normalize and normalized_of(stored) == text

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from routeiq_trainer.core.worker import WorkerState
 from routeiq_trainer.metrics import CONTENT_TYPE, TrainerMetrics
+from routeiq_trainer.worker import WorkerState
 
 
 def create_app(*, state: WorkerState, metrics: TrainerMetrics, device: str) -> Starlette:

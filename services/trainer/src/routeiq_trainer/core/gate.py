@@ -8,9 +8,11 @@ the configured metric. Without a champion, the baseline is a random router on th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from routeiq_trainer.config import GATE_METRICS
+from routeiq_trainer.core.tags import TAG_GATE, TAG_GATE_BASELINE, TAG_GATE_METRIC, TAG_GATE_REASON
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,10 @@ class GateDecision:
 
     def tags(self) -> dict[str, str]:
         return {
-            "routeiq.gate": "passed" if self.passed else "held",
-            "routeiq.gate_reason": self.reason,
-            "routeiq.gate_metric": self.metric,
-            "routeiq.gate_baseline": self.baseline_label,
+            TAG_GATE: "passed" if self.passed else "held",
+            TAG_GATE_REASON: self.reason,
+            TAG_GATE_METRIC: self.metric,
+            TAG_GATE_BASELINE: self.baseline_label,
         }
 
 
@@ -80,4 +82,47 @@ def decide(
         margin,
         f"challenger {metric} {challenger:.4f} {verb} {baseline_label} {baseline:.4f} by more "
         f"than {margin:g} (difference {gain:+.4f})",
+    )
+
+
+def judge(
+    *,
+    metric: str,
+    margin: float,
+    challenger: Mapping[str, float],
+    random: Mapping[str, float],
+    champion_version: str | None,
+    champion: Mapping[str, float] | None,
+    champion_note: str,
+    when_incomparable: str,
+) -> GateDecision:
+    """The gate for a challenger: against the champion's metrics on the same rows; without a
+    champion, against a random router's; with a champion that could not be scored there
+    (``champion`` None, ``champion_note`` says why), ``when_incomparable`` decides."""
+    value = challenger.get(metric, math.nan)
+    if champion_version is None:
+        return decide(
+            metric=metric,
+            margin=margin,
+            challenger=value,
+            baseline=random.get(metric, math.nan),
+            baseline_label="a random router (no champion yet)",
+        )
+    label = f"champion {champion_version}"
+    if champion is None:
+        return GateDecision(
+            when_incomparable == "promote",
+            metric,
+            value,
+            math.nan,
+            label,
+            margin,
+            f"{champion_note}; gate_when_incomparable={when_incomparable}",
+        )
+    return decide(
+        metric=metric,
+        margin=margin,
+        challenger=value,
+        baseline=champion.get(metric, math.nan),
+        baseline_label=label,
     )

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
@@ -30,11 +30,10 @@ from routeiq_upstream.api.metrics import UNRESOLVED, UpstreamMetrics
 from routeiq_upstream.core.requests import parse_chat_request
 from routeiq_upstream.core.upstream import Completion, OfflineUpstream
 from routeiq_upstream.errors import (
+    ROUTING_ERRORS,
     AuthenticationError,
     InvalidJSONError,
-    MethodNotAllowedError,
     RequestTooLargeError,
-    RouteNotFoundError,
     UpstreamError,
     error_body,
     openai_error,
@@ -90,14 +89,16 @@ class UpstreamAPI:
         self,
         *,
         upstream: OfflineUpstream,
-        metrics: UpstreamMetrics,
+        metrics: UpstreamMetrics | None = None,
         api_key: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.upstream = upstream
-        self.metrics = metrics
+        self.metrics = metrics or UpstreamMetrics()
+        for dataset in upstream.index.datasets:
+            self.metrics.indexed_prompts.labels(dataset.name).set(dataset.prompts)
         self._api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.clock = clock
@@ -302,64 +303,33 @@ class UpstreamAPI:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error: UpstreamError
-    if exc.status_code == 404:
-        error = RouteNotFoundError(f"Unknown request URL: {request.method} {request.url.path}.")
-    elif exc.status_code == 405:
-        error = MethodNotAllowedError(
-            f"Method {request.method} is not allowed for {request.url.path}."
-        )
-    else:
-        return JSONResponse(
-            {
-                "error": {
-                    "message": exc.detail,
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": None,
-                }
-            },
-            exc.status_code,
-        )
-    return error_response(error, dict(exc.headers or {}))
+    routing_error = ROUTING_ERRORS.get(exc.status_code)
+    if routing_error is not None:
+        error = routing_error(request.method, request.url.path)
+        return error_response(error, dict(exc.headers or {}))
+    # Any other status Starlette raises: OpenAI's shape, without a code of ours.
+    body = {"message": exc.detail, "type": "invalid_request_error", "param": None, "code": None}
+    return JSONResponse({"error": body}, exc.status_code)
 
 
 async def _on_unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("%s %s: unexpected error", request.method, request.url.path)
-    return JSONResponse(
-        {
-            "error": {
-                "message": f"Internal error: {type(exc).__name__}",
-                "type": "server_error",
-                "param": None,
-                "code": "internal_error",
-            }
-        },
-        500,
-    )
+    return error_response(UpstreamError(f"Internal error: {type(exc).__name__}"))
 
 
-def create_app(
-    upstream: OfflineUpstream,
-    *,
-    metrics: UpstreamMetrics | None = None,
-    api_key: str | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Starlette:
+class APIOptions(TypedDict, total=False):
+    """``UpstreamAPI``'s optional collaborators and limits, as ``create_app`` passes them on."""
+
+    metrics: UpstreamMetrics
+    api_key: str | None
+    max_body_bytes: int
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]]
+
+
+def create_app(upstream: OfflineUpstream, **options: Unpack[APIOptions]) -> Starlette:
     """The ASGI app serving ``upstream`` (``clock`` and ``sleep`` are there for tests)."""
-    metrics = metrics or UpstreamMetrics()
-    for dataset in upstream.index.datasets:
-        metrics.indexed_prompts.labels(dataset.name).set(dataset.prompts)
-    api = UpstreamAPI(
-        upstream=upstream,
-        metrics=metrics,
-        api_key=api_key,
-        max_body_bytes=max_body_bytes,
-        clock=clock,
-        sleep=sleep,
-    )
+    api = UpstreamAPI(upstream=upstream, **options)
     app = Starlette(
         routes=api.routes(),
         exception_handlers={HTTPException: _on_http_error, Exception: _on_unexpected_error},

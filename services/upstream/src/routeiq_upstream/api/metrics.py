@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry
+from routeiq.metrics import MetricSet
 
 # Label value when the request failed before its model or prompt was resolved.
 UNRESOLVED = "-"
 
 
-class UpstreamMetrics:
+class UpstreamMetrics(MetricSet):
     """Requests by model, known-prompt flag and HTTP status; the index size per dataset.
 
     ``model`` is always a served (canonical) model or ``-``: a requested name that is not
@@ -16,24 +17,20 @@ class UpstreamMetrics:
     """
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
+        super().__init__(registry)
+        self.requests = self.counter(
             "routeiq_upstream_requests",
             "Chat completion requests answered, by model, known prompt and HTTP status",
-            ["model", "known", "status"],
-            registry=self.registry,
+            "model",
+            "known",
+            "status",
         )
-        self.indexed_prompts = Gauge(
+        self.indexed_prompts = self.gauge(
             "routeiq_upstream_indexed_prompts",
             "Prompts each loaded dataset contributes to the index",
-            ["dataset"],
-            registry=self.registry,
+            "dataset",
         )
 
     def observe(self, *, model: str, known: str, status: int) -> None:
         """Count one answered request."""
         self.requests.labels(model, known, str(status)).inc()
-
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)

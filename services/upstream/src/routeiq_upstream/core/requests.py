@@ -41,6 +41,38 @@ def _type_name(value: Any) -> str:
     )
 
 
+# How OpenAI's messages name each JSON type a field may expect (float: any number).
+_EXPECTED = {
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+}
+
+
+def _field(
+    container: Mapping[str, Any], name: str, kind: type, *, required: bool = False, where: str = ""
+) -> Any:
+    """``container[name]`` if it is a ``kind`` (None when absent or null and not required),
+    else the OpenAI-shaped error naming the field; ``where`` is the path of ``container``."""
+    path = f"{where}.{name}" if where else name
+    value = container.get(name)
+    if value is None:
+        if required:
+            raise MissingParameterError(f"Missing required parameter: '{path}'.", param=path)
+        return None
+    accepted = (int, float) if kind is float else kind
+    # JSON's true and false are Python ints: only a boolean field takes them.
+    if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+        raise InvalidTypeError(
+            f"Invalid type for '{path}': expected {_EXPECTED[kind]}, but got {_type_name(value)}.",
+            param=path,
+        )
+    return value
+
+
 def _check_message(i: int, message: Any) -> None:
     where = f"messages[{i}]"
     if not isinstance(message, dict):
@@ -48,16 +80,7 @@ def _check_message(i: int, message: Any) -> None:
             f"Invalid type for '{where}': expected an object, but got {_type_name(message)}.",
             param=where,
         )
-    role = message.get("role")
-    if role is None:
-        raise MissingParameterError(
-            f"Missing required parameter: '{where}.role'.", param=f"{where}.role"
-        )
-    if not isinstance(role, str):
-        raise InvalidTypeError(
-            f"Invalid type for '{where}.role': expected a string, but got {_type_name(role)}.",
-            param=f"{where}.role",
-        )
+    role = _field(message, "role", str, required=True, where=where)
     if role not in ROLES:
         raise InvalidValueError(
             f"Invalid value: '{role}'. Supported values are: "
@@ -94,15 +117,8 @@ def _check_message(i: int, message: Any) -> None:
 
 
 def _optional_int(body: Mapping[str, Any], name: str, minimum: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidTypeError(
-            f"Invalid type for '{name}': expected an integer, but got {_type_name(value)}.",
-            param=name,
-        )
-    if value < minimum:
+    value: int | None = _field(body, name, int)
+    if value is not None and value < minimum:
         raise InvalidValueError(
             f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, "
             f"but got {value} instead.",
@@ -118,24 +134,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise InvalidTypeError(
             f"The request body must be a JSON object, but got {_type_name(body)}.", param=None
         )
-    model = body.get("model")
-    if model is None:
-        raise MissingParameterError("Missing required parameter: 'model'.", param="model")
-    if not isinstance(model, str):
-        raise InvalidTypeError(
-            f"Invalid type for 'model': expected a string, but got {_type_name(model)}.",
-            param="model",
-        )
+    model: str = _field(body, "model", str, required=True)
     if not model.strip():
         raise InvalidValueError("Invalid 'model': empty string.", param="model")
-    messages = body.get("messages")
-    if messages is None:
-        raise MissingParameterError("Missing required parameter: 'messages'.", param="messages")
-    if not isinstance(messages, list):
-        raise InvalidTypeError(
-            f"Invalid type for 'messages': expected an array, but got {_type_name(messages)}.",
-            param="messages",
-        )
+    messages: list[Any] = _field(body, "messages", list, required=True)
     if not messages:
         raise InvalidValueError(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, "
@@ -151,23 +153,10 @@ def parse_chat_request(body: Any) -> ChatRequest:
             "there is none.",
             param="messages",
         )
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise InvalidTypeError(
-            f"Invalid type for 'stream': expected a boolean, but got {_type_name(stream)}.",
-            param="stream",
-        )
+    stream: bool = _field(body, "stream", bool) or False
     include_usage = False
-    options = body.get("stream_options")
+    options = _field(body, "stream_options", dict)
     if options is not None:
-        if not isinstance(options, dict):
-            raise InvalidTypeError(
-                f"Invalid type for 'stream_options': expected an object, but got "
-                f"{_type_name(options)}.",
-                param="stream_options",
-            )
         if not stream:
             raise InvalidValueError(
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
@@ -182,12 +171,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
             )
         include_usage = flag
     for name in _NUMBERS:
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise InvalidTypeError(
-                f"Invalid type for '{name}': expected a number, but got {_type_name(value)}.",
-                param=name,
-            )
+        _field(body, name, float)
     max_tokens = _optional_int(body, "max_completion_tokens", 1)
     legacy = _optional_int(body, "max_tokens", 1)
     n = _optional_int(body, "n", 1)

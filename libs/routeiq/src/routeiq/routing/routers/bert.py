@@ -65,77 +65,50 @@ class BertRouter(Router):
                 "bert: fine-tuning needs the query text, which training shards never carry; "
                 "train it from a dataset file (routeiq eval --train FILE --router bert)"
             )
-        import time
-
         import torch
         from transformers import AutoTokenizer, BertModel
 
-        from routeiq.routing.routers.base import masked_bce, torch_device
+        from routeiq.routing.routers.torch_train import prior_logits, train_loop
 
         router = cls(data.models, params)
         p = router.params
         torch.manual_seed(ctx.seed)
-        device = torch_device(ctx.device)
-        use_amp = device.startswith("cuda")
         model_dir = packaged_model_dir()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        bert: Any = BertModel.from_pretrained(str(model_dir), add_pooling_layer=False)
-        bert = bert.to(device)
-        head = torch.nn.Linear(bert.config.hidden_size, len(data.models)).to(device)
+        encoder: Any = BertModel.from_pretrained(str(model_dir), add_pooling_layer=False)
+        head = torch.nn.Linear(encoder.config.hidden_size, len(data.models))
         with torch.no_grad():
-            prior = torch.as_tensor(data.priors(), dtype=torch.float32).clamp(1e-3, 1 - 1e-3)
-            head.bias.copy_(torch.log(prior / (1 - prior)).to(device))
+            head.bias.copy_(prior_logits(data))
             head.weight.zero_()
-        optimiser = torch.optim.AdamW(
-            [
-                {"params": bert.parameters(), "lr": float(p["lr"])},
-                {"params": head.parameters(), "lr": float(p["head_lr"])},
+        texts, max_length = data.texts, int(p["max_length"])
+
+        def forward(net: Any, rows: Any, device: str) -> Any:
+            enc = tokenizer(
+                [texts[i] for i in rows.tolist()],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
+            states = net["bert"](**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            return net["head"](torch.nn.functional.normalize(pooled.float(), dim=-1))
+
+        net = train_loop(
+            torch.nn.ModuleDict({"bert": encoder, "head": head}),
+            data,
+            ctx=ctx,
+            params=p,
+            forward=forward,
+            # The pretrained encoder is fine-tuned gently; the fresh head learns faster.
+            param_groups=lambda m: [
+                {"params": m["bert"].parameters(), "lr": float(p["lr"])},
+                {"params": m["head"].parameters(), "lr": float(p["head_lr"])},
             ],
-            weight_decay=float(p["weight_decay"]),
+            label="bert ",
         )
-        target = torch.as_tensor(np.nan_to_num(data.quality).clip(0, 1), dtype=torch.float32)
-        weight = torch.as_tensor(data.sample_weights(), dtype=torch.float32)
-        texts = data.texts
-        n, bs = len(data), int(p["batch_size"])
-        generator = torch.Generator().manual_seed(ctx.seed)
-        start = time.perf_counter()
-        loss_value = float("nan")
-        for epoch in range(int(p["epochs"])):
-            bert.train()
-            order = torch.randperm(n, generator=generator)
-            total, batches = 0.0, 0
-            for s in range(0, n, bs):
-                idx = order[s : s + bs]
-                enc = tokenizer(
-                    [texts[int(i)] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=int(p["max_length"]),
-                    return_tensors="pt",
-                ).to(device)
-                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    states = bert(**enc).last_hidden_state
-                    mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)
-                    pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-                    pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-                    logits = head(pooled)
-                loss = masked_bce(logits.float(), target[idx].to(device), weight[idx].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach())
-                batches += 1
-            loss_value = total / max(batches, 1)
-            ctx.say(f"bert epoch {epoch + 1}/{p['epochs']} loss {loss_value:.4f}")
-        ctx.info.update(
-            device=device,
-            mixed_precision="bf16" if use_amp else "off",
-            epochs=int(p["epochs"]),
-            final_loss=loss_value,
-            train_seconds=time.perf_counter() - start,
-            examples=n,
-        )
-        bert = bert.to("cpu").eval()
+        bert, head = net["bert"], net["head"]
         tensors = {k: v.detach().float().numpy() for k, v in bert.state_dict().items()}
         router._encoder_tensors = tensors
         router.encoder = MiniLMEncoder(weights=tensors, max_seq_length=int(p["max_length"]))

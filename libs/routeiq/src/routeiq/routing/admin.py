@@ -1,0 +1,97 @@
+"""Strategy administration as one transaction: register new strategies and re-split traffic,
+all or nothing.
+
+The admin API (``PUT /admin/strategies``) hands the request body to ``parse_strategy_change``
+and the result to ``apply_strategy_change``. Every new strategy is built and the new routing
+configuration validated against the old and new names before anything is installed, so a
+request that is wrong anywhere leaves the engine exactly as it was. Errors are
+``ConfigError`` with the reason; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from routeiq.errors import ConfigError
+from routeiq.routing.engine import RoutingConfig, RoutingEngine
+
+# The fields a strategy change may carry; anything else is refused (a typo must not pass).
+CHANGE_FIELDS = ("register", "default", "ab", "domain_overrides", "epsilon")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One strategy to register: its name, kind and parameters."""
+
+    name: str
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrategyChange:
+    """Strategies to register and the routing-configuration fields to change."""
+
+    register: tuple[StrategySpec, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_strategy_change(body: Mapping[str, Any]) -> StrategyChange:
+    """Check the shape of a strategy change (field names and types), not its meaning."""
+    unknown = set(body) - set(CHANGE_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(CHANGE_FIELDS)}")
+    register = body.get("register", [])
+    if not isinstance(register, list):
+        raise ConfigError("'register' must be a list of {name, kind, params}")
+    specs = []
+    for i, spec in enumerate(register):
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("name"), str)
+            or not isinstance(spec.get("kind"), str)
+        ):
+            raise ConfigError(f"register[{i}] needs string 'name' and 'kind'")
+        params = spec.get("params", {})
+        if not isinstance(params, dict):
+            raise ConfigError(f"register[{i}].params must be an object")
+        specs.append(StrategySpec(spec["name"], spec["kind"], params))
+    config: dict[str, Any] = {}
+    if "default" in body:
+        config["default"] = body["default"]
+    if "ab" in body:
+        if not isinstance(body["ab"], dict):
+            raise ConfigError("'ab' must map strategy names to weights")
+        config["ab"] = {str(k): _number(v, f"ab[{k!r}]") for k, v in body["ab"].items()}
+    if "domain_overrides" in body:
+        if not isinstance(body["domain_overrides"], dict):
+            raise ConfigError("'domain_overrides' must map domains to strategy names")
+        config["domain_overrides"] = {str(k): str(v) for k, v in body["domain_overrides"].items()}
+    if "epsilon" in body:
+        config["epsilon"] = _number(body["epsilon"], "epsilon")
+    return StrategyChange(register=tuple(specs), config=config)
+
+
+def apply_strategy_change(engine: RoutingEngine, change: StrategyChange) -> RoutingConfig:
+    """Install ``change`` on ``engine`` whole, or raise ``ConfigError`` having changed nothing."""
+    registry = engine.registry
+    for spec in change.register:
+        if not spec.name or len(spec.name) > 64:
+            raise ConfigError(f"strategy name {spec.name!r} must be 1-64 characters")
+        # Build first: an invalid strategy is refused before any is registered.
+        registry.build(spec.name, spec.kind, spec.params)
+    new_names = [spec.name for spec in change.register]
+    replace(engine.config, **change.config).validate(registry.names() + new_names)
+    for spec in change.register:
+        registry.register(spec.name, spec.kind, spec.params)
+    return engine.configure(**change.config)
+
+
+def _number(value: Any, what: str) -> float:
+    # float() as before, but a value it refuses is the caller's 400, not a server error.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"'{what}' must be a number, got {value!r}") from None

@@ -1,0 +1,105 @@
+"""What every handler needs from the request: the app's collaborators, the JSON body, the
+admin check. Handlers stay one screen each and never reach for globals."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from routeiq_gateway.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from routeiq_gateway.gateway import Gateway
+from routeiq_gateway.sync import ModelSync
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """The collaborators of one app instance (kept on ``app.state``)."""
+
+    gateway: Gateway
+    sync: ModelSync | None
+    admin_key: str
+    max_body_bytes: int
+    started_at: float
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.routeiq
+    return ctx
+
+
+def model_sync(request: Request) -> ModelSync:
+    """The gateway's model sync, or a 400 when this gateway does not follow a router."""
+    sync = context(request).sync
+    if sync is None:
+        raise BadRequest("model sync is not enabled on this gateway")
+    return sync
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, refusing wrong types, oversize bodies and bad JSON."""
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype not in {"application/json", ""}:
+        raise UnsupportedMediaType(f"content-type must be application/json, got {ctype!r}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, within the app's body limit."""
+    return await read_json(request, context(request).max_body_bytes)
+
+
+def check_admin_key(request: Request) -> None:
+    """``Unauthorized`` without the admin key, ``Forbidden`` with a wrong one."""
+    auth = request.headers.get("authorization", "")
+    given = (
+        auth[7:]
+        if auth.lower().startswith("bearer ")
+        else request.headers.get("x-routeiq-admin-key", "")
+    )
+    if not given:
+        raise Unauthorized("admin endpoints need the admin key (Authorization: Bearer)")
+    # Constant time: the comparison must not tell an attacker how much of the key was right.
+    if not hmac.compare_digest(given.encode(), context(request).admin_key.encode()):
+        raise Forbidden("the admin key is wrong")
+
+
+def admin_only(handler: Handler) -> Handler:
+    """``handler`` behind the admin-key check."""
+
+    async def run(request: Request) -> Response:
+        check_admin_key(request)
+        return await handler(request)
+
+    return run

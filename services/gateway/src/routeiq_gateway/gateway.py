@@ -1,0 +1,134 @@
+"""The gateway apart from HTTP: validate → route → serve → record, and feedback.
+
+``Gateway`` composes the parts (``RoutePlanner``, ``Serving``, ``DecisionTelemetry``) from the
+collaborators the composition root builds, and is what the HTTP layer calls.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from routeiq.contracts.serde import AvroSerde
+from routeiq.routing.engine import RoutingEngine, StrategyRegistry
+from routeiq.routing.strategies import BundleHolder
+
+from routeiq_gateway.config import ModelFile
+from routeiq_gateway.features import FeatureService
+from routeiq_gateway.ids import DecisionIds
+from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.publisher import Publisher
+from routeiq_gateway.request_models import FeedbackRequest, parse_chat_request, parse_feedback
+from routeiq_gateway.routing import Plan, RoutePlanner
+from routeiq_gateway.serving import Served, Serving
+from routeiq_gateway.telemetry import DecisionTelemetry
+from routeiq_gateway.upstream import Upstream
+
+
+def feedback_record(
+    request: FeedbackRequest, *, feedback_id: str, created_at_ms: int
+) -> dict[str, Any]:
+    """The ``Feedback`` record (``routeiq.feedback.v1``) for a validated request."""
+    return {
+        "feedback_id": feedback_id,
+        "decision_id": request.decision_id,
+        "score": request.score,
+        "source": request.source,
+        "created_at": created_at_ms,
+        "candidate": request.candidate,
+        "judge_model": request.judge_model,
+        "cost_usd": request.cost_usd,
+        "latency_ms": request.latency_ms,
+        "trace_id": None,
+    }
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        model_file: ModelFile,
+        engine: RoutingEngine,
+        holder: BundleHolder,
+        upstream: Upstream,
+        embeddings: FeatureService | None,
+        publisher: Publisher | None,
+        decision_serde: AvroSerde | None,
+        feedback_serde: AvroSerde | None,
+        decisions_topic: str,
+        feedback_topic: str,
+        ids: DecisionIds,
+        metrics: GatewayMetrics,
+        user_salt: bytes,
+        include_embedding: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.planner = RoutePlanner(
+            model_file=model_file,
+            engine=engine,
+            holder=holder,
+            embeddings=embeddings,
+            ids=ids,
+            metrics=metrics,
+            user_salt=user_salt,
+            include_embedding=include_embedding,
+        )
+        self.telemetry = DecisionTelemetry(
+            metrics=metrics,
+            publisher=publisher,
+            serde=decision_serde,
+            topic=decisions_topic,
+            include_embedding=self.planner.include_embedding,
+            clock=clock,
+        )
+        self.serving = Serving(upstream=upstream, telemetry=self.telemetry)
+        self.engine = engine
+        self.registry: StrategyRegistry = engine.registry
+        self.holder = holder
+        self.publisher = publisher
+        self.metrics = metrics
+        self.ids = ids
+        self.decision_serde = decision_serde
+        self.feedback_serde = feedback_serde
+        self.feedback_topic = feedback_topic
+        self.aliases = self.planner.aliases
+        self.groups = self.planner.groups
+        self.options = self.planner.options
+        self._clock = clock
+
+    @property
+    def telemetry_enabled(self) -> bool:
+        return self.telemetry.enabled
+
+    async def plan(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Plan:
+        """Validate a chat-completion body and decide which model group serves it."""
+        started = time.perf_counter()
+        plan = await self.planner.plan(parse_chat_request(body, headers), started=started)
+        self.telemetry.routed(plan)
+        return plan
+
+    async def complete(self, plan: Plan) -> Served:
+        """Serve a non-streaming request (``UpstreamFailed`` if the upstream gave up)."""
+        return await self.serving.complete(plan)
+
+    async def open_stream(self, plan: Plan) -> AsyncIterator[bytes]:
+        """Serve a streaming request as SSE bytes, failing fast if the upstream refuses."""
+        return await self.serving.open_stream(plan)
+
+    def feedback(self, body: Mapping[str, Any]) -> str:
+        """Validate and publish a ``Feedback`` record; returns its id."""
+        request = parse_feedback(body, check_decision_id=self.ids.check, groups=self.groups)
+        feedback_id = str(uuid.uuid4())
+        self.metrics.feedback.labels(request.source).inc()
+        if self.publisher is not None and self.feedback_serde is not None:
+            record = feedback_record(
+                request, feedback_id=feedback_id, created_at_ms=int(self._clock() * 1000)
+            )
+            self.publisher.publish(
+                self.feedback_topic,
+                request.decision_id.encode(),
+                self.feedback_serde.encode(record),
+            )
+        return feedback_id

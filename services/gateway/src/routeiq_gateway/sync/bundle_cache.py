@@ -1,0 +1,151 @@
+"""Fetching bundles into the cache the replicas on one volume share: one download per
+version under a renewing Redis lock, written to a temporary folder and renamed into place,
+every file checked against the announced manifest's sha256."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Collection
+from pathlib import Path
+
+import redis
+from routeiq.errors import LockError, StorageError
+from routeiq.locks import RenewingLock
+from routeiq.routing.bundle import MANIFEST, SIGNATURE, BundleError, Manifest
+from routeiq.storage import ArtifactStore
+
+from routeiq_gateway.errors import SyncError
+from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.sync.announcements import Announcement
+
+# One logger for model sync, as before the split: operators grep for "routeiq_gateway.sync".
+log = logging.getLogger(__package__)
+
+
+class BundleCache:
+    """``<cache_dir>/<name>/<version>/``: whole bundles only, fetched once per volume."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        replica_id: str,
+        store: ArtifactStore,
+        redis_client: redis.Redis,
+        cache_dir: Path,
+        cache_volume: str,
+        metrics: GatewayMetrics,
+        lock_ttl_s: float = 30.0,
+        lock_wait_s: float = 300.0,
+        redis_retries: int = 3,
+    ) -> None:
+        self.name = name
+        self._replica_id = replica_id
+        self._store = store
+        self._redis = redis_client
+        self.root = cache_dir / name
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._volume = cache_volume
+        self._metrics = metrics
+        self._lock_ttl_s = lock_ttl_s
+        self._lock_wait_s = lock_wait_s
+        self._redis_retries = redis_retries
+
+    def folder(self, version: str) -> Path | None:
+        """The cached bundle of ``version``, if it is here whole."""
+        path = self.root / version
+        return path if (path / MANIFEST).is_file() else None
+
+    def versions(self) -> list[str]:
+        """Cached versions, oldest first."""
+        found = [
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()
+        ]
+        return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime)]
+
+    def prune(self, *, keep_latest: int, keep: Collection[str | None]) -> None:
+        """Drop the oldest versions beyond ``keep_latest``, never one named in ``keep``."""
+        versions = self.versions()
+        for v in versions[: max(0, len(versions) - keep_latest)]:
+            if v not in keep:
+                shutil.rmtree(self.root / v, ignore_errors=True)
+
+    def ensure(self, a: Announcement) -> Path:
+        """The bundle's folder in the shared cache, downloading it under the lock if needed."""
+        target = self.root / a.version
+        if (target / MANIFEST).is_file():
+            return target
+        lock = self._take_lock(a.version)
+        try:
+            if (target / MANIFEST).is_file():
+                return target  # the holder we waited for finished the job
+            self._download(a, target)
+            return target
+        finally:
+            if lock is not None:
+                try:
+                    lock.release()
+                except LockError as exc:
+                    log.warning("releasing the sync lock: %s", exc)
+
+    def _take_lock(self, version: str) -> RenewingLock | None:
+        key = f"routeiq:sync:{self._volume}:{self.name}:{version}"
+        started = time.monotonic()
+        for attempt in range(self._redis_retries + 1):
+            try:
+                lock = RenewingLock(
+                    self._redis, key, ttl_s=self._lock_ttl_s, blocking_timeout_s=self._lock_wait_s
+                )
+                if not lock.acquire(blocking=False):
+                    self._metrics.sync_contention.inc()
+                    if not lock.acquire(blocking=True):
+                        raise SyncError(f"waited {self._lock_wait_s:.0f}s for {key}", stage="lock")
+                self._metrics.sync_lock_wait.observe(time.monotonic() - started)
+                return lock
+            except LockError as exc:
+                delay = min(0.2 * 2**attempt, 2.0)
+                log.warning("Redis lock %s unavailable (attempt %d): %s", key, attempt + 1, exc)
+                time.sleep(delay)
+        self._metrics.sync_unlocked.inc()
+        log.warning(
+            "Redis unreachable after %d retries: downloading %s without the lock",
+            self._redis_retries,
+            version,
+        )
+        return None
+
+    def _download(self, a: Announcement, target: Path) -> None:
+        tmp = self.root / f".tmp-{a.version}-{self._replica_id}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            manifest_path = tmp / MANIFEST
+            total = self._store.download_to(
+                a.bucket,
+                f"{a.prefix}/{MANIFEST}",
+                manifest_path,
+                version_id=a.manifest_version_id,
+                expected_sha256=a.manifest_sha256,
+            )
+            manifest = Manifest.from_bytes(manifest_path.read_bytes())
+            total += self._store.download_to(a.bucket, f"{a.prefix}/{SIGNATURE}", tmp / SIGNATURE)
+            for name, info in manifest.files.items():
+                total += self._store.download_to(
+                    a.bucket, f"{a.prefix}/{name}", tmp / name, expected_sha256=str(info["sha256"])
+                )
+        except (StorageError, BundleError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SyncError(f"download of {a.version} failed: {exc}", stage="download") from exc
+        self._metrics.sync_downloads.inc()
+        self._metrics.sync_bytes.inc(total)
+        try:
+            tmp.rename(target)  # atomic on one filesystem: readers see all or nothing
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # someone else renamed first (no lock)
+            if not (target / MANIFEST).is_file():
+                raise
+        log.info("synced %s/%s (%d bytes) into %s", self.name, a.version, total, target)

@@ -1,0 +1,159 @@
+"""What the gateway reports about each request: metrics, span attributes and the
+``RouterDecision`` event (built with the contract's typed builder, enqueued, never awaited).
+
+No prompt or response text ever reaches an event or a span: only lengths, hashes and the
+embedding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import routeiq.contracts.records as records
+import routeiq.telemetry as attrs
+from opentelemetry import trace
+from routeiq.contracts.serde import AvroSerde
+
+from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.publisher import Publisher
+from routeiq_gateway.routing import Plan
+from routeiq_gateway.upstream import UpstreamOutcome
+
+
+def span_attributes(plan: Plan, outcome: UpstreamOutcome, *, total_ms: float) -> dict[str, Any]:
+    """The ``routeiq.*`` attributes of a request's span (the Jaeger view of the decision)."""
+    d, o = plan.decision, outcome
+    return {
+        attrs.ATTR_DECISION_ID: plan.decision_id,
+        attrs.ATTR_STRATEGY: d.strategy,
+        attrs.ATTR_STRATEGY_VERSION: d.strategy_version,
+        attrs.ATTR_ROUTER_VERSION: plan.router_version,
+        attrs.ATTR_REQUESTED_MODEL: plan.requested_model,
+        attrs.ATTR_SELECTED_MODEL: d.selected,
+        attrs.ATTR_SELECTION_REASON: d.reason,
+        attrs.ATTR_CANDIDATES: [c.name for c in plan.candidates],
+        attrs.ATTR_PROPENSITIES: [d.propensities.get(c.name, 0.0) for c in plan.candidates],
+        attrs.ATTR_EXPLORATION: d.exploration,
+        attrs.ATTR_AB_ARM: d.arm or "",
+        attrs.ATTR_DOMAIN: plan.domain or "",
+        attrs.ATTR_USER_HASH: plan.user_hash or "",
+        attrs.ATTR_TEAM_ID: plan.team_id or "",
+        attrs.ATTR_QUERY_LENGTH: plan.query_length,
+        attrs.ATTR_ROUTING_MS: d.embedding_ms + d.strategy_ms,
+        attrs.ATTR_EMBEDDING_MS: d.embedding_ms,
+        attrs.ATTR_STRATEGY_MS: d.strategy_ms,
+        attrs.ATTR_TOTAL_MS: total_ms,
+        attrs.ATTR_UPSTREAM_MS: o.upstream_ms,
+        attrs.ATTR_STATUS: o.status,
+        attrs.ATTR_INPUT_TOKENS: o.input_tokens,
+        attrs.ATTR_OUTPUT_TOKENS: o.output_tokens,
+        attrs.ATTR_COST_USD: o.cost_usd or 0.0,
+        attrs.ATTR_FALLBACK_USED: o.fallback_used,
+        attrs.ATTR_ATTEMPTED: o.attempted,
+    }
+
+
+class DecisionTelemetry:
+    """Records each routed request: metrics, its span and the ``RouterDecision`` event."""
+
+    def __init__(
+        self,
+        *,
+        metrics: GatewayMetrics,
+        publisher: Publisher | None,
+        serde: AvroSerde | None,
+        topic: str,
+        include_embedding: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = metrics
+        self.publisher = publisher
+        self.serde = serde
+        self.topic = topic
+        self.include_embedding = include_embedding
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        """Whether decision events are published (Kafka telemetry configured)."""
+        return self.publisher is not None and self.serde is not None
+
+    def routed(self, plan: Plan) -> None:
+        """Count a routing decision and how long it took (features + strategy)."""
+        d = plan.decision
+        self.metrics.routing_latency.labels(d.strategy).observe(time.perf_counter() - plan.started)
+        self.metrics.decisions.labels(d.strategy, d.selected, str(d.exploration).lower()).inc()
+
+    def decision(self, plan: Plan, outcome: UpstreamOutcome, span: Any) -> records.RouterDecision:
+        """The ``RouterDecision`` event for a served (or failed) request."""
+        d, o = plan.decision, outcome
+        span_ctx = span.get_span_context() if span is not None else None
+        embedding = d.embedding if self.include_embedding else None
+        return records.RouterDecision(
+            event_id=plan.decision_id,
+            trace_id=f"{span_ctx.trace_id:032x}" if span_ctx else "",
+            span_id=f"{span_ctx.span_id:016x}" if span_ctx else "",
+            timestamp_ms=int(self._clock() * 1000),
+            # (query length, requested model, hashed user, team)
+            input=records.DecisionInput(
+                plan.query_length, plan.requested_model, plan.user_hash, plan.team_id
+            ),
+            strategy_name=d.strategy,
+            strategy_version=d.strategy_version,
+            candidates=[
+                records.CandidateDeployment(
+                    model_name=c.name,
+                    provider=c.provider,
+                    score=d.scores.get(c.name),
+                    propensity=d.propensities.get(c.name),
+                )
+                for c in plan.candidates
+            ],
+            selected_deployment=d.selected,
+            selection_reason=d.reason,
+            # (total, strategy, embedding) in ms
+            timings=records.Timings(
+                (time.perf_counter() - plan.started) * 1000.0, d.strategy_ms, d.embedding_ms
+            ),
+            outcome=records.DecisionOutcome(
+                status=o.status,
+                input_tokens=o.input_tokens,
+                output_tokens=o.output_tokens,
+                error_type=o.error_type,
+                cost_usd=o.cost_usd,
+                upstream_latency_ms=o.upstream_ms,
+            ),
+            fallback=records.Fallback(
+                used=o.fallback_used,
+                attempted_deployments=o.attempted,
+                reason=f"served by {o.served_group}" if o.fallback_used else None,
+            ),
+            router_version=d.router_version,
+            exploration=d.exploration,
+            ab_arm=d.arm,
+            # float32 (no copy when it already is): the serde packs it in one call.
+            query_embedding=(
+                np.asarray(embedding, dtype=np.float32) if embedding is not None else None
+            ),
+            embedding_model=d.embedding_model,
+            domain=plan.domain,
+        )
+
+    def record(self, plan: Plan, outcome: UpstreamOutcome, span: Any) -> None:
+        """Metrics, span attributes and the decision event (enqueued; never blocks)."""
+        o = outcome
+        status = "200" if o.status == "SUCCESS" else o.status.lower()
+        self.metrics.requests.labels(o.served_group, status).inc()
+        self.metrics.upstream_latency.labels(o.served_group).observe(o.upstream_ms / 1000.0)
+        if span is not None:
+            total_ms = (time.perf_counter() - plan.started) * 1000.0
+            span.set_attributes(span_attributes(plan, o, total_ms=total_ms))
+            if o.status != "SUCCESS":
+                span.set_status(trace.StatusCode.ERROR, o.error_type or o.status)
+        if self.publisher is None or self.serde is None:
+            return
+        value = self.serde.encode(self.decision(plan, o, span).to_record())
+        self.publisher.publish(self.topic, plan.decision_id.encode(), value)

@@ -1,0 +1,226 @@
+"""Builders for the gateway's parts: the routing engine, the features, telemetry publishing
+and model sync. ``__main__`` calls them in order; tests and benchmarks reuse them.
+
+The gateway starts and serves even when Kafka, the registry, S3, Redis or MLflow are down:
+events spool to disk, model sync retries in the background, the default strategy serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import redis
+from confluent_kafka import KafkaError, Producer
+from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+from routeiq.contracts.serde import AvroSerde, SchemaIdResolver
+from routeiq.errors import ConfigError, RouteIQError
+from routeiq.kafka import make_consumer, make_producer
+from routeiq.routing.bundle import BundleError, verifier_from
+from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
+from routeiq.routing.featurizer import FeatureError, Featurizer, minilm_pipeline, read_pipeline
+from routeiq.routing.strategies import BundleHolder
+from routeiq.storage import ArtifactStore, make_minio
+
+from routeiq_gateway.config import GatewaySettings, ModelFile
+from routeiq_gateway.features import FeatureService
+from routeiq_gateway.gateway import Gateway
+from routeiq_gateway.ids import DecisionIds
+from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.publisher import EventPublisher
+from routeiq_gateway.spool import Spool
+from routeiq_gateway.sync import AuditTrail, BundleCache, ModelSync
+from routeiq_gateway.upstream import Upstream, build_router
+
+log = logging.getLogger("routeiq_gateway")
+
+BUILTIN_STRATEGIES = ("random", "cheapest", "strongest")
+
+
+def build_engine(model_file: ModelFile, holder: BundleHolder) -> RoutingEngine:
+    """Built-in strategies plus the file's, then the routing configuration, all validated."""
+    registry = StrategyRegistry(holder=holder)
+    for kind in BUILTIN_STRATEGIES:
+        registry.register(kind, kind)
+    rq = model_file.routeiq
+    # Learned strategies name a fallback: register everything else first.
+    for spec in sorted(rq.strategies, key=lambda s: s.kind == "learned"):
+        registry.register(spec.name, spec.kind, spec.params)
+    config = RoutingConfig(
+        default=rq.default_strategy,
+        ab=dict(rq.ab),
+        domain_overrides=dict(rq.domain_overrides),
+        epsilon=rq.epsilon,
+    )
+    return RoutingEngine(registry, config)
+
+
+def default_features(settings: GatewaySettings) -> Featurizer:
+    """The pipeline used before a bundle brings its own (``ConfigError`` if unreadable)."""
+    if settings.features_dir is None:
+        return minilm_pipeline()
+    try:
+        return read_pipeline(settings.features_dir)
+    except FeatureError as exc:
+        raise ConfigError(f"ROUTEIQ_GATEWAY_FEATURES_DIR: {exc}") from exc
+
+
+def build_features(
+    settings: GatewaySettings, model_file: ModelFile, engine: RoutingEngine
+) -> FeatureService | None:
+    """The feature service, when anything needs features: logging embeddings, a followed
+    learned router, or a registered strategy that routes on them."""
+    registry = engine.registry
+    needed = (
+        settings.include_embedding
+        or (settings.sync_enabled and bool(model_file.routeiq.router_name))
+        or any(registry.get(n).needs_embedding for n in registry.names())
+    )
+    if not needed:
+        return None
+    return FeatureService(default_features(settings), cache_size=settings.embedding_cache_size)
+
+
+def telemetry_serdes(
+    settings: GatewaySettings, resolver: SchemaIdResolver
+) -> tuple[AvroSerde, AvroSerde]:
+    """The decision and feedback serdes, their schema ids resolved now when the registry
+    answers (the disk cache covers a registry that is down)."""
+    serdes = (
+        AvroSerde.for_topic(ROUTER_DECISION, settings.decisions_topic, resolver=resolver),
+        AvroSerde.for_topic(FEEDBACK, settings.feedback_topic, resolver=resolver),
+    )
+    for serde in serdes:
+        try:
+            _ = serde.schema_id
+        except RouteIQError as exc:
+            log.warning("schema id for %s not resolved yet: %s", serde.subject, exc)
+    return serdes
+
+
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    model_file: ModelFile,
+    engine: RoutingEngine,
+    features: FeatureService | None,
+    metrics: GatewayMetrics,
+    publisher: EventPublisher | None,
+    resolver: SchemaIdResolver,
+) -> Gateway:
+    """The gateway: the engine's holder, the upstream router and, with ``publisher``, the
+    telemetry serdes."""
+    decision_serde, feedback_serde = (
+        telemetry_serdes(settings, resolver) if publisher is not None else (None, None)
+    )
+    return Gateway(
+        model_file=model_file,
+        engine=engine,
+        holder=engine.registry.holder,
+        upstream=Upstream(router=build_router(model_file), model_file=model_file),
+        embeddings=features,
+        publisher=publisher,
+        decision_serde=decision_serde,
+        feedback_serde=feedback_serde,
+        decisions_topic=settings.decisions_topic,
+        feedback_topic=settings.feedback_topic,
+        ids=DecisionIds(
+            settings.decision_key.get_secret_value().encode(), ttl_s=settings.decision_ttl_s
+        ),
+        metrics=metrics,
+        user_salt=settings.user_salt.get_secret_value().encode(),
+        include_embedding=settings.include_embedding,
+    )
+
+
+def build_publisher(settings: GatewaySettings, metrics: GatewayMetrics) -> EventPublisher:
+    """Kafka with the disk spool behind it (the publisher starts the producer's thread)."""
+
+    def producer_factory(on_error: Callable[[KafkaError], None]) -> Producer:
+        return make_producer(
+            settings.kafka,
+            client_id=f"routeiq-gateway-{settings.replica_id}",
+            overrides={
+                # In-flight batches wait for the broker (idempotent retries, no dups);
+                # queued ones are purged to the spool when all brokers are down.
+                "message.timeout.ms": 0,
+                "reconnect.backoff.max.ms": 1000,
+                "queue.buffering.max.messages": 200_000,
+                "error_cb": on_error,
+            },
+        )
+
+    spool = Spool(
+        settings.spool_dir / "events",
+        max_bytes=settings.spool_max_bytes,
+        fsync_interval_s=settings.spool_fsync_ms / 1000.0,
+    )
+    return EventPublisher(producer_factory=producer_factory, spool=spool, metrics=metrics)
+
+
+def build_sync(
+    settings: GatewaySettings,
+    *,
+    router_name: str,
+    holder: BundleHolder,
+    features: FeatureService,
+    metrics: GatewayMetrics,
+    resolver: SchemaIdResolver,
+) -> ModelSync:
+    """Model sync for ``router_name``: bundles are never used unverified, so a key is needed."""
+    if settings.verify_key is None:
+        raise ConfigError(
+            "ROUTEIQ_GATEWAY_VERIFY_KEY is required to follow router "
+            f"{router_name!r} (bundles are never used unverified)"
+        )
+    try:
+        verifier = verifier_from(settings.verify_algorithm, settings.verify_key.get_secret_value())
+    except BundleError as exc:
+        raise ConfigError(f"ROUTEIQ_GATEWAY_VERIFY_KEY: {exc}") from exc
+    password = settings.redis.password
+    redis_client = redis.Redis.from_url(
+        settings.redis.url,
+        password=password.get_secret_value() if password else None,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+    )
+    cache = BundleCache(
+        name=router_name,
+        replica_id=settings.replica_id,
+        store=ArtifactStore(make_minio(settings.s3)),
+        redis_client=redis_client,
+        cache_dir=settings.model_cache_dir,
+        cache_volume=settings.cache_volume,
+        metrics=metrics,
+        lock_ttl_s=settings.lock_ttl_s,
+        lock_wait_s=settings.lock_wait_s,
+        redis_retries=settings.redis_retries,
+    )
+    return ModelSync(
+        name=router_name,
+        replica_id=settings.replica_id,
+        consumer=make_consumer(
+            settings.kafka,
+            # A fresh group each start: offsets are never committed, every replica reads all.
+            group_id=f"routeiq-gateway-sync-{uuid.uuid4().hex[:12]}",
+            client_id=f"routeiq-gateway-{settings.replica_id}-sync",
+            overrides={"enable.partition.eof": True},
+        ),
+        topic=settings.announcements_topic,
+        serde=AvroSerde.for_topic(
+            MODEL_ANNOUNCEMENT, settings.announcements_topic, resolver=resolver
+        ),
+        cache=cache,
+        verifier=verifier,
+        holder=holder,
+        featurize=features.featurize_many,
+        metrics=metrics,
+        audit=AuditTrail(
+            settings.audit_log,
+            redis_client=redis_client,
+            name=router_name,
+            replica=settings.replica_id,
+        ),
+        keep_versions=settings.keep_versions,
+    )

@@ -1,0 +1,1 @@
+"""The registry's endpoints, one module per resource (Confluent's paths)."""
