@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
     from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
@@ -124,6 +124,7 @@ def main() -> None:
     from routeiq_cli.stack.settings import StackSettings
     from routeiq_gateway.config import load_model_file
     from support.bundles import announce, llmrouter_bundle, publish
+    from support.kafka import register_values
     from support.processes import ServiceProcess, free_port, wait_until
 
     stack = StackSettings.load()
@@ -161,8 +162,7 @@ def main() -> None:
         ]
         apply_topics(make_admin(stack.kafka), [s.with_name(names[n]) for s, _, n in specs])
         registry = SchemaRegistryClient(stack.registry.client_config())
-        for _, contract, n in specs:
-            registry.register_schema(f"{names[n]}-value", Schema(contract.working_text(), "AVRO"))
+        register_values(registry, {names[n]: contract for _, contract, n in specs})
         private, public = generate_ed25519()
         signer = signer_from("ed25519", private)
         print(f"building the kNN bundle ({features.id}, dcrouter_train)...", flush=True)
@@ -220,10 +220,8 @@ def main() -> None:
             ROUTEIQ_GATEWAY_INCLUDE_EMBEDDING="false",
             ROUTEIQ_GATEWAY_SYNC_ENABLED="false",
         )
-        serde = AvroSerde.for_contract(
-            MODEL_ANNOUNCEMENT,
-            subject=f"{names['announcements']}-value",
-            resolver=RegistryResolver(registry),
+        serde = AvroSerde.for_topic(
+            MODEL_ANNOUNCEMENT, names["announcements"], resolver=RegistryResolver(registry)
         )
         announce(
             make_producer(stack.kafka, client_id="bench"),

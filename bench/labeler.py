@@ -38,14 +38,8 @@ from typing import Any
 
 import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
+from routeiq.contracts.catalog import FEEDBACK, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
-from routeiq.contracts.topics import (
-    DEAD_LETTERS,
-    FEEDBACK_EVENTS,
-    RETRAIN_REQUESTS,
-    ROUTER_DECISIONS,
-)
 from routeiq.kafka import apply_topics, make_admin, make_consumer, make_producer
 from routeiq.settings import KafkaSettings, RegistrySettings, S3Settings
 from routeiq.shards import list_manifests, read_manifest
@@ -77,7 +71,7 @@ def make_stream(n: int, *, seed: int = 11) -> list[tuple[str, dict[str, Any]]]:
         props[served] = 1 - 0.05 * (len(MODELS) - 1)
         out.append(
             (
-                "decision",
+                "decisions",
                 {
                     "event_id": decision_id,
                     "trace_id": f"{rng.getrandbits(128):032x}",
@@ -262,14 +256,11 @@ def produce(stack: StackSettings, topics: dict[str, str], encoded) -> None:
 
 
 def prepare(stack: StackSettings, registry: SchemaRegistryClient, tag: str) -> dict[str, str]:
+    from integration.labeler.helpers import LABELER_TOPICS
+
     admin = make_admin(stack.kafka)
     names = {}
-    for kind, template, contract in (
-        ("decision", ROUTER_DECISIONS, ROUTER_DECISION),
-        ("feedback", FEEDBACK_EVENTS, FEEDBACK),
-        ("retrain", RETRAIN_REQUESTS, RETRAIN_REQUEST),
-        ("deadletter", DEAD_LETTERS, DEAD_LETTER),
-    ):
+    for kind, template, contract in LABELER_TOPICS:
         spec = template.with_name(f"bench-{tag}.{template.name}")
         apply_topics(admin, [spec])
         registry.register_schema(spec.value_subject, Schema(contract.working_text(), "AVRO"))
@@ -335,7 +326,7 @@ def run_labeler(trial: Trial, workdir: Path) -> float:
         bucket=bucket,
         port=port,
         data_dir=workdir / app_id,
-        decisions_topic=topics["decision"],
+        decisions_topic=topics["decisions"],
         feedback_topic=topics["feedback"],
         retrain_topic=topics["retrain"],
         deadletter_topic=topics["deadletter"],
@@ -377,7 +368,7 @@ def run_baseline(trial: Trial, workdir: Path) -> float:
     config = {
         "bootstrap": stack.kafka.bootstrap_servers,
         "registry": stack.registry.url,
-        "decisions": topics["decision"],
+        "decisions": topics["decisions"],
         "feedback": topics["feedback"],
         "bucket": trial.bucket,
         "ready_file": str(ready),
@@ -447,11 +438,11 @@ def main() -> None:
                     encoders = {
                         kind: AvroSerde.for_topic(contract, topics[kind], resolver=resolver)
                         for kind, contract in (
-                            ("decision", ROUTER_DECISION),
+                            ("decisions", ROUTER_DECISION),
                             ("feedback", FEEDBACK),
                         )
                     }
-                    key = {"decision": "event_id", "feedback": "decision_id"}
+                    key = {"decisions": "event_id", "feedback": "decision_id"}
                     encoded = [
                         (kind, rec[key[kind]].encode(), encoders[kind].encode(rec))
                         for kind, rec in stream

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
     from routeiq.contracts.topics import MODEL_ANNOUNCEMENTS
@@ -52,6 +52,7 @@ def main() -> None:
     from routeiq.storage import ArtifactStore, make_minio
     from routeiq_cli.stack.settings import StackSettings
     from support.bundles import announce, knn_bundle, publish
+    from support.kafka import register_values
     from support.processes import ServiceProcess, free_port, wait_until
 
     stack = StackSettings.load()
@@ -60,10 +61,8 @@ def main() -> None:
     topic = f"{tag}.announcements"
     apply_topics(make_admin(stack.kafka), [MODEL_ANNOUNCEMENTS.with_name(topic)])
     registry = SchemaRegistryClient(stack.registry.client_config())
-    registry.register_schema(f"{topic}-value", Schema(MODEL_ANNOUNCEMENT.working_text(), "AVRO"))
-    serde = AvroSerde.for_contract(
-        MODEL_ANNOUNCEMENT, subject=f"{topic}-value", resolver=RegistryResolver(registry)
-    )
+    register_values(registry, {topic: MODEL_ANNOUNCEMENT})
+    serde = AvroSerde.for_topic(MODEL_ANNOUNCEMENT, topic, resolver=RegistryResolver(registry))
     private, public = generate_ed25519()
     signer = signer_from("ed25519", private)
     store = ArtifactStore(make_minio(stack.s3))

@@ -18,6 +18,7 @@ from routeiq.kafka import make_consumer, make_producer
 from routeiq_cli.stack import runner
 from routeiq_cli.stack.components import port_open
 from routeiq_cli.stack.settings import StackSettings
+from support.kafka import read_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -79,17 +80,8 @@ def _read_all(settings: StackSettings, serde: AvroSerde, expected: int) -> list[
         overrides={"session.timeout.ms": 6000},
     )
     consumer.subscribe([FEEDBACK_EVENTS.name])
-    out: list[dict] = []
-    try:
-        for _ in range(120):
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                out.append(serde.decode(msg.value()))
-            if len(out) >= expected:
-                break
-    finally:
-        consumer.close()
-    return out
+    messages = read_messages(consumer, expected, timeout=60, skip_errors=True)
+    return [serde.decode(msg.value()) for msg in messages]
 
 
 def _registry_state(settings: StackSettings) -> dict:

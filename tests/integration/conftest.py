@@ -28,18 +28,6 @@ class Stack:
     s3: S3Settings
     redis: RedisSettings
 
-    @property
-    def kafka_bootstrap(self) -> str:
-        return self.kafka.bootstrap_servers
-
-    @property
-    def registry_url(self) -> str:
-        return self.registry.url
-
-    @property
-    def mlflow_url(self) -> str:
-        return self.settings.mlflow_url
-
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:

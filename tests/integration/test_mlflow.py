@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 def test_a_run_logs_metrics_and_its_artifact_lands_in_s3(stack, unique, tmp_path) -> None:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    client = MlflowClient(tracking_uri=stack.settings.mlflow_url)
     experiment_id = client.create_experiment(unique("test-experiment"))
     run = client.create_run(experiment_id)
     client.log_metric(run.info.run_id, "apgr", 0.61)

@@ -2,17 +2,14 @@
 
 Each test starts its own registry (``python -m routeiq_schema_registry``) on a free port with a
 private ``_schemas_<uuid>`` topic, so it never touches the stack's registry or its subjects;
-only ``stack.kafka_bootstrap`` is used from the stack.
+only ``stack.kafka`` is used from the stack.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +27,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from routeiq.kafka import make_admin, make_consumer, make_producer
 from routeiq.settings import KafkaSettings
-from support.processes import free_port, http_ok, wait_until
+from support.kafka import read_messages
+from support.processes import free_port, service_env, spawn_module, stop_process, wait_serving
 
 pytestmark = pytest.mark.integration
 
@@ -82,20 +80,6 @@ class RegistryProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_ready(reg: RegistryProcess, timeout_s: float = 90.0) -> None:
-    """Until the registry has replayed its log; fail at once (with its log) if it exits."""
-
-    def replayed() -> bool:
-        if reg.process.poll() is not None:
-            pytest.fail(f"registry exited with {reg.process.returncode}:\n{reg.log()}")
-        return http_ok(f"{reg.url}/health/ready")
-
-    try:
-        wait_until(replayed, timeout=timeout_s, what=f"the registry at {reg.url}")
-    except TimeoutError as exc:
-        pytest.fail(f"{exc}:\n{reg.log()}")
-
-
 @pytest.fixture
 def start_registry(stack: Any, tmp_path: Path) -> Iterator[Callable[..., RegistryProcess]]:
     """``start_registry(topic=None)``: a ready registry process on a free port; every process
@@ -107,39 +91,25 @@ def start_registry(stack: Any, tmp_path: Path) -> Iterator[Callable[..., Registr
         topic = topic or f"_schemas_{uuid.uuid4().hex}"
         topics.add(topic)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_REGISTRY_")}
-        env.update(
-            {
-                "ROUTEIQ_REGISTRY_HOST": "127.0.0.1",
-                "ROUTEIQ_REGISTRY_PORT": str(port),
-                "ROUTEIQ_REGISTRY_TOPIC": topic,
-                "ROUTEIQ_REGISTRY_KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-                "ROUTEIQ_REGISTRY_STARTUP_TIMEOUT_S": "60",
-            }
+        env = service_env(
+            "ROUTEIQ_REGISTRY_",
+            host="127.0.0.1",
+            port=str(port),
+            topic=topic,
+            kafka__bootstrap_servers=stack.kafka.bootstrap_servers,
+            startup_timeout_s="60",
         )
         log_path = tmp_path / f"registry-{len(started)}.log"
-        with log_path.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "routeiq_schema_registry"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        process = spawn_module("routeiq_schema_registry", env, log_path)
         reg = RegistryProcess(f"http://127.0.0.1:{port}", port, topic, process, log_path, env)
         started.append(reg)
-        _wait_ready(reg)
+        wait_serving(process, reg.url, log_path, name="registry", timeout=90.0)
         return reg
 
     yield start
     for reg in started:
-        if reg.process.poll() is None:
-            reg.process.terminate()
-            try:
-                reg.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                reg.process.kill()
-                reg.process.wait(timeout=10)
-    admin = make_admin(KafkaSettings(bootstrap_servers=stack.kafka_bootstrap))
+        stop_process(reg.process, timeout=20, kill_timeout=10)
+    admin = make_admin(stack.kafka)
     for future in admin.delete_topics(sorted(topics), operation_timeout=30).values():
         future.result()
 
@@ -151,7 +121,7 @@ def registry(start_registry: Callable[..., RegistryProcess]) -> RegistryProcess:
 
 @pytest.fixture
 def kafka(stack: Any) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, session_timeout_ms=6000)
+    return stack.kafka
 
 
 @pytest.fixture
@@ -293,17 +263,7 @@ def test_concurrent_registrations_get_distinct_ids_and_contiguous_versions(
 def _consume(kafka: KafkaSettings, topic: str, count: int) -> list[bytes]:
     consumer = make_consumer(kafka, group_id=f"test-{uuid.uuid4().hex[:8]}", client_id="test")
     consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(values) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            values.append(msg.value())
-    finally:
-        consumer.close()
+    values = [msg.value() for msg in read_messages(consumer, count, timeout=60)]
     assert len(values) == count
     return values
 

@@ -16,6 +16,7 @@ from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.errors import RegistryError
 from routeiq.kafka import make_consumer, make_producer
 from support.avro_strategies import records
+from support.kafka import read_messages
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +26,7 @@ SCHEMA = ROUTER_DECISION.working_text()
 def _consume_all(stack, topic: str, count: int, group: str) -> list:
     consumer = make_consumer(stack.kafka, group_id=group, client_id="test")
     consumer.subscribe([topic])
-    out = []
-    try:
-        for _ in range(200):
-            msg = consumer.poll(0.5)
-            if msg is None:
-                if len(out) >= count:
-                    break
-                continue
-            assert msg.error() is None, msg.error()
-            out.append(msg)
-            if len(out) >= count:
-                break
-    finally:
-        consumer.close()
-    return out
+    return read_messages(consumer, count, timeout=100)
 
 
 def _canonical(record: dict) -> str:

@@ -9,24 +9,13 @@ from routeiq.contracts.topics import TOPICS
 from routeiq.kafka import broker_version
 from routeiq.storage import ArtifactStore, make_minio
 from routeiq_cli.stack import runner
+from support.stack import COMPONENTS
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_component_is_healthy(stack) -> None:
-    names = [
-        "kafka",
-        "schema-registry",
-        "s3",
-        "redis",
-        "mlflow",
-        "upstream",
-        "gateway",
-        "labeler",
-        "trainer",
-        "analytics",
-    ]
-    assert runner.health(stack.settings) == dict.fromkeys(names)
+    assert runner.health(stack.settings) == dict.fromkeys(COMPONENTS)
 
 
 def test_the_broker_is_apache_kafka_3_9_in_kraft_mode(admin) -> None:
@@ -49,10 +38,10 @@ def test_declared_topics_exist_with_partitions_and_configs(admin) -> None:
 
 def test_every_contract_is_registered_with_its_history_and_level(stack) -> None:
     for spec in TOPICS:
-        base = f"{stack.registry_url}/subjects/{spec.value_subject}"
+        base = f"{stack.registry.url}/subjects/{spec.value_subject}"
         versions = httpx.get(f"{base}/versions", timeout=10).json()
         assert versions == list(range(1, len(spec.contract.released()) + 1))
-        level = httpx.get(f"{stack.registry_url}/config/{spec.value_subject}", timeout=10).json()
+        level = httpx.get(f"{stack.registry.url}/config/{spec.value_subject}", timeout=10).json()
         assert level == {"compatibilityLevel": spec.compatibility.value}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -36,6 +37,67 @@ def http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def service_env(prefix: str, **settings: str) -> dict[str, str]:
+    """This process's environment without any ``prefix`` variable, plus ``settings`` under it
+    (``kafka__bootstrap_servers`` -> ``<prefix>KAFKA__BOOTSTRAP_SERVERS``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    env.update({f"{prefix}{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def run_module(
+    module: str, env: Mapping[str, str], *, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module>`` to its exit, output captured: how tests see a refusal at start."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn_module(module: str, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m <module>`` in the background, its stdout and stderr into ``log_path``."""
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def wait_serving(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, *, name: str, timeout: float
+) -> None:
+    """Until ``url``'s ``/health/ready`` answers 200; fail the test at once, with the process's
+    log, if it exits first or never gets ready."""
+
+    def log() -> str:
+        return log_path.read_text(errors="replace")
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with {process.returncode}:\n{log()}")
+        return http_ok(f"{url}/health/ready")
+
+    try:
+        wait_until(ready, timeout=timeout, what=f"the {name} at {url}")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}:\n{log()}")
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float, kill_timeout: float) -> None:
+    """SIGTERM and wait; SIGKILL when it does not stop within ``timeout``."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=kill_timeout)
 
 
 class ServiceProcess:

@@ -7,6 +7,7 @@ import configparser
 from routeiq_cli.stack.components import _kafka_properties, components
 from routeiq_cli.stack.settings import StackSettings
 from routeiq_cli.stack.supervisor import render_config
+from support.stack import COMPONENTS
 
 
 def _settings(tmp_path) -> StackSettings:
@@ -25,18 +26,7 @@ def test_supervisord_config_declares_every_component_in_order(tmp_path) -> None:
     parser = configparser.RawConfigParser()
     parser.read_string(render_config(settings, comps))
     programs = [s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")]
-    assert programs == [
-        "kafka",
-        "schema-registry",
-        "s3",
-        "redis",
-        "mlflow",
-        "upstream",
-        "gateway",
-        "labeler",
-        "trainer",
-        "analytics",
-    ]
+    assert programs == list(COMPONENTS)
     infra = [c.name for c in comps if c.phase == "infra"]
     assert infra == programs[:5]  # services start only after topics and schemas
     for name in programs:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
 from routeiq.routing.bundle import generate_ed25519
+from support.kafka import register_values
 from support.processes import ServiceProcess, free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -65,11 +65,6 @@ class GatewayHandle:
         return {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def register_private_subjects(client: SchemaRegistryClient, names: dict[str, object]) -> None:
-    for topic, contract in names.items():
-        client.register_schema(f"{topic}-value", Schema(contract.working_text(), "AVRO"))
-
-
 @pytest.fixture
 def gateway_factory(
     stack, registry_client, topic_factory, upstream, signing_keys, tmp_path: Path
@@ -78,7 +73,7 @@ def gateway_factory(
     decisions = topic_factory(ROUTER_DECISIONS)
     feedback = topic_factory(FEEDBACK_EVENTS)
     announcements = topic_factory(MODEL_ANNOUNCEMENTS)
-    register_private_subjects(
+    register_values(
         registry_client,
         {
             decisions.name: ROUTER_DECISION,
@@ -136,14 +131,10 @@ def gateway_factory(
             decisions_topic=decisions.name,
             feedback_topic=feedback.name,
             announcements_topic=announcements.name,
-            decision_serde=AvroSerde.for_contract(
-                ROUTER_DECISION, subject=f"{decisions.name}-value", resolver=resolver
-            ),
-            feedback_serde=AvroSerde.for_contract(
-                FEEDBACK, subject=f"{feedback.name}-value", resolver=resolver
-            ),
-            announcement_serde=AvroSerde.for_contract(
-                MODEL_ANNOUNCEMENT, subject=f"{announcements.name}-value", resolver=resolver
+            decision_serde=AvroSerde.for_topic(ROUTER_DECISION, decisions.name, resolver=resolver),
+            feedback_serde=AvroSerde.for_topic(FEEDBACK, feedback.name, resolver=resolver),
+            announcement_serde=AvroSerde.for_topic(
+                MODEL_ANNOUNCEMENT, announcements.name, resolver=resolver
             ),
             workdir=workdir,
         )

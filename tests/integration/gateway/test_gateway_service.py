@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 import openai
 from routeiq.kafka import make_consumer
 from routeiq.routing.datasets import load_gsm8k
+from support.kafka import read_messages
 
 from .conftest import ADMIN_KEY
 
@@ -16,18 +16,9 @@ from .conftest import ADMIN_KEY
 def consume(stack, topic: str, serde, expected: int, timeout: float = 60.0) -> list[dict]:
     consumer = make_consumer(stack.kafka, group_id=f"test-{uuid.uuid4().hex[:8]}", client_id="test")
     consumer.subscribe([topic])
-    raw, records = [], []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            raw.append(msg.value())
-            records.append((msg.key(), serde.decode(msg.value())))
-    finally:
-        consumer.close()
-    return records, raw
+    messages = read_messages(consumer, expected, timeout=timeout, skip_errors=True)
+    raw = [msg.value() for msg in messages]
+    return [(msg.key(), serde.decode(msg.value())) for msg in messages], raw
 
 
 def test_openai_client_gets_routed_answers_and_every_decision_is_on_kafka(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import Schema
 from integration.labeler.helpers import (
+    LABELER_TOPICS,
     TABLES,
     EventProducer,
     LabelerProcess,
@@ -20,14 +21,7 @@ from integration.labeler.helpers import (
     free_port,
     labeler_env,
 )
-from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
-from routeiq.contracts.topics import (
-    DEAD_LETTERS,
-    FEEDBACK_EVENTS,
-    RETRAIN_REQUESTS,
-    ROUTER_DECISIONS,
-)
 from routeiq.storage import ArtifactStore, make_minio
 
 
@@ -36,18 +30,11 @@ def labeler_topics(topic_factory, registry_client) -> LabelerTopics:
     specs = {}
     resolver = RegistryResolver(registry_client)
     serdes = {}
-    for name, template, contract in (
-        ("decisions", ROUTER_DECISIONS, ROUTER_DECISION),
-        ("feedback", FEEDBACK_EVENTS, FEEDBACK),
-        ("retrain", RETRAIN_REQUESTS, RETRAIN_REQUEST),
-        ("deadletter", DEAD_LETTERS, DEAD_LETTER),
-    ):
+    for name, template, contract in LABELER_TOPICS:
         spec = topic_factory(template)
         registry_client.register_schema(spec.value_subject, Schema(contract.working_text(), "AVRO"))
         specs[name] = spec
-        serdes[name] = AvroSerde.for_contract(
-            contract, subject=spec.value_subject, resolver=resolver
-        )
+        serdes[name] = AvroSerde.for_topic(contract, spec.name, resolver=resolver)
     return LabelerTopics(**specs, serdes=serdes)
 
 

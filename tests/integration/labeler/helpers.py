@@ -15,13 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import KafkaError
+from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde
-from routeiq.contracts.topics import TopicSpec
+from routeiq.contracts.topics import (
+    DEAD_LETTERS,
+    FEEDBACK_EVENTS,
+    RETRAIN_REQUESTS,
+    ROUTER_DECISIONS,
+    TopicSpec,
+)
 from routeiq.kafka import make_consumer, make_producer
 from routeiq.routing.embedding import MODEL_NAME
 from routeiq.shards import list_manifests, read_manifest, read_shard
 from routeiq.storage import ArtifactStore
+from support.kafka import read_messages
 
 REPO = Path(__file__).resolve().parents[3]
 TABLES = ("decisions", "feedback", "meta")
@@ -109,6 +116,16 @@ def feedback(
         "latency_ms": None,
         "trace_id": None,
     }
+
+
+# The labeler's four topics (for the tests' private copies and the benchmark's): the field of
+# ``LabelerTopics`` that holds it, the declared topic, its value contract.
+LABELER_TOPICS = (
+    ("decisions", ROUTER_DECISIONS, ROUTER_DECISION),
+    ("feedback", FEEDBACK_EVENTS, FEEDBACK),
+    ("retrain", RETRAIN_REQUESTS, RETRAIN_REQUEST),
+    ("deadletter", DEAD_LETTERS, DEAD_LETTER),
+)
 
 
 @dataclass
@@ -307,20 +324,8 @@ def consume(
         stack.kafka, group_id=f"labeler-test-{uuid.uuid4().hex[:8]}", client_id="labeler-test"
     )
     consumer.subscribe([topic])
-    out: list[tuple[Any, dict]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
-                continue
-            out.append((msg, serde.decode(msg.value())))
-    finally:
-        consumer.close()
-    return out
+    messages = read_messages(consumer, count, timeout=timeout)
+    return [(msg, serde.decode(msg.value())) for msg in messages]
 
 
 def shard_rows(store: ArtifactStore, bucket: str) -> dict[str, list[dict]]:

@@ -13,6 +13,7 @@ from routeiq_labeler.core.labels import LabelPolicy
 from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan
 from routeiq_labeler.sink import ShardSink
+from support.records import labeler_facts
 
 pytestmark = pytest.mark.integration
 
@@ -20,29 +21,7 @@ WINDOW = 1_763_028_000_000
 
 
 def _facts(decision_id: str, *, embedding: bytes | None = None) -> DecisionFacts:
-    return DecisionFacts(
-        decision_id=decision_id,
-        event_time_ms=WINDOW + 5,
-        selected_model="a",
-        candidates=("a", "b"),
-        propensities=(0.6, 0.4),
-        exploration=False,
-        status="SUCCESS",
-        latency_ms=10.0,
-        upstream_latency_ms=9.0,
-        input_tokens=1,
-        output_tokens=2,
-        cost_usd=0.001,
-        query_length=3,
-        requested_model="auto",
-        strategy="knn",
-        strategy_version="1",
-        router_version="r1",
-        ab_arm=None,
-        domain=None,
-        embedding_model=None,
-        embedding=embedding,
-    )
+    return labeler_facts(decision_id, ts=WINDOW + 5, embedding=embedding)
 
 
 def _plan(ids, *, late=False, partition=0, graded=()):

@@ -293,7 +293,7 @@ def make_harness(
         "deadletter_topic": specs["dead_letter"][0].name,
         "consumer_group": unique("trainer-group"),
         "models_bucket": models_bucket,
-        "mlflow_tracking_uri": stack.mlflow_url,
+        "mlflow_tracking_uri": stack.settings.mlflow_url,
         "signing_key": signing_key,
         "signing_algorithm": "ed25519",
         "router_types": ("knn",),

@@ -17,7 +17,7 @@ import pytest
 import tiktoken
 from integration.upstream.helpers import API_KEY, UpstreamProcess, spawn, stop
 from routeiq.routing.datasets import GPT4, MIXTRAL, RoutingDataset, load_named
-from routeiq_upstream.core.tokens import litellm_tokenizer_dir
+from routeiq_upstream.cl100k import litellm_tokenizer_dir
 from support.processes import free_port
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from routeiq.routing.datasets import ModelPrice
 from routeiq_analytics.core.buckets import Mean
 from routeiq_analytics.core.savings import (
+    RandomBaseline,
     best_single_model,
     counterfactuals,
     random_at_equal_quality,
@@ -16,19 +17,52 @@ from routeiq_analytics.core.savings import (
 )
 
 
-def test_random_mix_matching_the_observed_quality() -> None:
-    # q_s = 0.9, q_w = 0.5, observed 0.8 → p* = (0.8 - 0.5) / (0.9 - 0.5) = 0.75;
-    # R = 0.75 × 10 + 0.25 × 2 = 8.0.
-    b = random_at_equal_quality(
-        strong_cost_usd=10.0,
-        weak_cost_usd=2.0,
-        target_quality=0.8,
-        strong_quality=0.9,
-        weak_quality=0.5,
+def mix(
+    target: float,
+    strong_quality: float,
+    weak_quality: float | None,
+    *,
+    strong_cost: float = 10.0,
+    weak_cost: float = 2.0,
+) -> RandomBaseline:
+    return random_at_equal_quality(
+        strong_cost_usd=strong_cost,
+        weak_cost_usd=weak_cost,
+        target_quality=target,
+        strong_quality=strong_quality,
+        weak_quality=weak_quality,
     )
-    assert b.strong_share == pytest.approx(0.75)
-    assert b.cost_usd == pytest.approx(8.0)
-    assert b.reachable is True
+
+
+@pytest.mark.parametrize(
+    ("target", "strong_quality", "weak_quality", "share", "cost", "reachable"),
+    [
+        # q_s = 0.9, q_w = 0.5, observed 0.8 → p* = (0.8 - 0.5) / (0.9 - 0.5) = 0.75;
+        # R = 0.75 × 10 + 0.25 × 2 = 8.0.
+        pytest.param(
+            0.8, 0.9, 0.5, pytest.approx(0.75), pytest.approx(8.0), True, id="matching-the-mix"
+        ),
+        # Quality above both models: the best mix, and it says unreachable.
+        pytest.param(0.95, 0.9, 0.5, 1.0, 10.0, False, id="above-both-models"),
+        pytest.param(0.3, 0.9, 0.5, 0.0, 2.0, True, id="below-the-weak-model-is-all-weak"),
+        pytest.param(0.6, 0.5, 0.7, 0.0, 2.0, True, id="weak-at-least-as-good-is-all-weak"),
+    ],
+)
+def test_the_random_mix_at_the_observed_quality(
+    target: float,
+    strong_quality: float,
+    weak_quality: float,
+    share: float,
+    cost: float,
+    reachable: bool,
+) -> None:
+    b = mix(target, strong_quality, weak_quality)
+    assert (b.strong_share, b.cost_usd) == (share, cost)
+    assert b.reachable is reachable
+
+
+def test_savings_against_the_matching_mix() -> None:
+    b = mix(0.8, 0.9, 0.5)
     assert b.reason is None
     assert saved(b.cost_usd, 5.0) == {
         "baseline_usd": pytest.approx(8.0),
@@ -37,49 +71,8 @@ def test_random_mix_matching_the_observed_quality() -> None:
     }
 
 
-def test_quality_above_both_models_uses_the_best_mix_and_says_unreachable() -> None:
-    b = random_at_equal_quality(
-        strong_cost_usd=10.0,
-        weak_cost_usd=2.0,
-        target_quality=0.95,
-        strong_quality=0.9,
-        weak_quality=0.5,
-    )
-    assert b.strong_share == 1.0
-    assert b.cost_usd == 10.0
-    assert b.reachable is False
-
-
-def test_quality_below_the_weak_model_is_all_weak() -> None:
-    b = random_at_equal_quality(
-        strong_cost_usd=10.0,
-        weak_cost_usd=2.0,
-        target_quality=0.3,
-        strong_quality=0.9,
-        weak_quality=0.5,
-    )
-    assert (b.strong_share, b.cost_usd, b.reachable) == (0.0, 2.0, True)
-
-
-def test_weak_model_at_least_as_good_means_all_weak() -> None:
-    b = random_at_equal_quality(
-        strong_cost_usd=10.0,
-        weak_cost_usd=2.0,
-        target_quality=0.6,
-        strong_quality=0.5,
-        weak_quality=0.7,
-    )
-    assert (b.strong_share, b.cost_usd, b.reachable) == (0.0, 2.0, True)
-
-
 def test_missing_feedback_gives_no_baseline_and_the_reason() -> None:
-    b = random_at_equal_quality(
-        strong_cost_usd=10.0,
-        weak_cost_usd=2.0,
-        target_quality=0.8,
-        strong_quality=0.9,
-        weak_quality=None,
-    )
+    b = mix(0.8, 0.9, None)
     assert b.cost_usd is None
     assert b.strong_share is None
     assert b.reason == "no feedback on the weak model in this window"
@@ -103,13 +96,7 @@ def test_reachable_mix_has_the_target_quality_and_a_cost_between_the_models(
 ) -> None:
     q_strong = q_weak + gap_fraction * (1.0 - q_weak)
     target = q_weak + position * (q_strong - q_weak)
-    b = random_at_equal_quality(
-        strong_cost_usd=strong,
-        weak_cost_usd=weak,
-        target_quality=target,
-        strong_quality=q_strong,
-        weak_quality=q_weak,
-    )
+    b = mix(target, q_strong, q_weak, strong_cost=strong, weak_cost=weak)
     assert b.reachable is True
     assert b.strong_share is not None
     assert b.cost_usd is not None

@@ -1,9 +1,7 @@
-"""Settings: defaults for the local stack, durations and price tables, refusals with reasons."""
+"""Settings: defaults for the local stack, durations and price tables, and exit code 2 at start
+(the refusals are in tests/unit/test_settings.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 from routeiq.errors import ConfigError
@@ -16,6 +14,7 @@ from routeiq.routing.datasets import (
     llmrouter_prices,
 )
 from routeiq_analytics.config import AnalyticsSettings
+from support.processes import run_module
 
 
 def test_defaults_fit_the_local_stack() -> None:
@@ -28,26 +27,6 @@ def test_defaults_fit_the_local_stack() -> None:
     assert s.price_table()[GPT4].cost(1_000_000, 1_000_000) == 40.0
     assert s.decisions_topic == "routeiq.router_decision.v1"
     assert s.group_id == "routeiq-analytics"
-
-
-def test_durations_lists_and_price_tables_from_the_environment() -> None:
-    s = AnalyticsSettings.load(
-        {
-            "ROUTEIQ_ANALYTICS_WINDOWS": "1m, 15m,2h",
-            "ROUTEIQ_ANALYTICS_BUCKET": "5s",
-            "ROUTEIQ_ANALYTICS_RETENTION": "3h",
-            "ROUTEIQ_ANALYTICS_FEEDBACK_WAIT": "900",
-            "ROUTEIQ_ANALYTICS_PRICES": '{"a": {"input_per_m": 1, "output_per_m": 2}, '
-            '"b": {"input_per_m": 0.1, "output_per_m": 0.2}}',
-            "ROUTEIQ_ANALYTICS_STRONG_MODEL": "a",
-            "ROUTEIQ_ANALYTICS_WEAK_MODEL": "b",
-            "ROUTEIQ_ANALYTICS_KAFKA__BOOTSTRAP_SERVERS": "broker:9093",
-        }
-    )
-    assert s.windows == (60, 900, 7200)
-    assert (s.bucket, s.retention_s, s.feedback_wait) == (5, 10800, 900)
-    assert s.price_table()["b"].cost(1_000_000, 0) == 0.1
-    assert s.kafka.bootstrap_servers == "broker:9093"
 
 
 def _has_llmrouter_data() -> bool:
@@ -137,43 +116,10 @@ def test_llmrouter_price_table_by_name() -> None:
     assert s.price_table() == llmrouter_prices()
 
 
-@pytest.mark.parametrize(
-    ("env", "reason"),
-    [
-        ({"ROUTEIQ_ANALYTICS_WINDOWS": "5m,1x"}, "not a duration: '1x'"),
-        ({"ROUTEIQ_ANALYTICS_RETENTION": "10m"}, "shorter than the largest window"),
-        ({"ROUTEIQ_ANALYTICS_WINDOWS": "5s"}, "shorter than one bucket"),
-        ({"ROUTEIQ_ANALYTICS_STRONG_MODEL": "nobody"}, "strong_model: 'nobody' has no price"),
-        ({"ROUTEIQ_ANALYTICS_WEAK_MODEL": GPT4}, "must differ"),
-        ({"ROUTEIQ_ANALYTICS_PRICES": "cheap"}, "one of routellm, llmrouter"),
-        ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "bad topic"}, "not a legal Kafka topic"),
-        ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "routeiq.router_decision.v1"}, "three topics"),
-        ({"ROUTEIQ_ANALYTICS_BUCKET": "1s", "ROUTEIQ_ANALYTICS_RETENTION": "7d"}, "buckets"),
-        ({"ROUTEIQ_ANALYTICS_WINDOW": "5m"}, "unknown setting(s) ROUTEIQ_ANALYTICS_WINDOW"),
-        ({"ROUTEIQ_ANALYTICS_STRONG_MODEL": "auto"}, "set both, or both to auto"),
-        ({"ROUTEIQ_ANALYTICS_CANDIDATES": "gpt-4-1106-preview,nobody"}, "no price for ['nobody']"),
-        ({"ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4},{GPT4}"}, "listed twice"),
-        ({"ROUTEIQ_ANALYTICS_EXTRA_PRICES": "cheap"}, "expected a JSON object"),
-        (
-            {"ROUTEIQ_ANALYTICS_EXTRA_PRICES": '{"m": {"input_per_m": -1, "output_per_m": 1}}'},
-            "greater than or equal to 0",
-        ),
-        ({"ROUTEIQ_ANALYTICS_PRICES": '{"m": 1'}, "not valid JSON"),
-        ({"ROUTEIQ_ANALYTICS_BEST_MODEL_MIN_GRADED": "0"}, "best_model_min_graded"),
-    ],
-)
-def test_invalid_settings_are_refused_with_the_reason(env: dict[str, str], reason: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        AnalyticsSettings.load(env)
-    assert reason in str(caught.value)
-
-
 def test_the_service_exits_2_and_prints_the_reason() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "routeiq_analytics"],
-        env={"ROUTEIQ_ANALYTICS_RETENTION": "1m", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
+    proc = run_module(
+        "routeiq_analytics",
+        {"ROUTEIQ_ANALYTICS_RETENTION": "1m", "PATH": "/usr/bin:/bin"},
         timeout=120,
     )
     assert proc.returncode == 2, proc.stderr

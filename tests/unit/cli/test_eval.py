@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -66,20 +67,18 @@ def _run_priced(tmp_path, data: Path, prices: Path, *args: str):
     return _run(tmp_path, data, "--prompt-column", "question", "--prices", str(prices), *args)
 
 
-def test_any_csv_evaluates_over_seeds_with_merged_repeats_and_prices(tmp_path, files) -> None:
+def _evaluated(tmp_path, files, flags: str) -> str:
+    """The output of a priced `routeiq eval` with ``flags`` (as typed on a command line),
+    which must succeed."""
     data, prices, _ = files
-    result = _run_priced(
-        tmp_path,
-        data,
-        prices,
-        "--models",
-        "big,mid,small",
-        "--seeds",
-        "3",
-        "--json",
-    )
+    result = _run_priced(tmp_path, data, prices, *shlex.split(flags))
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{") :])
+    return result.output
+
+
+def test_any_csv_evaluates_over_seeds_with_merged_repeats_and_prices(tmp_path, files) -> None:
+    output = _evaluated(tmp_path, files, "--models big,mid,small --seeds 3 --json")
+    report = json.loads(output[output.index("{") :])
     assert report["models"] == ["big", "mid", "small"]
     assert report["pair"] is None  # three models: no strong/weak pair unless asked
     assert len(report["per_seed"]) == 3
@@ -99,27 +98,14 @@ def test_any_csv_evaluates_over_seeds_with_merged_repeats_and_prices(tmp_path, f
 
 
 def test_a_named_pair_adds_apgr_and_the_table_prints_mean_and_sd(tmp_path, files) -> None:
-    data, prices, _ = files
-    result = _run_priced(
-        tmp_path,
-        data,
-        prices,
-        "--models",
-        "big,small",
-        "--strong",
-        "big",
-        "--weak",
-        "small",
-        "--seeds",
-        "2",
-        "--no-baseline",
+    output = _evaluated(
+        tmp_path, files, "--models big,small --strong big --weak small --seeds 2 --no-baseline"
     )
-    assert result.exit_code == 0, result.output
-    assert "pair for APGR/CPT: strong big, weak small" in result.output
-    assert "APGR" in result.output
-    assert "±" in result.output
-    assert "per seed:" in result.output
-    assert "baseline-knn200-minilm" not in result.output
+    assert "pair for APGR/CPT: strong big, weak small" in output
+    assert "APGR" in output
+    assert "±" in output
+    assert "per seed:" in output
+    assert "baseline-knn200-minilm" not in output
 
 
 @pytest.mark.parametrize(

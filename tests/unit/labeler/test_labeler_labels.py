@@ -7,7 +7,7 @@ import math
 import pytest
 from routeiq.shards import SCHEMA, decode_table, encode_table, to_table
 from routeiq_labeler.core.labels import LabelPolicy, utc
-from unit.labeler.helpers import facts
+from support.records import labeler_facts as facts
 
 
 def _items(*grades):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from routeiq.errors import ContractError
 from routeiq_labeler.core.records import DecisionFacts, decision_facts, feedback_facts
 from routeiq_labeler.errors import InvalidRecordError
-from unit.labeler.helpers import decision_record
+from support.records import decision_record
 
 NOW = 1_763_028_000_123 + 10_000
 
@@ -111,28 +111,27 @@ optional_text = st.none() | st.text(max_size=12)
 
 
 @given(
-    ts=st.integers(min_value=0, max_value=NOW),
-    selected=st.sampled_from(["strong", "weak"]),
+    # Fields of the decision record itself, as the gateway may write them.
+    fields=st.fixed_dictionaries(
+        {
+            "timestamp": st.integers(min_value=0, max_value=NOW),
+            "selected_deployment": st.sampled_from(["strong", "weak"]),
+            "exploration": st.booleans(),
+            "query_embedding": st.none()
+            | st.lists(st.floats(-4, 4, width=32), min_size=384, max_size=384),
+            "ab_arm": optional_text,
+            "domain": optional_text,
+        }
+    ),
     propensities=st.tuples(st.none() | st.floats(0, 1), st.none() | st.floats(0, 1)),
-    exploration=st.booleans(),
     status=st.sampled_from(["SUCCESS", "ERROR", "TIMEOUT", "CANCELLED", "UNKNOWN"]),
     cost=st.none() | finite,
     latency=st.none() | finite,
-    embedding=st.none() | st.lists(st.floats(-4, 4, width=32), min_size=384, max_size=384),
-    arm=optional_text,
-    domain=optional_text,
 )
 def test_facts_survive_the_json_table_round_trip(
-    ts, selected, propensities, exploration, status, cost, latency, embedding, arm, domain
+    fields, propensities, status, cost, latency
 ) -> None:
-    record = decision_record(
-        timestamp=ts,
-        selected_deployment=selected,
-        exploration=exploration,
-        query_embedding=embedding,
-        ab_arm=arm,
-        domain=domain,
-    )
+    record = decision_record(**fields)
     for candidate, p in zip(record["candidate_deployments"], propensities, strict=True):
         candidate["propensity"] = p
     record["outcome"].update(status=status, cost_usd=cost, upstream_latency_ms=latency)
@@ -140,8 +139,8 @@ def test_facts_survive_the_json_table_round_trip(
     # Faust tables store values as JSON: what comes back must be the same facts.
     back = DecisionFacts.from_state(json.loads(json.dumps(facts.to_state())))
     assert back == facts
-    if embedding is not None:
+    if fields["query_embedding"] is not None:
         np.testing.assert_array_equal(
             np.asarray(back.embedding_list(), dtype=np.float32),
-            np.asarray(embedding, dtype=np.float32),
+            np.asarray(fields["query_embedding"], dtype=np.float32),
         )

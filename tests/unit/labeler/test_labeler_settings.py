@@ -1,15 +1,13 @@
-"""LabelerSettings: defaults, environment names, and refusal of contradictions."""
+"""LabelerSettings: defaults and environment names (refusals: tests/unit/test_settings.py)."""
 
 from __future__ import annotations
 
-import pytest
 from routeiq.contracts.topics import (
     DEAD_LETTERS,
     FEEDBACK_EVENTS,
     RETRAIN_REQUESTS,
     ROUTER_DECISIONS,
 )
-from routeiq.errors import ConfigError
 from routeiq_labeler.config import LabelerSettings
 
 
@@ -43,36 +41,6 @@ def test_environment_names_and_nested_groups() -> None:
     assert settings.kafka.bootstrap_servers == "k1:9092,k2:9092"
     assert settings.s3.endpoint == "minio:9000"
     assert settings.cost_weight == 0
-
-
-@pytest.mark.parametrize(
-    ("environ", "reason"),
-    [
-        ({"ROUTEIQ_LABELER_WINDOW_SIZ_S": "1"}, "unknown setting"),
-        ({"ROUTEIQ_LABELER_FEEDBACK_TOPIC": ROUTER_DECISIONS.name}, "are both"),
-        ({"ROUTEIQ_LABELER_DEADLETTER_TOPIC": RETRAIN_REQUESTS.name}, "are both"),
-        (
-            {"ROUTEIQ_LABELER_QUALITY_SOURCE": "feedback", "ROUTEIQ_LABELER_FEEDBACK_TTL_S": "0"},
-            "would label nothing",
-        ),
-        ({"ROUTEIQ_LABELER_QUALITY_SOURCE": "vibes"}, "quality_source"),
-        ({"ROUTEIQ_LABELER_WINDOW_SIZE_S": "0"}, "window_size_s"),
-        ({"ROUTEIQ_LABELER_WINDOW_SIZE_S": "0.0005"}, "whole number of milliseconds"),
-        ({"ROUTEIQ_LABELER_ALLOWED_LATENESS_S": "-1"}, "allowed_lateness_s"),
-        ({"ROUTEIQ_LABELER_COST_WEIGHT": "-0.1"}, "cost_weight"),
-        ({"ROUTEIQ_LABELER_RETRAIN_ROUTER_TYPES": '["knn", "xgboost"]'}, "xgboost"),
-        ({"ROUTEIQ_LABELER_RETRAIN_MODEL_NAME": " "}, "must not be empty"),
-        ({"ROUTEIQ_LABELER_APP_ID": "bad id"}, "app_id"),
-        ({"ROUTEIQ_LABELER_DECISIONS_TOPIC": "no spaces allowed"}, "topic name"),
-        ({"ROUTEIQ_LABELER_KAFKA__EXTRA": '{"linger.ms": "5"}'}, "librdkafka"),
-        ({"ROUTEIQ_LABELER_KAFKA__SECURITY_PROTOCOL": "SSL"}, "security_protocol"),
-        ({"ROUTEIQ_LABELER_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "needs sasl"),
-        ({"ROUTEIQ_LABELER_WEB_PORT": "70000"}, "web_port"),
-    ],
-)
-def test_contradictions_and_typos_are_refused_with_the_reason(environ, reason) -> None:
-    with pytest.raises(ConfigError, match=reason):
-        LabelerSettings.load(environ=environ)
 
 
 def test_retrain_can_be_left_to_operators() -> None:

@@ -21,7 +21,9 @@ from routeiq_labeler.core.state import (
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError
 from routeiq_labeler.sink import ShardSink
-from unit.labeler.helpers import MemoryStore, facts, fb, new_state
+from support.records import labeler_facts as facts
+from support.storage import MemoryStore
+from unit.labeler.helpers import fb, new_state
 
 NOTHING = FlushResult(manifest=None, added_rows=0, duplicates=0)
 

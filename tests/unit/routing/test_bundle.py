@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 from routeiq.routing.bundle import (
     BundleError,
-    Candidate,
     generate_ed25519,
     load_bundle,
     run_probes,
     signer_from,
     verifier_from,
     verify_bundle,
-    write_bundle,
 )
-from routeiq.routing.featurizer import minilm_pipeline
-from routeiq.routing.routers import FitContext, router_class
+from unit.routing.helpers import write_knn_bundle
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +29,7 @@ def keys():
 @pytest.fixture
 def bundle_dir(synthetic, keys, tmp_path: Path) -> Path:
     train, _ = synthetic
-    router = router_class("knn").fit(train, ctx=FitContext())
-    folder = tmp_path / "b"
-    write_bundle(
-        router,
-        folder,
-        name="r",
-        version="1",
-        candidates=[Candidate("a"), Candidate("b")],
-        signer=keys[0],
-        featurizer=minilm_pipeline(),
-        metrics={"apgr": 0.6},
-    )
-    return folder
+    return write_knn_bundle(tmp_path / "b", train, keys[0], metrics={"apgr": 0.6})
 
 
 def test_a_good_bundle_verifies_loads_and_passes_its_probes(bundle_dir: Path, keys) -> None:
@@ -120,20 +105,9 @@ def _static_bundle(tmp_path: Path, keys) -> Path:
     q = rng.integers(0, 2, size=(60, 3)).astype(float)
     from routeiq.routing.routers import TrainingData
 
-    router = router_class("knn").fit(
-        TrainingData(embeddings=x, quality=q, models=("a", "b", "c")), ctx=FitContext()
-    )
+    data = TrainingData(embeddings=x, quality=q, models=("a", "b", "c"))
     folder = tmp_path / "static-bundle"
-    write_bundle(
-        router,
-        folder,
-        name="r",
-        version="2",
-        candidates=[Candidate("a"), Candidate("b"), Candidate("c")],
-        signer=keys[0],
-        featurizer=featurizer,
-    )
-    return folder
+    return write_knn_bundle(folder, data, keys[0], version="2", featurizer=featurizer)
 
 
 def test_a_static_pipeline_travels_inside_the_bundle(tmp_path: Path, keys) -> None:

@@ -164,26 +164,14 @@ def test_invalid_configuration_is_refused_with_the_reason() -> None:
 
 
 def test_threshold_recalibrates_on_live_traffic_when_the_bundle_is_off(synthetic, tmp_path) -> None:
-    from routeiq.routing.bundle import Candidate, HmacKey, load_bundle, write_bundle
-    from routeiq.routing.featurizer import minilm_pipeline
-    from routeiq.routing.routers import FitContext, router_class
+    from routeiq.routing.bundle import HmacKey, load_bundle
+    from unit.routing.helpers import write_knn_bundle
 
     train, test = synthetic
     key = HmacKey(b"k" * 32)
-    router = router_class("knn").fit(train, ctx=FitContext())
-    folder = tmp_path / "b"
-
-    write_bundle(
-        router,
-        folder,
-        name="r",
-        version="1",
-        candidates=[Candidate("a"), Candidate("b")],
-        signer=key,
-        featurizer=minilm_pipeline(),
-        # Deliberately wrong: every score clears this, i.e. 100% strong calls.
-        calibration={"win_score_quantiles": [-10.0] * 101},
-    )
+    # Deliberately wrong: every score clears this, i.e. 100% strong calls.
+    wrong = {"win_score_quantiles": [-10.0] * 101}
+    folder = write_knn_bundle(tmp_path / "b", train, key, calibration=wrong)
     holder = BundleHolder()
     holder.swap(load_bundle(folder, key), at=0.0)
     registry = StrategyRegistry(holder=holder)

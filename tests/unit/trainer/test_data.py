@@ -143,7 +143,7 @@ def _shard_row(i: int, *, graded: bool, rng: np.random.Generator) -> dict:
 
 def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> None:
     from routeiq.shards import write_shard
-    from unit.labeler.helpers import MemoryStore
+    from support.storage import MemoryStore
 
     rng = np.random.default_rng(0)
     # The oldest 300 decisions were never graded (held-out traffic), the newest 100 were.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from routeiq.routing.datasets import GPT4, MIXTRAL, RoutingDataset, load_named
 from routeiq_upstream.api import UpstreamMetrics, create_app
+from routeiq_upstream.cl100k import litellm_tokenizer_dir, load_cl100k
 from routeiq_upstream.core import (
     FaultPolicy,
     ModelCatalog,
@@ -18,7 +19,7 @@ from routeiq_upstream.core import (
     PromptIndex,
     TokenCounter,
 )
-from routeiq_upstream.core.tokens import ApproxTokenizer, litellm_tokenizer_dir, load_cl100k
+from routeiq_upstream.core.tokens import ApproxTokenizer
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():

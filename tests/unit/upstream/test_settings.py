@@ -1,10 +1,9 @@
-"""The upstream's settings: defaults, environment parsing, refusals, and exit code 2."""
+"""The upstream's settings: defaults, environment parsing, what the data cannot serve, and
+exit code 2 (the refusals at load are in tests/unit/test_settings.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL
 from routeiq_upstream.config import UpstreamSettings
 from routeiq_upstream.wiring import build_upstream
+from support.processes import run_module, service_env
 
 
 def test_defaults() -> None:
@@ -56,35 +56,8 @@ def test_values_come_from_the_prefixed_environment(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("env", "reason"),
-    [
-        ({"ROUTEIQ_UPSTREAM_PROT": "1"}, "ROUTEIQ_UPSTREAM_PROT"),
-        ({"ROUTEIQ_UPSTREAM_PORT": "70000"}, "port"),
-        ({"ROUTEIQ_UPSTREAM_DATASETS": "gsm8k,squad"}, "unknown dataset 'squad'"),
-        ({"ROUTEIQ_UPSTREAM_DATASETS": ""}, "at least one dataset"),
-        ({"ROUTEIQ_UPSTREAM_DATASETS": "gsm8k,gsm8k"}, "listed twice"),
-        ({"ROUTEIQ_UPSTREAM_DATA_DIR": "/no/such/dir"}, "not a directory"),
-        ({"ROUTEIQ_UPSTREAM_LATENCY_MS": "-5"}, "latency_ms"),
-        ({"ROUTEIQ_UPSTREAM_ERROR_RATE": '{"gpt-4": 1.5}'}, "within 0..1"),
-        ({"ROUTEIQ_UPSTREAM_ERROR_RATE": "{bad json"}, "not valid JSON"),
-        ({"ROUTEIQ_UPSTREAM_ERROR_RATE": "gpt-4=0.5"}, "JSON object"),
-        ({"ROUTEIQ_UPSTREAM_ERROR_STATUS": "500"}, "error_status"),
-        ({"ROUTEIQ_UPSTREAM_MODEL_LATENCY_MS": '{"gpt-4": -1}'}, "0..600000"),
-        ({"ROUTEIQ_UPSTREAM_MODEL_ALIASES": '{"a": "a"}'}, "points at itself"),
-        ({"ROUTEIQ_UPSTREAM_API_KEY": " "}, "api_key is empty"),
-        ({"ROUTEIQ_UPSTREAM_TOKENIZER": "gpt2"}, "tokenizer"),
-        ({"ROUTEIQ_UPSTREAM_STREAM_CHUNK_WORDS": "0"}, "stream_chunk_words"),
-        ({"ROUTEIQ_UPSTREAM_MAX_BODY_BYTES": "10"}, "max_body_bytes"),
-        (
-            {"ROUTEIQ_UPSTREAM_TOKENIZER": "approx", "ROUTEIQ_UPSTREAM_TIKTOKEN_CACHE_DIR": "/"},
-            "never reads it",
-        ),
-    ],
-)
-def test_invalid_settings_are_refused_with_the_reason(env: dict[str, str], reason: str) -> None:
-    with pytest.raises(ConfigError, match=reason):
-        UpstreamSettings.load(env)
+# A small dataset served without the tiktoken file: what the build-time checks below start from.
+MT_BENCH = {"ROUTEIQ_UPSTREAM_DATASETS": "mt_bench", "ROUTEIQ_UPSTREAM_TOKENIZER": "approx"}
 
 
 @pytest.mark.parametrize(
@@ -97,9 +70,7 @@ def test_invalid_settings_are_refused_with_the_reason(env: dict[str, str], reaso
     ],
 )
 def test_settings_the_data_cannot_serve_are_refused(env: dict[str, str], reason: str) -> None:
-    settings = UpstreamSettings.load(
-        {"ROUTEIQ_UPSTREAM_DATASETS": "mt_bench", "ROUTEIQ_UPSTREAM_TOKENIZER": "approx", **env}
-    )
+    settings = UpstreamSettings.load({**MT_BENCH, **env})
     with pytest.raises(ConfigError, match=reason):
         build_upstream(settings)
 
@@ -107,8 +78,7 @@ def test_settings_the_data_cannot_serve_are_refused(env: dict[str, str], reason:
 def test_mappings_accept_aliases_and_are_keyed_by_canonical_name() -> None:
     settings = UpstreamSettings.load(
         {
-            "ROUTEIQ_UPSTREAM_DATASETS": "mt_bench",
-            "ROUTEIQ_UPSTREAM_TOKENIZER": "approx",
+            **MT_BENCH,
             "ROUTEIQ_UPSTREAM_ERROR_RATE": '{"mixtral-8x7b-instruct": 0.5}',
             "ROUTEIQ_UPSTREAM_MODEL_LATENCY_MS": '{"gpt-4": 7}',
         }
@@ -141,15 +111,8 @@ def test_a_csv_dataset_is_served(tmp_path: Path) -> None:
 
 
 def _run_service(timeout: float = 60, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEIQ_UPSTREAM_")}
-    env.update({f"ROUTEIQ_UPSTREAM_{k.upper()}": v for k, v in settings.items()})
-    return subprocess.run(
-        [sys.executable, "-m", "routeiq_upstream"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    return run_module(
+        "routeiq_upstream", service_env("ROUTEIQ_UPSTREAM_", **settings), timeout=timeout
     )
 
 

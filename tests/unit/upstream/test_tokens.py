@@ -13,14 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import RoutingDataset
-from routeiq_upstream.core.tokens import (
+from routeiq_upstream.cl100k import (
     CL100K_CACHE_KEY,
-    ApproxTokenizer,
-    TokenCounter,
     litellm_tokenizer_dir,
     load_cl100k,
     load_encoder,
 )
+from routeiq_upstream.core.tokens import ApproxTokenizer, TokenCounter
 
 
 def test_cl100k_matches_tiktoken_reading_the_same_folder(

@@ -12,11 +12,12 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -41,6 +42,18 @@ def legal_topic_name(value: str) -> str:
 
 # A settings field holding a topic name, refused at start when Kafka would refuse it.
 TopicName = Annotated[str, AfterValidator(legal_topic_name)]
+
+
+def lowercase(value: Any) -> Any:
+    """A string lower-cased (``INFO`` → ``info``), anything else as it is: for options whose
+    choices are lower-case words but that people write in any case in the environment."""
+    return value.lower() if isinstance(value, str) else value
+
+
+# Any case in: ``Annotated[Literal["a", "b"], AnyCase]`` accepts ``A`` as ``a``.
+AnyCase = BeforeValidator(lowercase)
+# uvicorn's and logging's level names, in any case.
+LogLevel = Annotated[Literal["critical", "error", "warning", "info", "debug"], AnyCase]
 
 
 class _Group(BaseModel):
@@ -235,3 +248,15 @@ def json_env_value(value: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at position {exc.pos})") from None
     return value
+
+
+def listed(value: Any) -> Any:
+    """A list setting's raw value: JSON decoded, or a comma list split (blank items dropped)."""
+    value = json_env_value(value)
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A list setting as JSON or a comma list: ``Annotated[tuple[str, ...], NoDecode, Listed]``.
+Listed = BeforeValidator(listed)

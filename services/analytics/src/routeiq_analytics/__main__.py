@@ -29,20 +29,7 @@ from routeiq_analytics.runtime import AnalyticsService
 def build(settings: AnalyticsSettings) -> AnalyticsService:
     """Every client and component, wired; nothing is started."""
     resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
-    aggregator = Aggregator(
-        bucket_s=settings.bucket,
-        retention_s=settings.retention_s,
-        prices=settings.price_table(),
-        strong_model=settings.strong_model,
-        weak_model=settings.weak_model,
-        candidates=settings.candidates or None,
-        best_model_min_graded=settings.best_model_min_graded,
-        latency_sample_size=settings.latency_sample_size,
-        max_join_decisions=settings.max_join_decisions,
-        max_pending_feedback=settings.max_pending_feedback,
-        feedback_wait_s=settings.feedback_wait,
-        max_labels=settings.max_labels,
-    )
+    aggregator = Aggregator.from_settings(settings)
     metrics = AnalyticsMetrics()
     metrics.watch(aggregator, settings.windows)
     try:

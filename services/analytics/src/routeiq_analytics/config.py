@@ -28,6 +28,7 @@ from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice, llmrouter_prices
 from routeiq.settings import (
     KafkaSettings,
+    Listed,
     RegistrySettings,
     ServiceSettings,
     TopicName,
@@ -76,14 +77,6 @@ def _known_prices() -> dict[str, ModelPrice]:
     return prices
 
 
-def _listed(value: Any) -> Any:
-    """A list setting's raw value: JSON decoded, or a comma list split (blank items dropped)."""
-    value = json_env_value(value)
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
 def _price_object(value: Any, *, named: tuple[str, ...] = ()) -> Any:
     """A price table's raw value: JSON decoded; any other text must be one of ``named``."""
     value = json_env_value(value)
@@ -130,8 +123,6 @@ def _lowercase(value: Any) -> Any:
 
 # Durations as people write them (10s, 5m, 1h); a bare number is seconds.
 Seconds = Annotated[int, BeforeValidator(_seconds)]
-# Lists from the environment as JSON or comma lists.
-Listed = BeforeValidator(_listed)
 PriceTable = Annotated[dict[str, PriceSpec], NoDecode]
 # A model of the strong/weak pair; None (``auto`` or empty): derived per window.
 PairModel = Annotated[str | None, BeforeValidator(_auto_pair)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from routeiq.contracts.serde import AvroSerde
@@ -45,58 +46,50 @@ def feedback_record(
     }
 
 
+# eq=False: the app holds one, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class Gateway:
-    def __init__(
-        self,
-        *,
-        model_file: ModelFile,
-        engine: RoutingEngine,
-        holder: BundleHolder,
-        upstream: Upstream,
-        embeddings: FeatureService | None,
-        publisher: Publisher | None,
-        decision_serde: AvroSerde | None,
-        feedback_serde: AvroSerde | None,
-        decisions_topic: str,
-        feedback_topic: str,
-        ids: DecisionIds,
-        metrics: GatewayMetrics,
-        user_salt: bytes,
-        include_embedding: bool = True,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    model_file: ModelFile
+    engine: RoutingEngine
+    holder: BundleHolder
+    upstream: Upstream
+    embeddings: FeatureService | None
+    publisher: Publisher | None
+    decision_serde: AvroSerde | None
+    feedback_serde: AvroSerde | None
+    decisions_topic: str
+    feedback_topic: str
+    ids: DecisionIds
+    metrics: GatewayMetrics
+    user_salt: bytes
+    # The setting; whether vectors are logged is ``planner.include_embedding`` (needs features).
+    include_embedding: bool = True
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
         self.planner = RoutePlanner(
-            model_file=model_file,
-            engine=engine,
-            holder=holder,
-            embeddings=embeddings,
-            ids=ids,
-            metrics=metrics,
-            user_salt=user_salt,
-            include_embedding=include_embedding,
+            model_file=self.model_file,
+            engine=self.engine,
+            holder=self.holder,
+            embeddings=self.embeddings,
+            ids=self.ids,
+            metrics=self.metrics,
+            user_salt=self.user_salt,
+            include_embedding=self.include_embedding,
         )
         self.telemetry = DecisionTelemetry(
-            metrics=metrics,
-            publisher=publisher,
-            serde=decision_serde,
-            topic=decisions_topic,
+            metrics=self.metrics,
+            publisher=self.publisher,
+            serde=self.decision_serde,
+            topic=self.decisions_topic,
             include_embedding=self.planner.include_embedding,
-            clock=clock,
+            clock=self.clock,
         )
-        self.serving = Serving(upstream=upstream, telemetry=self.telemetry)
-        self.engine = engine
-        self.registry: StrategyRegistry = engine.registry
-        self.holder = holder
-        self.publisher = publisher
-        self.metrics = metrics
-        self.ids = ids
-        self.decision_serde = decision_serde
-        self.feedback_serde = feedback_serde
-        self.feedback_topic = feedback_topic
+        self.serving = Serving(upstream=self.upstream, telemetry=self.telemetry)
+        self.registry: StrategyRegistry = self.engine.registry
         self.aliases = self.planner.aliases
         self.groups = self.planner.groups
         self.options = self.planner.options
-        self._clock = clock
 
     @property
     def telemetry_enabled(self) -> bool:
@@ -124,7 +117,7 @@ class Gateway:
         self.metrics.feedback.labels(request.source).inc()
         if self.publisher is not None and self.feedback_serde is not None:
             record = feedback_record(
-                request, feedback_id=feedback_id, created_at_ms=int(self._clock() * 1000)
+                request, feedback_id=feedback_id, created_at_ms=int(self.clock() * 1000)
             )
             self.publisher.publish(
                 self.feedback_topic,

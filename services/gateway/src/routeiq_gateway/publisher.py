@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import InitVar, dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -50,28 +51,28 @@ class Publisher(Protocol):
     def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
 
 
+ProducerFactory = Callable[[Callable[[KafkaError], None]], Producer]
+
+
+# eq=False: one publisher per producer and spool, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class EventPublisher:
-    def __init__(
-        self,
-        *,
-        producer_factory: Callable[[Callable[[KafkaError], None]], Producer],
-        spool: Spool,
-        metrics: GatewayMetrics,
-        probe_interval_s: float = 1.0,
-        drain_chunk: int = 500,
-    ) -> None:
+    # Called once with the error callback the producer must report to.
+    producer_factory: InitVar[ProducerFactory]
+    spool: Spool
+    metrics: GatewayMetrics
+    probe_interval_s: float = 1.0
+    drain_chunk: int = 500
+
+    def __post_init__(self, producer_factory: ProducerFactory) -> None:
         self._producer = producer_factory(self._on_error)
-        self._spool = spool
-        self._metrics = metrics
-        self._probe_interval_s = probe_interval_s
-        self._drain_chunk = drain_chunk
         # Re-entrant: purge() delivers callbacks (which spool) while the transition holds it.
         self._lock = threading.RLock()
         self._down_requested = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Start by replaying whatever an earlier process left in the spool.
-        self._state = DRAINING if spool.pending else UP
+        self._state = DRAINING if self.spool.pending else UP
         self.last_error: str | None = None
         self._set_state_metric()
 
@@ -83,7 +84,7 @@ class EventPublisher:
 
     @property
     def spool_depth(self) -> int:
-        return self._spool.pending
+        return self.spool.pending
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="event-publisher", daemon=True)
@@ -117,22 +118,22 @@ class EventPublisher:
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
             while self._producer.poll(0):
                 pass
-            self._spool.close()
+            self.spool.close()
 
     # ------------------------------------------------------------ callbacks
 
     def _to_spool(self, topic: str, key: bytes, value: bytes) -> None:
         try:
-            self._spool.append(topic, key, value)
-            self._metrics.events.labels("spooled").inc()
+            self.spool.append(topic, key, value)
+            self.metrics.events.labels("spooled").inc()
         except SpoolFullError as exc:
-            self._metrics.events.labels("dropped").inc()
+            self.metrics.events.labels("dropped").inc()
             self.last_error = str(exc)
         except OSError as exc:
-            self._metrics.events.labels("dropped").inc()
+            self.metrics.events.labels("dropped").inc()
             self.last_error = f"spool write failed: {exc}"
             log.error("spool write failed, event dropped: %s", exc)
-        self._metrics.spool_depth.set(self._spool.pending)
+        self.metrics.spool_depth.set(self.spool.pending)
 
     def _on_error(self, err: KafkaError) -> None:
         self.last_error = str(err)
@@ -141,7 +142,7 @@ class EventPublisher:
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            self._metrics.events.labels("produced").inc()
+            self.metrics.events.labels("produced").inc()
             return
         if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._to_spool(str(msg.topic()), msg.key() or b"", msg.value() or b"")
@@ -151,14 +152,14 @@ class EventPublisher:
             self._down_requested.set()
             return
         # Permanent (e.g. message too large, topic unknown): retrying cannot help.
-        self._metrics.events.labels("dropped").inc()
+        self.metrics.events.labels("dropped").inc()
         self.last_error = f"delivery failed permanently: {err}"
         log.error("event dropped: %s", err)
 
     # ------------------------------------------------------------ background thread
 
     def _set_state_metric(self) -> None:
-        self._metrics.producer_state.set(_STATE_CODE[self._state])
+        self.metrics.producer_state.set(_STATE_CODE[self._state])
 
     def _run(self) -> None:
         next_probe = 0.0
@@ -169,8 +170,8 @@ class EventPublisher:
             if self._state in (DOWN, DRAINING) and time.monotonic() >= next_probe:
                 if self._broker_reachable():
                     self._drain()
-                next_probe = time.monotonic() + self._probe_interval_s
-            self._metrics.spool_depth.set(self._spool.pending)
+                next_probe = time.monotonic() + self.probe_interval_s
+            self.metrics.spool_depth.set(self.spool.pending)
 
     def _go_down(self) -> None:
         with self._lock:
@@ -180,7 +181,7 @@ class EventPublisher:
             log.warning(
                 "Kafka unreachable (%s): spooling events to %s",
                 self.last_error,
-                self._spool.directory,
+                self.spool.directory,
             )
             self._state = DOWN
             self._producer.purge(in_queue=True, in_flight=False, blocking=False)
@@ -197,14 +198,14 @@ class EventPublisher:
 
     def _drain(self) -> None:
         if self._state == DOWN:
-            log.info("Kafka reachable again: replaying %d spooled events", self._spool.pending)
+            log.info("Kafka reachable again: replaying %d spooled events", self.spool.pending)
             self._state = DRAINING
             self._set_state_metric()
         while not self._stop.is_set():
-            records = self._spool.read(self._drain_chunk)
+            records = self.spool.read(self.drain_chunk)
             if not records:
                 with self._lock:
-                    if not self._spool.read(1):
+                    if not self.spool.read(1):
                         self._state = UP
                         self._down_requested.clear()
                         self._set_state_metric()
@@ -227,8 +228,8 @@ class EventPublisher:
                 self._state = DOWN
                 self._set_state_metric()
                 return
-            self._spool.commit(records[-1], len(records))
-            self._metrics.events.labels("replayed").inc(len(records))
+            self.spool.commit(records[-1], len(records))
+            self.metrics.events.labels("replayed").inc(len(records))
 
     def _produce_blocking(
         self, topic: str, key: bytes, value: bytes, cb: Callable[[KafkaError | None, Any], None]

@@ -48,34 +48,6 @@ class Plan:
     def router_version(self) -> str:
         return self.decision.router_version or "none"
 
-    @property
-    def requested_model(self) -> str:
-        return self.request.model
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        return self.request.messages
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.request.params
-
-    @property
-    def stream(self) -> bool:
-        return self.request.stream
-
-    @property
-    def query_length(self) -> int:
-        return len(self.request.text)
-
-    @property
-    def team_id(self) -> str | None:
-        return self.request.team
-
-    @property
-    def domain(self) -> str | None:
-        return self.request.domain
-
 
 def model_options(model_file: ModelFile) -> dict[str, ModelOption]:
     """Every model group of the file as the strategies see it (prices, quality rank)."""
@@ -116,46 +88,41 @@ def direct_decision(model: str, embedding: Any, embedding_model: str | None) -> 
     )
 
 
+# eq=False: compared by identity, like the engine it holds.
+@dataclass(kw_only=True, eq=False)
 class RoutePlanner:
     """Decides which model group serves a request, with the features the strategies need."""
 
-    def __init__(
-        self,
-        *,
-        model_file: ModelFile,
-        engine: RoutingEngine,
-        holder: BundleHolder,
-        embeddings: FeatureService | None,
-        ids: DecisionIds,
-        metrics: GatewayMetrics,
-        user_salt: bytes,
-        include_embedding: bool,
-    ) -> None:
-        self.engine = engine
-        self.holder = holder
-        self.embeddings = embeddings
-        self.ids = ids
-        self._metrics = metrics
-        self._salt = user_salt
-        self.include_embedding = include_embedding and embeddings is not None
-        self.aliases = set(model_file.routeiq.route_aliases)
-        self.groups = model_file.model_groups
-        self.options = model_options(model_file)
-        self.candidate_names = model_file.candidate_groups
+    model_file: ModelFile
+    engine: RoutingEngine
+    holder: BundleHolder
+    embeddings: FeatureService | None
+    ids: DecisionIds
+    metrics: GatewayMetrics
+    user_salt: bytes
+    include_embedding: bool
+
+    def __post_init__(self) -> None:
+        # Without a feature service there is no vector to log, whatever the setting says.
+        self.include_embedding = self.include_embedding and self.embeddings is not None
+        self.aliases = set(self.model_file.routeiq.route_aliases)
+        self.groups = self.model_file.model_groups
+        self.options = model_options(self.model_file)
+        self.candidate_names = self.model_file.candidate_groups
 
     # Two methods, not one helper taking a lambda: they run on every routed request.
     def _embed(self, text: str) -> Any:
         assert self.embeddings is not None
         started = time.perf_counter()
         vector = self.embeddings.embed(text)
-        self._metrics.embedding_latency.observe(time.perf_counter() - started)
+        self.metrics.embedding_latency.observe(time.perf_counter() - started)
         return vector
 
     def _featurize(self, featurizer: Any, text: str) -> Any:
         assert self.embeddings is not None
         started = time.perf_counter()
         vector = self.embeddings.featurize(featurizer, text)
-        self._metrics.embedding_latency.observe(time.perf_counter() - started)
+        self.metrics.embedding_latency.observe(time.perf_counter() - started)
         return vector
 
     async def _off_loop_if_slow(self, work: Callable[[], T]) -> T:
@@ -192,7 +159,7 @@ class RoutePlanner:
     def hash_user(self, user: str | None) -> str | None:
         if not user:
             return None
-        return hmac.new(self._salt, user.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self.user_salt, user.encode(), hashlib.sha256).hexdigest()[:32]
 
     async def plan(self, request: ChatRequest, *, started: float) -> Plan:
         """Decide which model group serves ``request`` (``NotFound`` for an unknown model)."""

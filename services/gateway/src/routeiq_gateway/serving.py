@@ -86,7 +86,7 @@ class Serving:
         with self._tracer.start_as_current_span(attrs.ROUTE_SPAN_NAME) as span:
             try:
                 response, outcome = await self.upstream.complete(
-                    plan.group, plan.messages, plan.params
+                    plan.group, plan.request.messages, plan.request.params
                 )
             except Exception as exc:
                 failure = classify_failure(plan, exc)
@@ -115,7 +115,7 @@ class Serving:
         sent = completed = False
         try:
             async for chunk in self.upstream.stream(
-                plan.group, plan.messages, plan.params, outcome
+                plan.group, plan.request.messages, plan.request.params, outcome
             ):
                 frame = sse_frame(chunk.model_dump_json(exclude_none=True).encode())
                 sent = True

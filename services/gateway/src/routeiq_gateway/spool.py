@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 _FRAME = struct.Struct(">II")
@@ -56,24 +56,20 @@ class SpoolFullError(Exception):
     """The spool reached its size bound; the record was not written."""
 
 
+# eq=False: one spool per folder and open segment, compared by identity.
+@dataclass(eq=False)
 class Spool:
     """Append-only FIFO of (topic, key, value) records on local disk."""
 
-    def __init__(
-        self,
-        directory: Path,
-        *,
-        max_bytes: int = 256 * 1024 * 1024,
-        fsync_interval_s: float = 0.05,
-        fsync_every: int = 256,
-        segment_bytes: int = _SEGMENT_BYTES,
-    ) -> None:
-        self.directory = directory
+    directory: Path
+    _: KW_ONLY
+    max_bytes: int = 256 * 1024 * 1024
+    fsync_interval_s: float = 0.05
+    fsync_every: int = 256
+    segment_bytes: int = _SEGMENT_BYTES
+
+    def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
-        self._fsync_interval_s = fsync_interval_s
-        self._fsync_every = fsync_every
-        self._segment_bytes = segment_bytes
         self._lock = threading.Lock()
         self._head = self._read_head()
         segments = self._segments()
@@ -136,7 +132,7 @@ class Spool:
         with self._lock:
             if self._bytes + len(frame) > self.max_bytes:
                 raise SpoolFullError(f"spool is full ({self._bytes} of {self.max_bytes} bytes)")
-            if self._fh.tell() + len(frame) > self._segment_bytes and self._fh.tell() > 0:
+            if self._fh.tell() + len(frame) > self.segment_bytes and self._fh.tell() > 0:
                 self._sync_locked()
                 self._fh.close()
                 self._tail_seq += 1
@@ -146,8 +142,8 @@ class Spool:
             self._records += 1
             self._unsynced += 1
             if (
-                self._unsynced >= self._fsync_every
-                or time.monotonic() - self._last_sync >= self._fsync_interval_s
+                self._unsynced >= self.fsync_every
+                or time.monotonic() - self._last_sync >= self.fsync_interval_s
             ):
                 self._sync_locked()
 

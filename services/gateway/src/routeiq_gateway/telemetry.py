@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,17 +32,17 @@ def span_attributes(plan: Plan, outcome: UpstreamOutcome, *, total_ms: float) ->
         attrs.ATTR_STRATEGY: d.strategy,
         attrs.ATTR_STRATEGY_VERSION: d.strategy_version,
         attrs.ATTR_ROUTER_VERSION: plan.router_version,
-        attrs.ATTR_REQUESTED_MODEL: plan.requested_model,
+        attrs.ATTR_REQUESTED_MODEL: plan.request.model,
         attrs.ATTR_SELECTED_MODEL: d.selected,
         attrs.ATTR_SELECTION_REASON: d.reason,
         attrs.ATTR_CANDIDATES: [c.name for c in plan.candidates],
         attrs.ATTR_PROPENSITIES: [d.propensities.get(c.name, 0.0) for c in plan.candidates],
         attrs.ATTR_EXPLORATION: d.exploration,
         attrs.ATTR_AB_ARM: d.arm or "",
-        attrs.ATTR_DOMAIN: plan.domain or "",
+        attrs.ATTR_DOMAIN: plan.request.domain or "",
         attrs.ATTR_USER_HASH: plan.user_hash or "",
-        attrs.ATTR_TEAM_ID: plan.team_id or "",
-        attrs.ATTR_QUERY_LENGTH: plan.query_length,
+        attrs.ATTR_TEAM_ID: plan.request.team or "",
+        attrs.ATTR_QUERY_LENGTH: len(plan.request.text),
         attrs.ATTR_ROUTING_MS: d.embedding_ms + d.strategy_ms,
         attrs.ATTR_EMBEDDING_MS: d.embedding_ms,
         attrs.ATTR_STRATEGY_MS: d.strategy_ms,
@@ -56,25 +57,17 @@ def span_attributes(plan: Plan, outcome: UpstreamOutcome, *, total_ms: float) ->
     }
 
 
+# eq=False: compared by identity, like the publisher it holds.
+@dataclass(kw_only=True, eq=False)
 class DecisionTelemetry:
     """Records each routed request: metrics, its span and the ``RouterDecision`` event."""
 
-    def __init__(
-        self,
-        *,
-        metrics: GatewayMetrics,
-        publisher: Publisher | None,
-        serde: AvroSerde | None,
-        topic: str,
-        include_embedding: bool,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.metrics = metrics
-        self.publisher = publisher
-        self.serde = serde
-        self.topic = topic
-        self.include_embedding = include_embedding
-        self._clock = clock
+    metrics: GatewayMetrics
+    publisher: Publisher | None
+    serde: AvroSerde | None
+    topic: str
+    include_embedding: bool
+    clock: Callable[[], float] = time.time
 
     @property
     def enabled(self) -> bool:
@@ -96,10 +89,10 @@ class DecisionTelemetry:
             event_id=plan.decision_id,
             trace_id=f"{span_ctx.trace_id:032x}" if span_ctx else "",
             span_id=f"{span_ctx.span_id:016x}" if span_ctx else "",
-            timestamp_ms=int(self._clock() * 1000),
+            timestamp_ms=int(self.clock() * 1000),
             # (query length, requested model, hashed user, team)
             input=records.DecisionInput(
-                plan.query_length, plan.requested_model, plan.user_hash, plan.team_id
+                len(plan.request.text), plan.request.model, plan.user_hash, plan.request.team
             ),
             strategy_name=d.strategy,
             strategy_version=d.strategy_version,
@@ -139,7 +132,7 @@ class DecisionTelemetry:
                 np.asarray(embedding, dtype=np.float32) if embedding is not None else None
             ),
             embedding_model=d.embedding_model,
-            domain=plan.domain,
+            domain=plan.request.domain,
         )
 
     def record(self, plan: Plan, outcome: UpstreamOutcome, span: Any) -> None:

@@ -43,6 +43,12 @@ class Serdes:
     retrain: AvroSerde
 
 
+# Faust's web server carries only our routes (health, /metrics); its own pages stay off.
+_FAUST_PAGES_OFF: dict[str, Any] = {
+    f"web_{page}_enabled": False for page in ("stats", "graph", "tables", "router", "metrics")
+}
+
+
 def faust_app(settings: LabelerSettings, *, partitions: int) -> faust.App:
     """The Faust app: in-memory stores recovered from changelog topics with ``partitions``
     partitions (the join's co-partitioning), at-least-once offsets committed only after the
@@ -82,11 +88,7 @@ def faust_app(settings: LabelerSettings, *, partitions: int) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_tables_enabled=False,
-        web_router_enabled=False,
-        web_metrics_enabled=False,
+        **_FAUST_PAGES_OFF,
     )
 
 

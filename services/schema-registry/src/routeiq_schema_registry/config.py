@@ -6,12 +6,10 @@ Kafka clients; unknown names under the prefix are refused by ``ServiceSettings.l
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.compatibility import CompatibilityLevel
-from routeiq.settings import KafkaSettings, ServiceSettings, TopicName
+from routeiq.settings import KafkaSettings, LogLevel, ServiceSettings, TopicName
 
 
 class RegistryServiceSettings(ServiceSettings):
@@ -31,14 +29,9 @@ class RegistryServiceSettings(ServiceSettings):
     startup_timeout_s: float = Field(default=60.0, gt=0)
     # A write must be durable and read back by the registry within this (else 50002).
     write_timeout_s: float = Field(default=30.0, gt=0)
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: LogLevel = "info"
 
     @field_validator("default_compatibility", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _log_level_any_case(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value

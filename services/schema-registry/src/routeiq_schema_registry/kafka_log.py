@@ -10,6 +10,7 @@ its last records.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -30,77 +31,70 @@ _PARTITION = 0
 _BATCH = 500
 
 
+# eq=False: one log per client set, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class KafkaSchemaLog(SchemaLog):
     """The registry's log in Kafka: create-if-missing, append with acks=all, read by offset."""
 
-    def __init__(
-        self,
-        *,
-        topic: str,
-        producer: Producer,
-        consumer: Consumer,
-        admin: AdminClient,
-        replication_factor: int = 1,
-    ) -> None:
-        self._topic = topic
-        self._producer = producer
-        self._consumer = consumer
-        self._admin = admin
-        self._replication_factor = replication_factor
-        self._tp = TopicPartition(topic, _PARTITION)
-        self._position: int | None = None  # the offset the consumer will return next
-        self._lock = threading.Lock()
+    topic: str
+    producer: Producer
+    consumer: Consumer
+    admin: AdminClient
+    replication_factor: int = 1
+    _tp: TopicPartition = field(init=False, repr=False)
+    # The offset the consumer will return next.
+    _position: int | None = field(init=False, default=None)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
-    @property
-    def topic(self) -> str:
-        return self._topic
+    def __post_init__(self) -> None:
+        self._tp = TopicPartition(self.topic, _PARTITION)
 
     def prepare(self, timeout_s: float) -> None:
         """Create the topic if missing; refuse one that is not single-partition and compacted."""
         try:
-            topics = self._admin.list_topics(timeout=timeout_s).topics
+            topics = self.admin.list_topics(timeout=timeout_s).topics
         except KafkaException as exc:
             raise StoreError(f"cannot reach Kafka to list topics: {exc}") from exc
-        if self._topic not in topics:
+        if self.topic not in topics:
             self._create(timeout_s)
         else:
-            self._check_existing(len(topics[self._topic].partitions), timeout_s)
+            self._check_existing(len(topics[self.topic].partitions), timeout_s)
 
     def _create(self, timeout_s: float) -> None:
         spec = NewTopic(
-            self._topic,
+            self.topic,
             num_partitions=1,
-            replication_factor=self._replication_factor,
+            replication_factor=self.replication_factor,
             config={"cleanup.policy": "compact"},
         )
-        futures = self._admin.create_topics(
+        futures = self.admin.create_topics(
             [spec], operation_timeout=timeout_s, request_timeout=timeout_s
         )
         try:
-            futures[self._topic].result(timeout=timeout_s)
+            futures[self.topic].result(timeout=timeout_s)
         except TimeoutError as exc:
-            raise StoreError(f"cannot create topic {self._topic}: timed out") from exc
+            raise StoreError(f"cannot create topic {self.topic}: timed out") from exc
         except KafkaException as exc:
             if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return
-            raise StoreError(f"cannot create topic {self._topic}: {exc}") from exc
+            raise StoreError(f"cannot create topic {self.topic}: {exc}") from exc
 
     def _check_existing(self, partitions: int, timeout_s: float) -> None:
         if partitions != 1:
             raise StoreError(
-                f"topic {self._topic} has {partitions} partitions; the registry's log must have "
+                f"topic {self.topic} has {partitions} partitions; the registry's log must have "
                 "exactly one (records are ordered only within a partition)"
             )
-        resource = ConfigResource(ConfigResource.Type.TOPIC, self._topic)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self.topic)
         try:
-            (future,) = self._admin.describe_configs([resource]).values()
+            (future,) = self.admin.describe_configs([resource]).values()
             configs = future.result(timeout=timeout_s)
         except (KafkaException, TimeoutError) as exc:
-            raise StoreError(f"cannot describe topic {self._topic}: {exc}") from exc
+            raise StoreError(f"cannot describe topic {self.topic}: {exc}") from exc
         policy = str(configs["cleanup.policy"].value) if "cleanup.policy" in configs else ""
         if "compact" not in policy.split(","):
             raise StoreError(
-                f"topic {self._topic} has cleanup.policy={policy!r}; it must be 'compact' or the "
+                f"topic {self.topic} has cleanup.policy={policy!r}; it must be 'compact' or the "
                 "broker would delete registered schemas when their retention expires"
             )
 
@@ -112,30 +106,30 @@ class KafkaSchemaLog(SchemaLog):
             outcome["offset"] = msg.offset() if err is None else None
 
         try:
-            self._producer.produce(
-                self._topic, key=key, value=value, partition=_PARTITION, on_delivery=delivered
+            self.producer.produce(
+                self.topic, key=key, value=value, partition=_PARTITION, on_delivery=delivered
             )
         except (KafkaException, BufferError) as exc:
-            raise StoreError(f"cannot write to {self._topic}: {exc}") from exc
-        self._producer.flush(timeout_s)
+            raise StoreError(f"cannot write to {self.topic}: {exc}") from exc
+        self.producer.flush(timeout_s)
         if not outcome:
             raise StoreTimeoutError(
-                f"the write to {self._topic} was not acknowledged within {timeout_s:.1f}s"
+                f"the write to {self.topic} was not acknowledged within {timeout_s:.1f}s"
             )
         if outcome["error"] is not None:
-            raise StoreError(f"cannot write to {self._topic}: {outcome['error']}")
+            raise StoreError(f"cannot write to {self.topic}: {outcome['error']}")
         return int(outcome["offset"])
 
     def end_offset(self, *, timeout_s: float) -> int:
         # Through the admin client, not the consumer: the consumer's connection is often busy
         # with a long-polling fetch (up to fetch.wait.max.ms), which would delay the answer.
         try:
-            futures = self._admin.list_offsets(
+            futures = self.admin.list_offsets(
                 {self._tp: OffsetSpec.latest()}, request_timeout=timeout_s
             )
             (result,) = (future.result(timeout=timeout_s) for future in futures.values())
         except (KafkaException, TimeoutError) as exc:
-            raise StoreError(f"cannot read the end offset of {self._topic}: {exc}") from exc
+            raise StoreError(f"cannot read the end offset of {self.topic}: {exc}") from exc
         return int(result.offset)
 
     def read(self, from_offset: int, *, timeout_s: float) -> LogBatch:
@@ -143,19 +137,19 @@ class KafkaSchemaLog(SchemaLog):
             if self._position != from_offset:
                 start = OFFSET_BEGINNING if from_offset == 0 else from_offset
                 try:
-                    self._consumer.assign([TopicPartition(self._topic, _PARTITION, start)])
+                    self.consumer.assign([TopicPartition(self.topic, _PARTITION, start)])
                 except KafkaException as exc:
-                    raise StoreError(f"cannot read {self._topic}: {exc}") from exc
+                    raise StoreError(f"cannot read {self.topic}: {exc}") from exc
                 self._position = from_offset
             try:
                 # consume(n, timeout) waits for n messages or the whole timeout; wait for the
                 # first one only, then take whatever else is already there.
-                first = self._consumer.poll(timeout_s)
+                first = self.consumer.poll(timeout_s)
                 messages = [] if first is None else [first]
                 if first is not None:
-                    messages += self._consumer.consume(num_messages=_BATCH, timeout=0)
+                    messages += self.consumer.consume(num_messages=_BATCH, timeout=0)
             except KafkaException as exc:
-                raise StoreError(f"cannot read {self._topic}: {exc}") from exc
+                raise StoreError(f"cannot read {self.topic}: {exc}") from exc
             records: list[LogRecord] = []
             position = from_offset
             for msg in messages:
@@ -165,7 +159,7 @@ class KafkaSchemaLog(SchemaLog):
                         # Everything before msg.offset() has been delivered (or compacted away).
                         position = max(position, int(msg.offset()))
                         continue
-                    raise StoreError(f"cannot read {self._topic}: {err}")
+                    raise StoreError(f"cannot read {self.topic}: {err}")
                 offset = int(msg.offset())
                 if offset < from_offset:
                     continue
@@ -175,5 +169,5 @@ class KafkaSchemaLog(SchemaLog):
             return LogBatch(records, position)
 
     def close(self) -> None:
-        self._producer.flush(5)
-        self._consumer.close()
+        self.producer.flush(5)
+        self.consumer.close()

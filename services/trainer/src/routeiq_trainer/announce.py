@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -81,33 +82,25 @@ def announcement_record(
     return record
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Announcer:
     """Publishes ``ModelAnnouncement`` records: the version every gateway must serve."""
 
-    def __init__(
-        self,
-        *,
-        producer: Producer,
-        serde: AvroSerde,
-        topic: str,
-        announced_by: str,
-        timeout_s: float = 30.0,
-    ) -> None:
-        self._producer = producer
-        self._serde = serde
-        self.topic = topic
-        self._by = announced_by
-        self._timeout = timeout_s
+    producer: Producer
+    serde: AvroSerde
+    topic: str
+    announced_by: str
+    timeout_s: float = 30.0
 
     def announce(self, **fields: Any) -> dict[str, Any]:
         """Produce one announcement (fields as ``announcement_record``'s), keyed by model name."""
-        fields["announced_by"] = fields.get("announced_by") or self._by
+        fields["announced_by"] = fields.get("announced_by") or self.announced_by
         record = announcement_record(**fields)
         _produce(
-            self._producer,
+            self.producer,
             self.topic,
             record["model_name"].encode("utf-8"),
-            self._serde.encode(record),
-            timeout_s=self._timeout,
+            self.serde.encode(record),
+            timeout_s=self.timeout_s,
         )
         return record

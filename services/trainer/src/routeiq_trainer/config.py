@@ -7,10 +7,9 @@ Nested groups use ``__`` (``ROUTEIQ_TRAINER_KAFKA__BOOTSTRAP_SERVERS``,
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -27,6 +26,7 @@ from routeiq.routing.bundle import (
 from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
     KafkaSettings,
+    Listed,
     RegistrySettings,
     S3Settings,
     ServiceSettings,
@@ -96,7 +96,7 @@ class TrainerSettings(ServiceSettings):
     # base64: the HMAC secret, or the 32-byte Ed25519 private key. Required to start.
     signing_key: SecretStr | None = None
 
-    router_types: Annotated[tuple[str, ...], NoDecode] = ("knn", "svm", "mlp", "mf")
+    router_types: Annotated[tuple[str, ...], NoDecode, Listed] = ("knn", "svm", "mlp", "mf")
     strong_model: str | None = None
     weak_model: str | None = None
     # Extra or overriding list prices, USD per million tokens: {"model": [input, output]}.
@@ -138,16 +138,6 @@ class TrainerSettings(ServiceSettings):
     git_commit: str | None = None
     instance_id: str = Field(default_factory=lambda: f"routeiq-trainer@{socket.gethostname()}")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-
-    @field_validator("router_types", mode="before")
-    @classmethod
-    def _split_types(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return tuple(json.loads(text))
-            return tuple(t.strip() for t in text.split(",") if t.strip())
-        return value
 
     @field_validator("router_types")
     @classmethod

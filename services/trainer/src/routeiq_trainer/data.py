@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ from routeiq.routing.routers import TrainingData
 from routeiq.shards import PREFIX, list_manifests, read_tables, training_data
 from routeiq.storage import ArtifactStore
 
+from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainOptions, TrainRequest
 from routeiq_trainer.core.splits import novel_validation, time_split
 from routeiq_trainer.errors import NoDataError, RequestError
@@ -59,27 +61,41 @@ I64 = NDArray[np.int64]
 __all__ = ["DataLoader", "LoggedPolicy", "PreparedData", "known_prices"]
 
 
+@dataclass(kw_only=True, eq=False)
 class DataLoader:
     """Builds a request's ``PreparedData`` from shards or a dataset file."""
 
-    def __init__(
-        self,
+    store: ArtifactStore
+    shards_bucket: str
+    embeddings: FeatureStore
+    prices: Mapping[str, ModelPrice]
+    min_train_examples: int
+    min_validation_examples: int
+    data_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        # A copy: the caller's table may change after the loader is built.
+        self.prices = dict(self.prices)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: TrainerSettings,
         *,
         store: ArtifactStore,
-        shards_bucket: str,
         embeddings: FeatureStore,
-        prices: Mapping[str, ModelPrice],
-        min_train_examples: int,
-        min_validation_examples: int,
         data_root: Path | None = None,
-    ) -> None:
-        self._store = store
-        self._bucket = shards_bucket
-        self._embeddings = embeddings
-        self._prices = dict(prices)
-        self._min_train = min_train_examples
-        self._min_val = min_validation_examples
-        self._data_root = data_root
+    ) -> DataLoader:
+        """The loader the worker uses: the settings' shards bucket, prices and minima."""
+        return cls(
+            store=store,
+            shards_bucket=settings.shards_bucket,
+            embeddings=embeddings,
+            prices=known_prices(settings.prices),
+            min_train_examples=settings.min_train_examples,
+            min_validation_examples=settings.min_validation_examples,
+            data_root=data_root,
+        )
 
     def load(self, request: TrainRequest, options: TrainOptions) -> PreparedData:
         """The request's examples, split by time (``NoDataError`` when too few)."""
@@ -87,29 +103,30 @@ class DataLoader:
             prepared = self._from_dataset(options)
         else:
             prepared = self._from_shards(request, options)
-        if len(prepared.train) < self._min_train or len(prepared.validation) < self._min_val:
+        need_train, need_val = self.min_train_examples, self.min_validation_examples
+        if len(prepared.train) < need_train or len(prepared.validation) < need_val:
             raise NoDataError(
                 f"{len(prepared.train)} training and {len(prepared.validation)} validation "
-                f"examples; at least {self._min_train} and {self._min_val} are needed"
+                f"examples; at least {need_train} and {need_val} are needed"
             )
         return prepared
 
     # ------------------------------------------------------------ shards
 
     def _from_shards(self, request: TrainRequest, options: TrainOptions) -> PreparedData:
-        keys = list(request.shard_manifests) or list_manifests(self._store, self._bucket)
+        keys = list(request.shard_manifests) or list_manifests(self.store, self.shards_bucket)
         if not keys:
-            raise NoDataError(f"no shard manifests under s3://{self._bucket}/{PREFIX}/")
+            raise NoDataError(f"no shard manifests under s3://{self.shards_bucket}/{PREFIX}/")
         bad = [k for k in keys if not k.endswith(".manifest.json")]
         if bad:
             raise RequestError(f"not shard manifest keys (*.manifest.json): {bad[:5]}")
         try:
-            table, manifests = read_tables(self._store, self._bucket, keys)
+            table, manifests = read_tables(self.store, self.shards_bucket, keys)
         except ArtifactNotFoundError as exc:
             raise RequestError(f"a requested shard is missing: {exc}") from exc
         rows_read = sum(m.rows for m in manifests)
         unique_rows = table.num_rows
-        features = self._embeddings.features_id
+        features = self.embeddings.features_id
         with_any_embedding = table.filter(pc.is_valid(table.column("embedding")))
         names = with_any_embedding.column("embedding_model")
         mine = pc.fill_null(pc.equal(names, features), False)
@@ -184,7 +201,7 @@ class DataLoader:
             logged=LoggedPolicy(actions[val_idx], props[val_idx], rewards[val_idx], "logged"),
             strong=strong,
             weak=weak,
-            prices={m: self._prices[m] for m in models if m in self._prices},
+            prices={m: self.prices[m] for m in models if m in self.prices},
             rows_read=rows_read,
             shard_count=len(manifests),
             window_start_ms=int(times.min()),
@@ -236,8 +253,8 @@ class DataLoader:
                 continue
             if (~missing).any():
                 column[missing] = float(np.mean(column[~missing]))
-            elif name in self._prices:
-                price = self._prices[name]
+            elif name in self.prices:
+                price = self.prices[name]
                 column[:] = (tokens_in * price.input_per_m + tokens_out * price.output_per_m) / 1e6
             else:
                 column[:] = 0.0
@@ -248,16 +265,16 @@ class DataLoader:
     def _from_dataset(self, options: TrainOptions) -> PreparedData:
         assert options.dataset is not None
         try:
-            ds = load_named(options.dataset, self._data_root)
+            ds = load_named(options.dataset, self.data_root)
         except (ConfigError, OSError, ValueError) as exc:
             raise RequestError(f"cannot load dataset {options.dataset!r}: {exc}") from exc
         try:
             return prepare_split(
                 ds,
-                store=self._embeddings,
+                store=self.embeddings,
                 validation_fraction=options.validation_fraction,
                 seed=options.seed,
-                prices={k: v for k, v in self._prices.items() if k in ds.models},
+                prices={k: v for k, v in self.prices.items() if k in ds.models},
                 strong=options.strong,
                 weak=options.weak,
             )

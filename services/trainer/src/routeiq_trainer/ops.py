@@ -34,25 +34,16 @@ class Announced:
     previous: str | None
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class ModelOps:
     """Verify, promote and roll back registered router versions."""
 
-    def __init__(
-        self,
-        *,
-        registry: ModelRegistry,
-        bundles: BundleStore,
-        announcer: Announcer,
-        verifier: Verifier,
-        work_dir: Path,
-        metrics: TrainerMetrics | None = None,
-    ) -> None:
-        self.registry = registry
-        self.bundles = bundles
-        self.announcer = announcer
-        self._verifier = verifier
-        self._work_dir = work_dir
-        self._metrics = metrics
+    registry: ModelRegistry
+    bundles: BundleStore
+    announcer: Announcer
+    verifier: Verifier
+    work_dir: Path
+    metrics: TrainerMetrics | None = None
 
     def location(self, info: VersionInfo) -> BundleLocation:
         raw = info.bundle
@@ -62,7 +53,7 @@ class ModelOps:
 
     def load(self, info: VersionInfo, dest: Path, *, probes: bool = True) -> LoadedBundle:
         """Download and verify ``info``'s bundle into ``dest`` (and run its probes)."""
-        bundle = self.bundles.load(self.location(info), dest, self._verifier)
+        bundle = self.bundles.load(self.location(info), dest, self.verifier)
         if bundle.manifest.version != info.version or bundle.manifest.name != info.name:
             raise BundleError(
                 f"bundle at {self.location(info).prefix} is {bundle.manifest.name} "
@@ -74,7 +65,7 @@ class ModelOps:
 
     def verify(self, info: VersionInfo) -> None:
         """Raise ``BundleError`` (with the reason) unless the stored bundle is intact."""
-        with scratch_dir(self._work_dir) as tmp:
+        with scratch_dir(self.work_dir) as tmp:
             self.load(info, tmp / "bundle")
 
     def announce(
@@ -105,8 +96,8 @@ class ModelOps:
             announced_by=announced_by,
         )
         self.registry.set_tags(info.name, info.number, {TAG_ANNOUNCED: record["announcement_id"]})
-        if self._metrics is not None:
-            self._metrics.announcements.labels(action).inc()
+        if self.metrics is not None:
+            self.metrics.announcements.labels(action).inc()
         logger.info(
             "announced %s %s %s (mlflow version %s): %s",
             action,

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from routeiq.routing.plots import plot_strong_weak
 
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
-from routeiq_trainer.data import DataLoader, known_prices
+from routeiq_trainer.data import DataLoader
 from routeiq_trainer.wiring import build_registry, build_services
 
 
@@ -95,11 +96,11 @@ def train(
         json.dumps(
             {
                 "request_id": outcome.request_id,
-                "model_name": outcome.model_name,
+                "model_name": outcome.info.name,
                 "version": outcome.version,
                 "status": outcome.status,
                 "mlflow_version": outcome.mlflow_version,
-                "router_type": outcome.router_type,
+                "router_type": outcome.info.router_type,
                 "gate": outcome.gate.reason if outcome.gate else None,
                 "announced": outcome.announced,
                 "metrics": outcome.metrics,
@@ -149,12 +150,16 @@ def evaluate_cmd(
                 },
             )
             options = resolve_options(request, settings)
-            loader = DataLoader(
-                store=store_services.store,
-                shards_bucket=settings.shards_bucket,
-                # The dataset is featurised by the bundle's own pipeline.
-                embeddings=FeatureStore(cache_dir=settings.cache_dir, featurizer=bundle.featurizer),
-                prices=known_prices(settings.prices),
+            loader = replace(
+                DataLoader.from_settings(
+                    settings,
+                    store=store_services.store,
+                    # The dataset is featurised by the bundle's own pipeline.
+                    embeddings=FeatureStore(
+                        cache_dir=settings.cache_dir, featurizer=bundle.featurizer
+                    ),
+                ),
+                # Scoring a stored bundle: any dataset with rows on both sides will do.
                 min_train_examples=1,
                 min_validation_examples=2,
             )

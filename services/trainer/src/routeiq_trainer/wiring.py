@@ -28,7 +28,7 @@ from routeiq.storage import ArtifactStore, make_minio
 from routeiq_trainer.announce import Announcer
 from routeiq_trainer.bundles import BundleStore
 from routeiq_trainer.config import TrainerSettings
-from routeiq_trainer.data import DataLoader, known_prices
+from routeiq_trainer.data import DataLoader
 from routeiq_trainer.metrics import TrainerMetrics
 from routeiq_trainer.ops import ModelOps
 from routeiq_trainer.pipeline import TrainingPipeline
@@ -182,18 +182,11 @@ def build_services(
             cache_dir=settings.cache_dir, featurizer=build_featurizer(settings)
         )
         services.embeddings = embeddings
-        loader = DataLoader(
-            store=store,
-            shards_bucket=settings.shards_bucket,
-            embeddings=embeddings,
-            prices=known_prices(settings.prices),
-            min_train_examples=settings.min_train_examples,
-            min_validation_examples=settings.min_validation_examples,
-            data_root=data_root,
-        )
         services.pipeline = TrainingPipeline(
             settings=settings,
-            loader=loader,
+            loader=DataLoader.from_settings(
+                settings, store=store, embeddings=embeddings, data_root=data_root
+            ),
             registry=registry,
             bundles=bundles,
             ops=ops,

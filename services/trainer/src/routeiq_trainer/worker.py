@@ -49,47 +49,31 @@ class WorkerState:
     partitions: list[int] = field(default_factory=list)
 
 
+@dataclass(kw_only=True, eq=False)
 class RequestWorker:
     """Consumes ``RetrainRequest`` records and hands each to the pipeline."""
 
-    def __init__(
-        self,
-        *,
-        consumer: Consumer,
-        topic: str,
-        serde: AvroSerde,
-        pipeline: TrainingPipeline,
-        dead_letters: DeadLetterSink,
-        metrics: TrainerMetrics,
-        retry_attempts: int = 3,
-        retry_backoff_s: float = 2.0,
-        poll_timeout_s: float = 1.0,
-        dead_letter_timeout_s: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._consumer = consumer
-        self._topic = topic
-        self._serde = serde
-        self._pipeline = pipeline
-        self._dead = dead_letters
-        self._metrics = metrics
-        self._attempts = retry_attempts
-        self._backoff = retry_backoff_s
-        self._poll_timeout = poll_timeout_s
-        self._dead_letter_timeout = dead_letter_timeout_s
-        self._sleep = sleep
-        self.state = WorkerState()
+    consumer: Consumer
+    topic: str
+    serde: AvroSerde
+    pipeline: TrainingPipeline
+    dead_letters: DeadLetterSink
+    metrics: TrainerMetrics
+    retry_attempts: int = 3
+    retry_backoff_s: float = 2.0
+    poll_timeout_s: float = 1.0
+    dead_letter_timeout_s: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    state: WorkerState = field(default_factory=WorkerState, init=False)
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; closes the consumer on the way out."""
-        self._consumer.subscribe(
-            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.state.started = True
-        logger.info("consuming %s", self._topic)
+        logger.info("consuming %s", self.topic)
         try:
             while not stop.is_set():
-                message = self._consumer.poll(self._poll_timeout)
+                message = self.consumer.poll(self.poll_timeout_s)
                 self.state.last_poll = time.monotonic()
                 if message is None:
                     continue
@@ -104,12 +88,12 @@ class RequestWorker:
                 self._commit(message)
         finally:
             self.state.stopping = True
-            self._consumer.close()
+            self.consumer.close()
             logger.info("consumer closed")
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.state.partitions = sorted({*self.state.partitions, *(p.partition for p in partitions)})
-        logger.info("assigned %s partitions %s", self._topic, self.state.partitions)
+        logger.info("assigned %s partitions %s", self.topic, self.state.partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {p.partition for p in partitions}
@@ -117,7 +101,7 @@ class RequestWorker:
 
     def _commit(self, message: Message) -> None:
         try:
-            self._consumer.commit(message=message, asynchronous=False)
+            self.consumer.commit(message=message, asynchronous=False)
         except KafkaException as exc:
             # Lost the partition in a rebalance: the next owner redelivers, and the request
             # id makes that a no-op.
@@ -131,43 +115,43 @@ class RequestWorker:
 
     def handle(self, message: Message) -> Outcome | None:
         """Process one record under the error policy; returns the outcome if it succeeded."""
-        self._metrics.busy.set(1)
+        self.metrics.busy.set(1)
         try:
             try:
-                request = TrainRequest.from_record(self._serde.decode(message.value()))
+                request = TrainRequest.from_record(self.serde.decode(message.value()))
             except (SerializationError, RequestError, KeyError, TypeError, ValueError) as exc:
                 self._fail(message, exc, "cannot read the request")
                 return None
             self.state.current = request.request_id
-            for attempt in range(1, self._attempts + 1):
+            for attempt in range(1, self.retry_attempts + 1):
                 try:
-                    outcome = self._pipeline.process(request)
+                    outcome = self.pipeline.process(request)
                 except Exception as exc:
-                    if is_transient(exc) and attempt < self._attempts:
-                        self._metrics.failures.labels(type(exc).__name__).inc()
-                        delay = self._backoff * 2 ** (attempt - 1)
+                    if is_transient(exc) and attempt < self.retry_attempts:
+                        self.metrics.failures.labels(type(exc).__name__).inc()
+                        delay = self.retry_backoff_s * 2 ** (attempt - 1)
                         logger.warning(
                             "request %s attempt %d/%d failed (%s: %s); retrying in %.1fs",
                             request.request_id,
                             attempt,
-                            self._attempts,
+                            self.retry_attempts,
                             type(exc).__name__,
                             exc,
                             delay,
                         )
-                        self._sleep(delay)
+                        self.sleep(delay)
                         continue
                     what = "gave up after retries" if is_transient(exc) else "cannot be done"
                     if not isinstance(exc, RouteIQError):
                         logger.exception("request %s: unexpected error", request.request_id)
                     self._fail(message, exc, f"request {request.request_id} {what}")
                     return None
-                self._metrics.requests.labels(outcome.status).inc()
+                self.metrics.requests.labels(outcome.status).inc()
                 self.state.processed += 1
                 logger.info(
                     "request %s → %s %s (%s%s)",
                     request.request_id,
-                    outcome.model_name,
+                    outcome.info.name,
                     outcome.version,
                     outcome.status,
                     ", announced" if outcome.announced else "",
@@ -176,18 +160,18 @@ class RequestWorker:
             return None
         finally:
             self.state.current = None
-            self._metrics.busy.set(0)
+            self.metrics.busy.set(0)
 
     def _fail(self, message: Message, exc: BaseException, context: str) -> None:
         reason = f"{context}: {type(exc).__name__}: {exc}"
         logger.error(
             "%s[%d]@%d: %s", message.topic(), message.partition(), message.offset(), reason
         )
-        self._metrics.failures.labels(type(exc).__name__).inc()
-        self._metrics.requests.labels("failed").inc()
+        self.metrics.failures.labels(type(exc).__name__).inc()
+        self.metrics.requests.labels("failed").inc()
         self.state.failed += 1
         # Acknowledged before the offset is committed; a TransportError here stops the worker
         # with the record uncommitted, so it is read again rather than lost.
-        self._dead.send(message, error_type=type(exc).__name__, reason=reason)
-        self._dead.flush(self._dead_letter_timeout)
-        self._metrics.dead_letters.inc()
+        self.dead_letters.send(message, error_type=type(exc).__name__, reason=reason)
+        self.dead_letters.flush(self.dead_letter_timeout_s)
+        self.metrics.dead_letters.inc()

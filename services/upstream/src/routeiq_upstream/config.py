@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.routing.datasets import GPT4, MIXTRAL
-from routeiq.settings import ServiceSettings, json_env_value
+from routeiq.settings import AnyCase, Listed, LogLevel, ServiceSettings, json_env_value
 
 BUILTIN_DATASETS = ("gsm8k", "mt_bench", "llmrouter-train", "llmrouter-test")
 DEFAULT_ALIASES = {
@@ -37,7 +37,7 @@ class UpstreamSettings(ServiceSettings):
     port: int = Field(default=8090, ge=1, le=65535)
     # The benchmark data folder (``data/`` with routellm/ and llmrouter/); None: the loaders'.
     data_dir: Path | None = None
-    datasets: Annotated[tuple[str, ...], NoDecode] = BUILTIN_DATASETS
+    datasets: Annotated[tuple[str, ...], NoDecode, Listed] = BUILTIN_DATASETS
     # Added before the answer (before the first byte when streaming).
     latency_ms: float = Field(default=0.0, ge=0, le=600_000)
     # Uniform extra delay in [0, latency_jitter_ms] per request.
@@ -58,19 +58,11 @@ class UpstreamSettings(ServiceSettings):
     model_aliases: Annotated[dict[str, str] | None, NoDecode] = None
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024**3)
     # auto: cl100k_base when its file is available offline, else the documented approximation.
-    tokenizer: Literal["auto", "cl100k_base", "approx"] = "auto"
+    tokenizer: Annotated[Literal["auto", "cl100k_base", "approx"], AnyCase] = "auto"
     # Folder holding tiktoken's cached cl100k_base file; None: TIKTOKEN_CACHE_DIR, then the
     # copy litellm bundles.
     tiktoken_cache_dir: Path | None = None
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-
-    @field_validator("datasets", mode="before")
-    @classmethod
-    def _datasets_list(cls, value: Any) -> Any:
-        value = json_env_value(value)
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    log_level: LogLevel = "info"
 
     @field_validator("datasets")
     @classmethod
@@ -136,11 +128,6 @@ class UpstreamSettings(ServiceSettings):
     @classmethod
     def _status_number(cls, value: object) -> object:
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-    @field_validator("tokenizer", "log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _tokenizer_dir_needs_tiktoken(self) -> UpstreamSettings:

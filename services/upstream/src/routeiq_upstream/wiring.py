@@ -14,6 +14,7 @@ from pathlib import Path
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import RoutingDataset, load_named
 
+from routeiq_upstream.cl100k import litellm_tokenizer_dir, load_encoder
 from routeiq_upstream.config import DEFAULT_ALIASES, UpstreamSettings
 from routeiq_upstream.core import (
     FaultPolicy,
@@ -21,9 +22,7 @@ from routeiq_upstream.core import (
     OfflineUpstream,
     PromptIndex,
     TokenCounter,
-    load_encoder,
 )
-from routeiq_upstream.core.tokens import litellm_tokenizer_dir
 
 logger = logging.getLogger("routeiq_upstream")
 

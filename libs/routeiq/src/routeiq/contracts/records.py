@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 # A dead letter's reason is a diagnostic, not a log: long tracebacks are cut to this.
 MAX_REASON_CHARS = 4000
@@ -174,6 +174,20 @@ def header_text(headers: Headers) -> dict[str, str]:
     return out
 
 
+class ExplicitCause(TypedDict, total=False):
+    """Why a record is dead-lettered, said explicitly: an error type and a reason."""
+
+    error_type: str | None
+    reason: str | None
+
+
+class DeadLetterCause(ExplicitCause, total=False):
+    """Why a record is dead-lettered: the exception (its class and message), or an explicit
+    type and reason; an explicit one wins over the exception's."""
+
+    error: BaseException | None
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record a consumer gave up on: its raw bytes, where it came from and why
@@ -204,13 +218,12 @@ class DeadLetter:
         key: bytes | None,
         value: bytes | None,
         headers: Headers,
-        error: BaseException | None = None,
-        error_type: str | None = None,
-        reason: str | None = None,
         consumer: str,
         now_ms: int,
+        **cause: Unpack[DeadLetterCause],
     ) -> DeadLetter:
         """From a record's parts and either the exception or an explicit type and reason."""
+        error, error_type, reason = cause.get("error"), cause.get("error_type"), cause.get("reason")
         if error is not None:
             error_type = error_type or type(error).__name__
             reason = reason or str(error) or repr(error)
@@ -235,11 +248,9 @@ class DeadLetter:
         cls,
         message: KafkaMessage,
         *,
-        error: BaseException | None = None,
-        error_type: str | None = None,
-        reason: str | None = None,
         consumer: str,
         now_ms: int,
+        **cause: Unpack[DeadLetterCause],
     ) -> DeadLetter:
         """From a confluent-kafka ``Message`` (timestamp type 0 means "not available")."""
         timestamp_type, timestamp_ms = message.timestamp()
@@ -251,11 +262,9 @@ class DeadLetter:
             key=message.key(),
             value=message.value(),
             headers=message.headers(),
-            error=error,
-            error_type=error_type,
-            reason=reason,
             consumer=consumer,
             now_ms=now_ms,
+            **cause,
         )
 
     @property

@@ -9,6 +9,8 @@ and Learning", 2011).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -59,11 +61,5 @@ def doubly_robust(
     inv = np.minimum(1.0 / propensities[rows], max_weight)
     pseudo[np.arange(rows.size), a] += inv * (data.quality[rows, a] - direct[rows, a])
     quality[rows] = np.clip(pseudo, 0.0, 1.0)
-    return TrainingData(
-        embeddings=data.embeddings,
-        quality=quality,
-        models=data.models,
-        weights=np.ones_like(quality),
-        texts=data.texts,
-        event_times=data.event_times,
-    )
+    # The same rows with pseudo-outcomes for labels, each weighing one (the correction is in them).
+    return replace(data, quality=quality, weights=np.ones_like(quality))

@@ -28,7 +28,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeiq.routing.datasets import ModelPrice
 
@@ -37,6 +37,9 @@ from routeiq_analytics.core.records import Decision, Feedback
 from routeiq_analytics.core.savings import Counterfactuals, counterfactuals
 from routeiq_analytics.core.summary import summarize
 from routeiq_analytics.core.timeseries import timeseries
+
+if TYPE_CHECKING:  # the settings' module imports core; core needs it only for a signature
+    from routeiq_analytics.config import AnalyticsSettings
 
 OTHER = "(other)"
 
@@ -118,6 +121,24 @@ class Aggregator:
         self._labels: dict[str, set[str]] = {"model": set(), "strategy": set(), "arm": set()}
         self._current = -1
         self.counters: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(cls, settings: AnalyticsSettings) -> Aggregator:
+        """The aggregator ``settings`` describe (no ``candidates``: the decisions' own lists)."""
+        return cls(
+            bucket_s=settings.bucket,
+            retention_s=settings.retention_s,
+            prices=settings.price_table(),
+            strong_model=settings.strong_model,
+            weak_model=settings.weak_model,
+            candidates=settings.candidates or None,
+            best_model_min_graded=settings.best_model_min_graded,
+            latency_sample_size=settings.latency_sample_size,
+            max_join_decisions=settings.max_join_decisions,
+            max_pending_feedback=settings.max_pending_feedback,
+            feedback_wait_s=settings.feedback_wait,
+            max_labels=settings.max_labels,
+        )
 
     # ------------------------------------------------------------------ writing
 

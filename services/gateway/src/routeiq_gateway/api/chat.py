@@ -18,7 +18,7 @@ async def chat_completions(request: Request) -> Response:
         "x-routeiq-router-version": plan.router_version,
         "x-routeiq-strategy": plan.decision.strategy,
     }
-    if plan.stream:
+    if plan.request.stream:
         frames = await gateway.open_stream(plan)
         return StreamingResponse(
             frames, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}

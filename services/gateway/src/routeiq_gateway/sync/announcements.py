@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -52,6 +52,8 @@ class Announcement:
         )
 
 
+# eq=False: one reader thread per object, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class AnnouncementReader:
     """A background thread handing ``name``'s announcements to ``apply``.
 
@@ -60,26 +62,16 @@ class AnnouncementReader:
     ``on_undecodable`` hears about records that cannot be decoded (they are skipped).
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        consumer: Consumer,
-        topic: str,
-        serde: AvroSerde,
-        apply: Callable[[Announcement], object],
-        on_undecodable: Callable[[Exception], None],
-    ) -> None:
-        self._name = name
-        self._consumer = consumer
-        self._topic = topic
-        self._serde = serde
-        self._apply = apply
-        self._on_undecodable = on_undecodable
-        self._latest_seen: Announcement | None = None
-        self.caught_up = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    name: str
+    consumer: Consumer
+    topic: str
+    serde: AvroSerde
+    apply: Callable[[Announcement], object]
+    on_undecodable: Callable[[Exception], None]
+    caught_up: threading.Event = field(init=False, default_factory=threading.Event)
+    _latest_seen: Announcement | None = field(init=False, default=None)
+    _stop: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
+    _thread: threading.Thread | None = field(init=False, repr=False, default=None)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="model-sync", daemon=True)
@@ -90,14 +82,14 @@ class AnnouncementReader:
         if self._thread is not None:
             self._thread.join(timeout=10)
         with contextlib.suppress(RuntimeError):  # already closed
-            self._consumer.close()
+            self.consumer.close()
 
     def _run(self) -> None:
         # No group offsets: every replica reads the whole compacted log from the beginning.
-        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self.consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         while not self._stop.is_set():
             try:
-                msg = self._consumer.poll(0.5)
+                msg = self.consumer.poll(0.5)
             except RuntimeError:
                 return
             if msg is None:
@@ -110,15 +102,15 @@ class AnnouncementReader:
                     log.warning("announcement consumer: %s", err)
                 continue
             try:
-                announcement = Announcement.from_record(self._serde.decode(msg.value()))
+                announcement = Announcement.from_record(self.serde.decode(msg.value()))
             except (RouteIQError, KeyError, TypeError) as exc:
                 log.error("undecodable announcement at offset %s: %s", msg.offset(), exc)
-                self._on_undecodable(exc)
+                self.on_undecodable(exc)
                 continue
-            if announcement.model_name != self._name:
+            if announcement.model_name != self.name:
                 continue
             if self.caught_up.is_set():
-                self._apply(announcement)
+                self.apply(announcement)
             else:
                 self._latest_seen = announcement
 
@@ -126,5 +118,5 @@ class AnnouncementReader:
         if self.caught_up.is_set():
             return
         if self._latest_seen is not None:
-            self._apply(self._latest_seen)
+            self.apply(self._latest_seen)
         self.caught_up.set()

@@ -9,6 +9,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -25,34 +26,26 @@ from routeiq_gateway.sync.announcements import Announcement
 log = logging.getLogger(__package__)
 
 
+# eq=False: a cache is one object with a folder and a lock, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class BundleCache:
     """``<cache_dir>/<name>/<version>/``: whole bundles only, fetched once per volume."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        replica_id: str,
-        store: ArtifactStore,
-        redis_client: redis.Redis,
-        cache_dir: Path,
-        cache_volume: str,
-        metrics: GatewayMetrics,
-        lock_ttl_s: float = 30.0,
-        lock_wait_s: float = 300.0,
-        redis_retries: int = 3,
-    ) -> None:
-        self.name = name
-        self._replica_id = replica_id
-        self._store = store
-        self._redis = redis_client
-        self.root = cache_dir / name
+    name: str
+    replica_id: str
+    store: ArtifactStore
+    redis_client: redis.Redis
+    cache_dir: Path
+    cache_volume: str
+    metrics: GatewayMetrics
+    lock_ttl_s: float = 30.0
+    lock_wait_s: float = 300.0
+    redis_retries: int = 3
+    root: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.cache_dir / self.name
         self.root.mkdir(parents=True, exist_ok=True)
-        self._volume = cache_volume
-        self._metrics = metrics
-        self._lock_ttl_s = lock_ttl_s
-        self._lock_wait_s = lock_wait_s
-        self._redis_retries = redis_retries
 
     def folder(self, version: str) -> Path | None:
         """The cached bundle of ``version``, if it is here whole."""
@@ -94,37 +87,40 @@ class BundleCache:
                     log.warning("releasing the sync lock: %s", exc)
 
     def _take_lock(self, version: str) -> RenewingLock | None:
-        key = f"routeiq:sync:{self._volume}:{self.name}:{version}"
+        key = f"routeiq:sync:{self.cache_volume}:{self.name}:{version}"
         started = time.monotonic()
-        for attempt in range(self._redis_retries + 1):
+        for attempt in range(self.redis_retries + 1):
             try:
                 lock = RenewingLock(
-                    self._redis, key, ttl_s=self._lock_ttl_s, blocking_timeout_s=self._lock_wait_s
+                    self.redis_client,
+                    key,
+                    ttl_s=self.lock_ttl_s,
+                    blocking_timeout_s=self.lock_wait_s,
                 )
                 if not lock.acquire(blocking=False):
-                    self._metrics.sync_contention.inc()
+                    self.metrics.sync_contention.inc()
                     if not lock.acquire(blocking=True):
-                        raise SyncError(f"waited {self._lock_wait_s:.0f}s for {key}", stage="lock")
-                self._metrics.sync_lock_wait.observe(time.monotonic() - started)
+                        raise SyncError(f"waited {self.lock_wait_s:.0f}s for {key}", stage="lock")
+                self.metrics.sync_lock_wait.observe(time.monotonic() - started)
                 return lock
             except LockError as exc:
                 delay = min(0.2 * 2**attempt, 2.0)
                 log.warning("Redis lock %s unavailable (attempt %d): %s", key, attempt + 1, exc)
                 time.sleep(delay)
-        self._metrics.sync_unlocked.inc()
+        self.metrics.sync_unlocked.inc()
         log.warning(
             "Redis unreachable after %d retries: downloading %s without the lock",
-            self._redis_retries,
+            self.redis_retries,
             version,
         )
         return None
 
     def _download(self, a: Announcement, target: Path) -> None:
-        tmp = self.root / f".tmp-{a.version}-{self._replica_id}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".tmp-{a.version}-{self.replica_id}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
             manifest_path = tmp / MANIFEST
-            total = self._store.download_to(
+            total = self.store.download_to(
                 a.bucket,
                 f"{a.prefix}/{MANIFEST}",
                 manifest_path,
@@ -132,16 +128,16 @@ class BundleCache:
                 expected_sha256=a.manifest_sha256,
             )
             manifest = Manifest.from_bytes(manifest_path.read_bytes())
-            total += self._store.download_to(a.bucket, f"{a.prefix}/{SIGNATURE}", tmp / SIGNATURE)
+            total += self.store.download_to(a.bucket, f"{a.prefix}/{SIGNATURE}", tmp / SIGNATURE)
             for name, info in manifest.files.items():
-                total += self._store.download_to(
+                total += self.store.download_to(
                     a.bucket, f"{a.prefix}/{name}", tmp / name, expected_sha256=str(info["sha256"])
                 )
         except (StorageError, BundleError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SyncError(f"download of {a.version} failed: {exc}", stage="download") from exc
-        self._metrics.sync_downloads.inc()
-        self._metrics.sync_bytes.inc(total)
+        self.metrics.sync_downloads.inc()
+        self.metrics.sync_bytes.inc(total)
         try:
             tmp.rename(target)  # atomic on one filesystem: readers see all or nothing
         except OSError:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,39 +40,31 @@ log = logging.getLogger(__package__)
 Featurize = Callable[[Featurizer, Sequence[str]], NDArray[np.float32]]
 
 
+# eq=False: compared by identity; it owns a reader thread and an activation lock.
+@dataclass(kw_only=True, eq=False)
 class ModelSync:
     """Follows one router's announcements and keeps this replica on the announced version."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        replica_id: str,
-        consumer: Consumer,
-        topic: str,
-        serde: AvroSerde,
-        cache: BundleCache,
-        verifier: Verifier,
-        holder: BundleHolder,
-        featurize: Featurize,
-        metrics: GatewayMetrics,
-        audit: AuditTrail,
-        keep_versions: int = 5,
-    ) -> None:
-        self.name = name
-        self.replica_id = replica_id
-        self.cache = cache
-        self._verifier = verifier
-        self.holder = holder
-        self._featurize = featurize
-        self._metrics = metrics
-        self.audit = audit
-        self._keep = keep_versions
+    name: str
+    replica_id: str
+    # The announcements' source: handed to the reader, not kept here.
+    consumer: InitVar[Consumer]
+    topic: InitVar[str]
+    serde: InitVar[AvroSerde]
+    cache: BundleCache
+    verifier: Verifier
+    holder: BundleHolder
+    featurize: Featurize
+    metrics: GatewayMetrics
+    audit: AuditTrail
+    keep_versions: int = 5
+
+    def __post_init__(self, consumer: Consumer, topic: str, serde: AvroSerde) -> None:
         self._activate_lock = threading.Lock()
         self._history: list[str] = []  # versions activated here, oldest first
         self._last: dict[str, Any] = {"result": "none yet"}
         self._reader = AnnouncementReader(
-            name=name,
+            name=self.name,
             consumer=consumer,
             topic=topic,
             serde=serde,
@@ -106,7 +99,7 @@ class ModelSync:
         return self._reader.caught_up.wait(timeout_s)
 
     def _undecodable(self, exc: Exception) -> None:
-        self._metrics.sync_failures.labels("decode").inc()
+        self.metrics.sync_failures.labels("decode").inc()
         self._last = {"result": "failed", "stage": "decode", "reason": str(exc)}
 
     # ------------------------------------------------------------ sync + activate
@@ -133,8 +126,8 @@ class ModelSync:
             return False
 
     def _reject(self, version: str, exc: SyncError, *, who: str) -> None:
-        self._metrics.sync_failures.labels(exc.stage).inc()
-        self._metrics.activations.labels("rejected").inc()
+        self.metrics.sync_failures.labels(exc.stage).inc()
+        self.metrics.activations.labels("rejected").inc()
         self._last = {
             "result": "rejected",
             "version": version,
@@ -171,7 +164,7 @@ class ModelSync:
             if announced_signature is not None and signed != announced_signature:
                 raise BundleError("the announced signature is not the bundle's")
             bundle = load_bundle(
-                folder, self._verifier, expected_manifest_sha256=expected_manifest_sha256
+                folder, self.verifier, expected_manifest_sha256=expected_manifest_sha256
             )
         except BundleError as exc:
             raise SyncError(str(exc), stage="verify") from exc
@@ -183,7 +176,7 @@ class ModelSync:
             )
         try:
             # The probes run through the serving path (cache included), not a fresh copy.
-            worst = run_probes(bundle, lambda texts: self._featurize(bundle.featurizer, texts))
+            worst = run_probes(bundle, lambda texts: self.featurize(bundle.featurizer, texts))
         except BundleError as exc:
             raise SyncError(str(exc), stage="probe") from exc
         return bundle, worst
@@ -210,16 +203,16 @@ class ModelSync:
             swapped_at = time.time()
             old = self.holder.swap(bundle, at=swapped_at)
             if old is not None:
-                self._metrics.router_version.remove(
+                self.metrics.router_version.remove(
                     old.manifest.name, old.version, old.manifest.router_type
                 )
-            self._metrics.router_version.labels(
-                self.name, version, bundle.manifest.router_type
-            ).set(1)
+            self.metrics.router_version.labels(self.name, version, bundle.manifest.router_type).set(
+                1
+            )
             if previous is not None and (not self._history or self._history[-1] != previous):
                 self._history.append(previous)
             self._history.append(version)
-            self._metrics.activations.labels(
+            self.metrics.activations.labels(
                 "rolled_back" if action == "rollback" else "activated"
             ).inc()
             self._last = {
@@ -239,8 +232,8 @@ class ModelSync:
             )
             log.info("%s %s/%s (was %s)", action, self.name, version, previous)
             self.cache.prune(
-                keep_latest=self._keep,
-                keep=set(self._history[-self._keep :]) | {self.active_version},
+                keep_latest=self.keep_versions,
+                keep=set(self._history[-self.keep_versions :]) | {self.active_version},
             )
             return bundle
 

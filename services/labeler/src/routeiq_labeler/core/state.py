@@ -80,41 +80,36 @@ class FlushResult:
     labeled_rows: int = 0
 
 
+# repr=False: the tables can hold a whole window of decisions.
+@dataclass(kw_only=True, eq=False, repr=False)
 class LabelerState:
     """Join decisions with feedback, assign event-time windows and decide what to flush."""
 
-    def __init__(
-        self,
-        *,
-        decisions: MutableMapping[str, Any],
-        feedback: MutableMapping[str, Any],
-        meta: MutableMapping[str, Any],
-        policy: LabelPolicy,
-        windows: WindowSpec,
-        track_new_shards: bool = True,
-    ) -> None:
-        self._decisions = decisions
-        self._feedback = feedback
-        self._meta = meta
-        self.policy = policy
-        self.windows = windows
-        self._track_new = track_new_shards
-        self._orphan_ttl_ms = max(policy.ttl_ms, MIN_ORPHAN_TTL_MS)
-        # Derived, in memory: rebuilt from the tables after every (re)assignment.
-        self._index: dict[int, dict[tuple[bool, int], set[str]]] = {}
-        self._orphans: dict[int, dict[str, int]] = {}
-        self._watermarks: dict[int, int] = {}
+    # The partition-keyed tables (Faust's in the worker, dicts in tests).
+    decisions: MutableMapping[str, Any]
+    feedback: MutableMapping[str, Any]
+    meta: MutableMapping[str, Any]
+    policy: LabelPolicy
+    windows: WindowSpec
+    track_new_shards: bool = True
+    # Derived, in memory: rebuilt from the tables after every (re)assignment.
+    _index: dict[int, dict[tuple[bool, int], set[str]]] = field(default_factory=dict, init=False)
+    _orphans: dict[int, dict[str, int]] = field(default_factory=dict, init=False)
+    _watermarks: dict[int, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._orphan_ttl_ms = max(self.policy.ttl_ms, MIN_ORPHAN_TTL_MS)
 
     # ------------------------------------------------------------------ events
 
     def on_decision(self, partition: int, facts: DecisionFacts, *, now_ms: int) -> DecisionOutcome:
         """Buffer a decision in its window (or its window's late buffer once that closed)."""
         key = state_key(partition, facts.decision_id)
-        if key in self._decisions:
+        if key in self.decisions:
             return "duplicate"
         window = self.windows.start(facts.event_time_ms)
         late = window < self.closed_until(partition)
-        self._decisions[key] = {"w": window, "late": late, "t": now_ms, "d": facts.to_state()}
+        self.decisions[key] = {"w": window, "late": late, "t": now_ms, "d": facts.to_state()}
         self._index.setdefault(partition, {}).setdefault((late, window), set()).add(
             facts.decision_id
         )
@@ -127,7 +122,7 @@ class LabelerState:
     def on_feedback(self, partition: int, fb: FeedbackFacts, *, now_ms: int) -> FeedbackOutcome:
         """Attach feedback to its decision, or keep it until the decision arrives (or expiry)."""
         key = state_key(partition, fb.decision_id)
-        current = self._feedback.get(key)
+        current = self.feedback.get(key)
         items = dict(current["f"]) if current else {}
         if fb.feedback_id in items:
             return "duplicate"
@@ -138,8 +133,8 @@ class LabelerState:
             )
         items[fb.feedback_id] = fb.to_state()
         first = int(current["t"]) if current else now_ms
-        self._feedback[key] = {"t": first, "f": items}
-        if key in self._decisions:
+        self.feedback[key] = {"t": first, "f": items}
+        if key in self.decisions:
             return "joined"
         self._orphans.setdefault(partition, {}).setdefault(fb.decision_id, first)
         return "waiting"
@@ -148,12 +143,12 @@ class LabelerState:
 
     def closed_until(self, partition: int) -> int:
         """Windows of ``partition`` starting before this are closed (new decisions are late)."""
-        return int(self._meta.get(state_key(partition, "closed"), 0))
+        return int(self.meta.get(state_key(partition, "closed"), 0))
 
     def advance(self, partition: int, until_ms: int) -> bool:
         """Close every window starting before ``until_ms``; closing never goes back."""
         if until_ms > self.closed_until(partition):
-            self._meta[state_key(partition, "closed")] = until_ms
+            self.meta[state_key(partition, "closed")] = until_ms
             return True
         return False
 
@@ -180,10 +175,10 @@ class LabelerState:
             blocked = False
             for decision_id in sorted(groups[(late, window)]):
                 key = state_key(partition, decision_id)
-                entry = self._decisions.get(key)
+                entry = self.decisions.get(key)
                 if entry is None:
                     continue
-                fb = self._feedback.get(key)
+                fb = self.feedback.get(key)
                 items = fb["f"] if fb else None
                 if self.policy.resolved(
                     entry["d"]["sel"], items, arrived_ms=int(entry["t"]), now_ms=now_ms
@@ -212,31 +207,31 @@ class LabelerState:
         orphans = self._orphans.setdefault(partition, {})
         for decision_id, _entry, used in plan.entries:
             key = state_key(partition, decision_id)
-            self._decisions.pop(key, None)
+            self.decisions.pop(key, None)
             if group is not None:
                 group.discard(decision_id)
-            current = self._feedback.get(key)
+            current = self.feedback.get(key)
             if current is None:
                 continue
             remaining = {k: v for k, v in current["f"].items() if k not in (used or {})}
             if remaining:
                 # Graded after its row was written: it waits like orphan feedback and is
                 # counted as unmatched when it expires.
-                self._feedback[key] = {"t": now_ms, "f": remaining}
+                self.feedback[key] = {"t": now_ms, "f": remaining}
                 orphans[decision_id] = now_ms
             else:
-                del self._feedback[key]
+                del self.feedback[key]
         if group is not None and not group:
             del self._index[partition][(plan.late, plan.window_start)]
-        if self._track_new and result.manifest is not None and result.labeled_rows > 0:
+        if self.track_new_shards and result.manifest is not None and result.labeled_rows > 0:
             key = state_key(partition, "new")
-            new = dict(self._meta.get(key) or {})
+            new = dict(self.meta.get(key) or {})
             previous = int(new.get(result.manifest.key, {}).get("rows", 0))
             new[result.manifest.key] = {
                 "rows": previous + result.labeled_rows,
                 "sha": result.manifest.sha256,
             }
-            self._meta[key] = new
+            self.meta[key] = new
 
     def expire_feedback(self, partition: int, now_ms: int) -> int:
         """Drop feedback whose decision never came (or was written before it); returns how
@@ -247,9 +242,9 @@ class LabelerState:
         for decision_id in expired:
             del orphans[decision_id]
             key = state_key(partition, decision_id)
-            if key in self._decisions:
+            if key in self.decisions:
                 continue
-            entry = self._feedback.pop(key, None)
+            entry = self.feedback.pop(key, None)
             if entry is not None:
                 dropped += len(entry["f"])
         return dropped
@@ -260,7 +255,7 @@ class LabelerState:
         """Shards written since the last retrain request: manifest key → new labelled rows."""
         out: dict[str, int] = {}
         for partition in partitions:
-            for key, info in (self._meta.get(state_key(partition, "new")) or {}).items():
+            for key, info in (self.meta.get(state_key(partition, "new")) or {}).items():
                 out[key] = out.get(key, 0) + int(info["rows"])
         return out
 
@@ -269,12 +264,12 @@ class LabelerState:
         done = set(keys)
         for partition in partitions:
             key = state_key(partition, "new")
-            new = self._meta.get(key)
+            new = self.meta.get(key)
             if not new:
                 continue
             left = {k: v for k, v in new.items() if k not in done}
             if left != new:
-                self._meta[key] = left
+                self.meta[key] = left
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -283,14 +278,14 @@ class LabelerState:
         owned = set(partitions)
         index: dict[int, dict[tuple[bool, int], set[str]]] = {p: {} for p in owned}
         orphans: dict[int, dict[str, int]] = {p: {} for p in owned}
-        for key, entry in list(self._decisions.items()):
+        for key, entry in list(self.decisions.items()):
             partition, decision_id = split_key(key)
             if partition in owned:
                 group = (bool(entry["late"]), int(entry["w"]))
                 index[partition].setdefault(group, set()).add(decision_id)
-        for key, entry in list(self._feedback.items()):
+        for key, entry in list(self.feedback.items()):
             partition, decision_id = split_key(key)
-            if partition in owned and key not in self._decisions:
+            if partition in owned and key not in self.decisions:
                 orphans[partition][decision_id] = int(entry["t"])
         self._index = index
         self._orphans = orphans

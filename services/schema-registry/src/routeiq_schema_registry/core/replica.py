@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from routeiq.errors import TransportError
@@ -33,29 +34,23 @@ Records = list[tuple[bytes, bytes | None]]
 _READ_SLICE_S = 0.5
 
 
+# eq=False: one replica per log, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class LogReplica:
     """A ``RegistryState`` that only changes by applying what was read back from ``log``.
 
     ``state`` may be read under ``lock``; it is changed only here.
     """
 
-    def __init__(
-        self,
-        *,
-        log: SchemaLog,
-        write_timeout_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._log = log
-        self._write_timeout_s = write_timeout_s
-        self._clock = clock
-        self._sleep = sleep
-        self.state = RegistryState()
-        self.lock = threading.RLock()
-        self._write_lock = threading.Lock()
-        self._ready = threading.Event()
-        self._replay_target: int | None = None
+    log: SchemaLog
+    write_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    state: RegistryState = field(init=False, default_factory=RegistryState)
+    lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
+    _write_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _ready: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
+    _replay_target: int | None = field(init=False, default=None)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -65,22 +60,22 @@ class LogReplica:
         The end is found by appending a NOOP record and reading up to it (Confluent does the
         same). Transport failures (Kafka still starting) are retried until ``timeout_s``.
         """
-        deadline = self._clock() + timeout_s
+        deadline = self.clock() + timeout_s
         while True:
             try:
                 with self._write_lock:
-                    self._log.prepare(max(0.1, deadline - self._clock()))
-                    offset = self._log.append(
-                        rec.NOOP_KEY, None, timeout_s=max(0.1, deadline - self._clock())
+                    self.log.prepare(max(0.1, deadline - self.clock()))
+                    offset = self.log.append(
+                        rec.NOOP_KEY, None, timeout_s=max(0.1, deadline - self.clock())
                     )
                     self._replay_target = offset + 1
                     self._catch_up(offset + 1, deadline)
                 break
             except TransportError as exc:
-                if self._clock() + retry_interval_s >= deadline:
+                if self.clock() + retry_interval_s >= deadline:
                     raise
                 logger.warning("log not available yet (%s); retrying", exc)
-                self._sleep(retry_interval_s)
+                self.sleep(retry_interval_s)
         self._ready.set()
         with self.lock:
             logger.info(
@@ -114,7 +109,7 @@ class LogReplica:
         if one is still running after ``timeout_s``: librdkafka must not be closed under a call."""
         if self._write_lock.acquire(timeout=timeout_s):
             try:
-                self._log.close()
+                self.log.close()
             finally:
                 self._write_lock.release()
         else:
@@ -135,9 +130,9 @@ class LogReplica:
         """Run a write under the writer lock: catch up with the log, then ``decide(deadline)``,
         which checks the request against the state and calls ``write``."""
         self.require_ready()
-        deadline = self._clock() + self._write_timeout_s
+        deadline = self.clock() + self.write_timeout_s
         with self._write_lock:
-            end = self._log.end_offset(timeout_s=max(0.1, deadline - self._clock()))
+            end = self.log.end_offset(timeout_s=max(0.1, deadline - self.clock()))
             self._catch_up(end, deadline)
             return decide(deadline)
 
@@ -146,20 +141,20 @@ class LogReplica:
         calls this."""
         last = -1
         for key, value in records:
-            last = self._log.append(key, value, timeout_s=max(0.1, deadline - self._clock()))
+            last = self.log.append(key, value, timeout_s=max(0.1, deadline - self.clock()))
         if last >= 0:
             self._catch_up(last + 1, deadline)
 
     def _catch_up(self, target: int, deadline: float) -> None:
         """Read and apply the log until everything before ``target`` is applied."""
         while self.state.next_offset < target:
-            remaining = deadline - self._clock()
+            remaining = deadline - self.clock()
             if remaining <= 0:
                 raise StoreTimeoutError(
                     f"the log was read up to offset {self.state.next_offset}, not {target}, "
                     "in the time allowed"
                 )
-            batch = self._log.read(self.state.next_offset, timeout_s=min(remaining, _READ_SLICE_S))
+            batch = self.log.read(self.state.next_offset, timeout_s=min(remaining, _READ_SLICE_S))
             with self.lock:
                 for record in batch.records:
                     if record.offset >= self.state.next_offset:

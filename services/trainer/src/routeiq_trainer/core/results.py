@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from routeiq.routing.assessment import Evaluation
@@ -60,46 +60,34 @@ class TypeResult:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What handling a request did."""
+    """What handling a request did, and the registered version it ended at."""
 
     request_id: str
-    model_name: str
-    version: str
+    info: VersionInfo
     status: str  # trained | resumed | duplicate
-    mlflow_version: str | None = None
-    run_id: str | None = None
-    router_type: str | None = None
     gate: GateDecision | None = None
     announcement: dict[str, Any] | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+
+    # The version's identity, read from ``info`` (never copied, so it cannot disagree).
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def mlflow_version(self) -> str:
+        return self.info.number
+
+    @property
+    def run_id(self) -> str | None:
+        return self.info.run_id
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.info.metrics
 
     @property
     def announced(self) -> bool:
         return self.announcement is not None
-
-    @classmethod
-    def of(
-        cls,
-        request_id: str,
-        info: VersionInfo,
-        *,
-        status: str,
-        gate: GateDecision | None = None,
-        announcement: dict[str, Any] | None = None,
-    ) -> Outcome:
-        """The outcome for a request that ended at registered version ``info``."""
-        return cls(
-            request_id=request_id,
-            model_name=info.name,
-            version=info.version,
-            status=status,
-            mlflow_version=info.number,
-            run_id=info.run_id,
-            router_type=info.router_type,
-            gate=gate,
-            announcement=announcement,
-            metrics=info.metrics,
-        )
 
 
 def pick(results: list[TypeResult], *, metric: str) -> TypeResult:

@@ -95,10 +95,10 @@ class Gatekeeper:
         logger.info("gate for %s %s: %s", info.name, info.version, decision.reason)
         if not decision.passed:
             self.metrics.gate_held.inc()
-            return Outcome.of(request_id, info, status=status, gate=decision)
+            return Outcome(request_id, info, status=status, gate=decision)
         announced = self.ops.announce(
             info, action=PROMOTE, previous=previous or None, reason=decision.reason
         )
-        return Outcome.of(
+        return Outcome(
             request_id, info, status=status, gate=decision, announcement=announced.record
         )

@@ -320,7 +320,7 @@ class TrainingPipeline:
                 info.version,
                 gate,
             )
-            return Outcome.of(request.request_id, info, status="duplicate")
+            return Outcome(request.request_id, info, status="duplicate")
         if gate == "passed":
             previous = tags.get(TAG_PREVIOUS) or None
             current = self._registry.champion(info.name)
@@ -328,14 +328,14 @@ class TrainingPipeline:
                 # Another version became champion since this one passed: announcing this one
                 # now would silently undo that.
                 self._registry.set_tags(info.name, info.number, {TAG_ANNOUNCED: "superseded"})
-                return Outcome.of(request.request_id, info, status="duplicate")
+                return Outcome(request.request_id, info, status="duplicate")
             announced = self._ops.announce(
                 info,
                 action=PROMOTE,
                 previous=previous,
                 reason=tags.get(TAG_GATE_REASON, "gate passed"),
             )
-            return Outcome.of(
+            return Outcome(
                 request.request_id, info, status="resumed", announcement=announced.record
             )
         # Registered, but the gate never ran: score the stored bundle as the challenger.

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import InitVar, dataclass, field
 from functools import lru_cache
 from json.encoder import encode_basestring
 from typing import Any, TypedDict, Unpack
@@ -82,27 +83,23 @@ def error_response(exc: BaseException, headers: dict[str, str] | None = None) ->
     )
 
 
+# eq=False: the app holds one, compared by identity.
+@dataclass(kw_only=True, eq=False)
 class UpstreamAPI:
     """The handlers, bound to one upstream, its metrics and its HTTP limits."""
 
-    def __init__(
-        self,
-        *,
-        upstream: OfflineUpstream,
-        metrics: UpstreamMetrics | None = None,
-        api_key: str | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.upstream = upstream
-        self.metrics = metrics or UpstreamMetrics()
-        for dataset in upstream.index.datasets:
+    upstream: OfflineUpstream
+    metrics: UpstreamMetrics = field(default_factory=UpstreamMetrics)
+    # The bearer token requests must carry; None serves without authentication.
+    api_key: InitVar[str | None] = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __post_init__(self, api_key: str | None) -> None:
+        for dataset in self.upstream.index.datasets:
             self.metrics.indexed_prompts.labels(dataset.name).set(dataset.prompts)
         self._api_key = api_key.encode() if api_key else None
-        self.max_body_bytes = max_body_bytes
-        self.clock = clock
-        self.sleep = sleep
         # Recorded answers repeat: split and escape each text once, not once per request.
         self._deltas = lru_cache(maxsize=4096)(self._content_deltas)
         self._models_body = _dumps(

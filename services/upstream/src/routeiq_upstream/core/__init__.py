@@ -5,7 +5,7 @@ from routeiq_upstream.core.catalog import ModelCatalog
 from routeiq_upstream.core.faults import FaultPolicy
 from routeiq_upstream.core.index import PromptIndex, Record, normalise
 from routeiq_upstream.core.requests import ChatRequest, parse_chat_request
-from routeiq_upstream.core.tokens import TokenCounter, load_encoder
+from routeiq_upstream.core.tokens import TokenCounter
 from routeiq_upstream.core.upstream import Completion, OfflineUpstream, Usage, split_stream
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "Record",
     "TokenCounter",
     "Usage",
-    "load_encoder",
     "normalise",
     "parse_chat_request",
     "split_stream",

@@ -84,10 +84,6 @@ class LoadedBundle:
     def version(self) -> str:
         return self.manifest.version
 
-    @property
-    def features_id(self) -> str:
-        return self.featurizer.id
-
 
 def load_bundle(
     folder: Path, verifier: Verifier, *, expected_manifest_sha256: str | None = None

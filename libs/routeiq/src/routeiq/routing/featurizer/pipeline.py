@@ -81,10 +81,6 @@ class Featurizer:
     def dimension(self) -> int:
         return self.spec.dimension
 
-    @property
-    def fingerprint(self) -> str:
-        return self.spec.encoder_sha256
-
     def encode(self, texts: Sequence[str]) -> F32:
         """(n, dimension) unit-norm float32 feature vectors."""
         texts = list(texts)

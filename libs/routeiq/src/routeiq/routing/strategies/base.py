@@ -7,7 +7,7 @@ import abc
 import random as _random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +36,8 @@ class ModelOption:
         return (input_tokens * self.input_price + out * self.output_price) / 1e6
 
 
+# eq=False: one per request, compared by identity (it caches vectors as it goes).
+@dataclass(eq=False)
 class RouteInput:
     """What a strategy may look at for one request. The text never leaves the process.
 
@@ -44,27 +46,19 @@ class RouteInput:
     some strategies need them; the engine asks for the one telemetry logs.
     """
 
-    def __init__(
-        self,
-        text: str,
-        *,
-        requested_model: str = "auto",
-        unit_key: str = "",
-        domain: str | None = None,
-        embed: Callable[[str], NDArray[np.float32]] | None = None,
-        featurize: Callable[[Featurizer, str], NDArray[np.float32]] | None = None,
-        features_id: str | None = None,
-    ) -> None:
-        self.text = text
-        self.requested_model = requested_model
-        self.unit_key = unit_key
-        self.domain = domain
-        self._embed = embed
-        self._featurize = featurize
-        self.features_id = features_id
-        self._vectors: dict[str, NDArray[np.float32]] = {}
-        self._features: TextFeatures | None = None
-        self.embedding_ms = 0.0
+    # Kept out of repr: the prompt must not reach a log line by way of a debug print.
+    text: str = field(repr=False)
+    _: KW_ONLY
+    requested_model: str = "auto"
+    unit_key: str = ""
+    domain: str | None = None
+    embed: Callable[[str], NDArray[np.float32]] | None = None
+    featurize: Callable[[Featurizer, str], NDArray[np.float32]] | None = None
+    features_id: str | None = None
+    embedding_ms: float = field(init=False, default=0.0)
+    # Vectors computed so far, by pipeline id; text features on first use.
+    _vectors: dict[str, NDArray[np.float32]] = field(init=False, repr=False, default_factory=dict)
+    _features: TextFeatures | None = field(init=False, repr=False, default=None)
 
     @property
     def features(self) -> TextFeatures:
@@ -83,7 +77,7 @@ class RouteInput:
         return bool(self._vectors)
 
     def _key(self, featurizer: Featurizer | None) -> str:
-        if featurizer is None or self._featurize is None or featurizer.id == self.features_id:
+        if featurizer is None or self.featurize is None or featurizer.id == self.features_id:
             return self.features_id or "default"
         return featurizer.id
 
@@ -95,13 +89,13 @@ class RouteInput:
             return found
         started = time.perf_counter()
         if key == (self.features_id or "default"):
-            if self._embed is None:
+            if self.embed is None:
                 raise ConfigError("this route has no embedding function")
-            vector = self._embed(self.text)
+            vector = self.embed(self.text)
         else:
             assert featurizer is not None
-            assert self._featurize is not None
-            vector = self._featurize(featurizer, self.text)
+            assert self.featurize is not None
+            vector = self.featurize(featurizer, self.text)
         self.embedding_ms += (time.perf_counter() - started) * 1000.0
         self._vectors[key] = vector
         return vector
