@@ -82,6 +82,14 @@ def test_a_model_named_directly_is_served_and_logged_as_direct(wired) -> None:
     assert decode(gateway, publisher.records[-1][2])["strategy"]["name"] == "direct"
 
 
+def _raw(body: str) -> dict:
+    return {"content": body.encode(), "headers": {"content-type": "application/json"}}
+
+
+def _chat(content: object = "What is 2+2?", **params: object) -> dict:
+    return {"json": {"model": "auto", "messages": [{"role": "user", "content": content}], **params}}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "fragment"),
     [
@@ -120,6 +128,28 @@ def test_a_model_named_directly_is_served_and_logged_as_direct(wired) -> None:
             "content-type",
         ),
         ({"json": [1, 2]}, 400, "JSON object"),
+        # Found by a new user against the running stack: each was a 500 or a 502 after retries.
+        (
+            _raw('{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}'),
+            400,
+            "Unicode",
+        ),
+        (_raw('{"model": "auto", "x": ' + "[" * 100 + "]" * 100 + "}"), 400, "nested deeper"),
+        (_raw('{"model": "auto", "temperature": NaN}'), 400, "NaN is not a JSON number"),
+        (_chat(tools="x"), 400, "'tools'"),
+        (_chat(tools=[{"type": "function"}]), 400, "tools[0]"),
+        (_chat(tool_choice="sometimes"), 400, "tool_choice"),
+        (_chat(temperature=99), 400, "'temperature' must be a number in [0, 2]"),
+        (_chat(top_p=5), 400, "top_p"),
+        (_chat(max_tokens=1e12), 400, "'max_tokens' must be an integer"),
+        (_chat(n=0), 400, "'n'"),
+        (_chat(stop=["a", "b", "c", "d", "e"]), 400, "'stop'"),
+        (_chat(logit_bias={"50256": 101}), 400, "logit_bias"),
+        (_chat(response_format={"type": "yaml"}), 400, "response_format"),
+        (_chat(logprobs="yes"), 400, "'logprobs' must be a boolean"),
+        (_chat(content=[{"type": "bogus"}]), 400, "messages[0].content[0]"),
+        (_chat(content=[{"type": "text"}]), 400, "content[0].text"),
+        (_chat(content=[{"type": "image_url", "image_url": "x"}]), 400, "image_url"),
     ],
 )
 def test_bad_requests_get_openai_style_4xx(wired, kwargs, status, fragment) -> None:
@@ -162,6 +192,16 @@ def test_feedback_is_validated_and_published_keyed_by_decision(wired) -> None:
         bad = client.post("/v1/feedback", json=body)
         assert bad.status_code == status, (body, bad.text)
         assert fragment in bad.json()["error"]["message"]
+    for raw, fragment in (
+        (f'{{"decision_id": "{decision_id}", "score": 1, "latency_ms": NaN}}', "NaN"),
+        ('{"score": ' + "[" * 100 + "]" * 100 + "}", "nested deeper"),
+    ):
+        bad = client.post("/v1/feedback", **_raw(raw))
+        assert bad.status_code == 400, bad.text
+        assert fragment in bad.json()["error"]["message"]
+    # 1e400 is valid JSON and parses to infinity.
+    too_slow = f'{{"decision_id": "{decision_id}", "score": 1, "latency_ms": 1e400}}'
+    assert "finite" in client.post("/v1/feedback", **_raw(too_slow)).text
 
 
 def test_admin_endpoints_need_the_key(wired) -> None:

@@ -20,6 +20,7 @@ from routeiq_gateway.errors import (
     UnsupportedMediaType,
 )
 from routeiq_gateway.gateway import Gateway
+from routeiq_gateway.request_models import MAX_JSON_DEPTH, check_json
 from routeiq_gateway.sync import ModelSync
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -67,12 +68,20 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if not raw:
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    check_json(body)
     return body
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) and every provider do not.
+    raise BadRequest(f"the request body is not valid JSON: {name} is not a JSON number")
 
 
 async def json_body(request: Request) -> dict[str, Any]:
