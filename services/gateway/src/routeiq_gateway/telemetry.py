@@ -90,9 +90,11 @@ class DecisionTelemetry:
             trace_id=f"{span_ctx.trace_id:032x}" if span_ctx else "",
             span_id=f"{span_ctx.span_id:016x}" if span_ctx else "",
             timestamp_ms=int(self.clock() * 1000),
-            # (query length, requested model, hashed user, team)
             input=records.DecisionInput(
-                len(plan.request.text), plan.request.model, plan.user_hash, plan.request.team
+                query_length=len(plan.request.text),
+                requested_model=plan.request.model,
+                user_id=plan.user_hash,
+                team_id=plan.request.team,
             ),
             strategy_name=d.strategy,
             strategy_version=d.strategy_version,
@@ -107,9 +109,10 @@ class DecisionTelemetry:
             ],
             selected_deployment=d.selected,
             selection_reason=d.reason,
-            # (total, strategy, embedding) in ms
             timings=records.Timings(
-                (time.perf_counter() - plan.started) * 1000.0, d.strategy_ms, d.embedding_ms
+                total_ms=(time.perf_counter() - plan.started) * 1000.0,
+                strategy_ms=d.strategy_ms,
+                embedding_ms=d.embedding_ms,
             ),
             outcome=records.DecisionOutcome(
                 status=o.status,
