@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -38,3 +39,42 @@ def read_messages(
     finally:
         consumer.close()
     return out
+
+
+@dataclass
+class FakeMessage:
+    """confluent-kafka's ``Message`` surface that consumers and the dead-letter sink read."""
+
+    topic_: str = "src"
+    partition_: int = 0
+    offset_: int = 0
+    value_: bytes | None = None
+    key_: bytes | None = None
+    headers_: list[tuple[str, bytes | None]] | None = None
+    # (type, ms): type 0 means the broker set no timestamp.
+    timestamp_: tuple[int, int] = (1, 0)
+    error_: KafkaError | None = None
+
+    def topic(self) -> str:
+        return self.topic_
+
+    def partition(self) -> int:
+        return self.partition_
+
+    def offset(self) -> int:
+        return self.offset_
+
+    def timestamp(self) -> tuple[int, int]:
+        return self.timestamp_
+
+    def key(self) -> bytes | None:
+        return self.key_
+
+    def value(self) -> bytes | None:
+        return self.value_
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self.headers_
+
+    def error(self) -> KafkaError | None:
+        return self.error_

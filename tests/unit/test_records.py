@@ -20,9 +20,7 @@ from routeiq.contracts.records import (
     RouterDecision,
     Timings,
 )
-from routeiq.contracts.serde import AvroSerde
-from routeiq.deadletters import DeadLetterSink
-from routeiq.errors import TransportError
+from support.kafka import FakeMessage
 
 
 def _assert_fields(record: Any, schema: Any) -> None:
@@ -117,38 +115,16 @@ def test_dead_letter_builder_has_the_schema_fields() -> None:
     assert decoded["source_timestamp"] is None  # 0 means the broker set none
     assert decoded["headers"] == {"h": "\ufffd", "n": ""}
     assert (decoded["error_type"], decoded["reason"]) == ("ValueError", "bad")
-    assert letter.kafka_key == b"t"
+    assert letter.kafka_key == b"t/1/2"  # the source position: a replay is recognisable
 
 
-class _Message:
-    def __init__(self, timestamp: tuple[int, int]) -> None:
-        self._timestamp = timestamp
-
-    def topic(self) -> str:
-        return "src"
-
-    def partition(self) -> int:
-        return 3
-
-    def offset(self) -> int:
-        return 9
-
-    def timestamp(self) -> tuple[int, int]:
-        return self._timestamp
-
-    def key(self) -> bytes | None:
-        return None
-
-    def value(self) -> bytes:
-        return b"x"
-
-    def headers(self) -> list[tuple[str, bytes]] | None:
-        return None
+def _message(timestamp: tuple[int, int]) -> FakeMessage:
+    return FakeMessage(topic_="src", partition_=3, offset_=9, value_=b"x", timestamp_=timestamp)
 
 
 def test_dead_letter_from_message_and_reason_rules() -> None:
     letter = DeadLetter.from_message(
-        _Message((1, 123)), error_type="Boom", reason="r" * 10_000, consumer="c", now_ms=1
+        _message((1, 123)), error_type="Boom", reason="r" * 10_000, consumer="c", now_ms=1
     )
     assert (letter.source_partition, letter.source_offset) == (3, 9)
     assert letter.source_timestamp_ms == 123
@@ -156,65 +132,9 @@ def test_dead_letter_from_message_and_reason_rules() -> None:
     # Timestamp type 0: the broker has no timestamp, whatever the value says.
     assert (
         DeadLetter.from_message(
-            _Message((0, 123)), error=KeyError("k"), consumer="c", now_ms=1
+            _message((0, 123)), error=KeyError("k"), consumer="c", now_ms=1
         ).source_timestamp_ms
         is None
     )
     with pytest.raises(ValueError, match="needs an error"):
-        DeadLetter.from_message(_Message((1, 1)), consumer="c", now_ms=1)
-
-
-class _Producer:
-    """confluent-kafka's Producer surface the sink uses; delivery reported at flush."""
-
-    def __init__(self, fail: str | None = None) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self._pending: list[Any] = []
-        self._fail = fail
-
-    def produce(self, topic: str, *, key: bytes, value: bytes, on_delivery: Any) -> None:
-        self.sent.append((topic, key, value))
-        self._pending.append(on_delivery)
-
-    def flush(self, _timeout: float) -> int:
-        for callback in self._pending:
-            callback(self._fail, None)
-        self._pending.clear()
-        return 0
-
-
-def _sink(producer: _Producer) -> DeadLetterSink:
-    serde = AvroSerde.for_contract(DEAD_LETTER, subject="dl-value", resolver=_FixedId())
-    return DeadLetterSink(
-        producer=producer,  # type: ignore[arg-type]
-        serde=serde,
-        topic="dl",
-        consumer="c",
-        clock=lambda: 2.0,
-    )
-
-
-class _FixedId:
-    def id_for(self, _subject: str, _schema_text: str) -> int:
-        return 1
-
-
-def test_dead_letter_sink_produces_the_builder_record_and_confirms_delivery() -> None:
-    producer = _Producer()
-    letter = _sink(producer).send(_Message((1, 5)), ValueError("bad"))
-    assert letter.failed_at_ms == 2000
-    ((topic, key, value),) = producer.sent
-    assert (topic, key) == ("dl", b"src")
-    assert value[:5] == b"\x00\x00\x00\x00\x01"  # magic byte, schema id 1
-    schema = fastavro.parse_schema(json.loads(DEAD_LETTER.working_text()))
-    decoded = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)  # type: ignore[call-arg]
-    assert isinstance(decoded, dict)
-    assert (decoded["source_offset"], decoded["value"]) == (9, b"x")
-    assert (decoded["error_type"], decoded["reason"]) == ("ValueError", "bad")
-
-
-def test_dead_letter_sink_flush_reports_failed_delivery() -> None:
-    sink = _sink(_Producer(fail="broker down"))
-    sink.send(_Message((1, 5)), error_type="X", reason="y")
-    with pytest.raises(TransportError, match=r"not acknowledged.*broker down"):
-        sink.flush(1.0)
+        DeadLetter.from_message(_message((1, 1)), consumer="c", now_ms=1)

@@ -107,3 +107,62 @@ def test_bad_bytes_are_serialization_errors_with_a_reason(wire, reason) -> None:
     assert serde.schema_id == 1
     with pytest.raises(SerializationError, match=reason):
         serde.decode(wire)
+
+
+def test_a_real_id_of_another_contract_is_a_short_serialization_error() -> None:
+    """A misconfigured producer writes a Feedback id onto the decisions topic: fastavro's
+    SchemaResolutionError (whose message dumps both schemas) becomes one short reason."""
+    from routeiq.contracts.catalog import FEEDBACK
+
+    resolver = LocalResolver()
+    wire = _serde(FEEDBACK, resolver).encode(_feedback())
+    with pytest.raises(SerializationError, match="does not resolve") as caught:
+        _serde(ROUTER_DECISION, resolver).decode(wire)
+    assert len(str(caught.value)) < 300
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_bytes_and_no_registered_id_escape_as_anything_but_a_serialization_error(
+    data,
+) -> None:
+    """The poison policy's premise: whatever a topic holds (arbitrary bytes, or the framing of
+    any registered schema id with an arbitrary or another contract's body), decoding either
+    yields a record or raises ``SerializationError`` — never an exception a consumer would
+    die of."""
+    resolver = LocalResolver()
+    serdes = {c.stem: _serde(c, resolver) for c in CONTRACTS}
+    ids = [s.schema_id for s in serdes.values()]
+    reader = serdes[data.draw(st.sampled_from(sorted(serdes)), label="reader")]
+    body = data.draw(
+        st.one_of(
+            st.binary(max_size=64),
+            st.builds(
+                lambda schema_id, rest: struct.pack(">bI", 0, schema_id) + rest,
+                st.sampled_from([*ids, max(ids) + 1]),
+                st.binary(max_size=64),
+            ),
+            st.sampled_from(CONTRACTS).flatmap(
+                lambda c: records(json.loads(c.working_text())).map(serdes[c.stem].encode)
+            ),
+        ),
+        label="wire",
+    )
+    reason = ""
+    try:
+        decoded = reader.decode(body)
+    except SerializationError as exc:
+        reason = str(exc)
+        decoded = None
+    assert isinstance(decoded, dict) or reason
+
+
+def test_a_timestamp_past_year_9999_is_a_serialization_error() -> None:
+    """fastavro raises OverflowError converting such a timestamp-millis (a producer may write
+    the raw long): wrapped like every other decoding failure."""
+    from routeiq.contracts.catalog import FEEDBACK
+
+    serde = _serde(FEEDBACK)
+    wire = serde.encode({**_feedback(), "created_at": 2**62})
+    with pytest.raises(SerializationError, match="cannot decode"):
+        serde.decode(wire)

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from routeiq.dependencies import fold_repeats
 from routeiq.errors import ConfigError, RouteIQError
 
 if TYPE_CHECKING:
@@ -42,8 +43,13 @@ Runner = Callable[[], int]
 
 
 def configure_logging(level: str = "info", *, quiet: Iterable[str] = ()) -> None:
-    """Root logging for a service process; ``quiet`` loggers only report errors."""
+    """Root logging for a service process; ``quiet`` loggers only report errors, and a
+    failure that repeats (a retry loop) is logged once per minute, not once per retry."""
+    root = logging.getLogger()
+    existing = list(root.handlers)
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    # Only the handler basicConfig added: one already there (a test runner's) is not ours.
+    fold_repeats(h for h in root.handlers if h not in existing)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in quiet:

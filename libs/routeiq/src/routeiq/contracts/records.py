@@ -174,6 +174,10 @@ def header_text(headers: Headers) -> dict[str, str]:
     return out
 
 
+# The Kafka header naming the consumer that wrote a dead letter: read back without decoding.
+CONSUMER_HEADER = "routeiq-consumer"
+
+
 class ExplicitCause(TypedDict, total=False):
     """Why a record is dead-lettered, said explicitly: an error type and a reason."""
 
@@ -268,9 +272,14 @@ class DeadLetter:
         )
 
     @property
+    def source_position(self) -> tuple[str, int, int]:
+        return self.source_topic, self.source_partition, self.source_offset
+
+    @property
     def kafka_key(self) -> bytes:
-        """Dead letters are keyed by their source topic."""
-        return self.source_topic.encode("utf-8")
+        """Dead letters are keyed by their source position, ``topic/partition/offset`` (a
+        topic name has no ``/``): the identity that makes a replayed one recognisable."""
+        return f"{self.source_topic}/{self.source_partition}/{self.source_offset}".encode()
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -21,6 +21,7 @@ import fastavro
 import httpx
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 
 from routeiq.contracts.catalog import Contract
 from routeiq.contracts.floatarrays import FloatArrayWriter
@@ -171,9 +172,25 @@ class AvroSerde:
             result = fastavro.schemaless_reader(
                 io.BytesIO(data[_HEADER.size :]), writer, self._schema
             )
-        except (ValueError, TypeError, KeyError, EOFError, IndexError, StopIteration) as exc:
+        except SchemaResolutionError as exc:
+            # A real id of another contract (a misconfigured producer): fastavro's message
+            # embeds both schemas (kilobytes), so the reason names them instead.
             raise SerializationError(
-                f"{self.subject}: cannot decode with schema id {schema_id}: {exc!r}"
+                f"{self.subject}: schema id {schema_id} ({_schema_name(writer)}) does not "
+                f"resolve to {_schema_name(self._schema)}"
+            ) from exc
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            EOFError,
+            IndexError,
+            StopIteration,
+            # fastavro's for a timestamp past year 9999, say.
+            OverflowError,
+        ) as exc:
+            raise SerializationError(
+                f"{self.subject}: cannot decode with schema id {schema_id}: {exc!r}"[:1000]
             ) from exc
         if not isinstance(result, dict):
             raise SerializationError(f"{self.subject}: decoded a non-record value")
@@ -188,6 +205,13 @@ class AvroSerde:
                 raise SerializationError(f"schema id {schema_id} does not parse: {exc}") from exc
             self._writers[schema_id] = writer
         return writer
+
+
+def _schema_name(schema: Any) -> str:
+    """A parsed schema's full name (or its type, for an unnamed one), for error messages."""
+    if isinstance(schema, dict):
+        return str(schema.get("name") or schema.get("type"))
+    return str(schema)[:80]
 
 
 class LocalResolver:

@@ -101,7 +101,9 @@ MODEL_ANNOUNCEMENTS = TopicSpec(
         "min.cleanable.dirty.ratio": "0.1",
     },
 )
-DEAD_LETTERS = _occasional("routeiq.deadletter.v1", DEAD_LETTER, key="source topic")
+DEAD_LETTERS = _occasional(
+    "routeiq.deadletter.v1", DEAD_LETTER, key="source topic/partition/offset"
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     ROUTER_DECISIONS,
