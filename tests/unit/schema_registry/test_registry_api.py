@@ -48,7 +48,9 @@ def test_root_health_types_and_mode(client: TestClient) -> None:
     assert ready.json()["ready"] is True
     assert client.get("/schemas/types").json() == ["AVRO"]
     assert client.get("/mode").json() == {"mode": "READWRITE"}
-    assert client.get("/mode/anything").json() == {"mode": "READWRITE"}
+    # As Confluent: a subject without a mode of its own is 40409 unless defaultToGlobal.
+    _error(client.get("/mode/anything"), 404, 40409)
+    assert client.get("/mode/anything?defaultToGlobal=true").json() == {"mode": "READWRITE"}
     assert client.get("/contexts").json() == ["."]
 
 
@@ -276,7 +278,7 @@ def test_unknown_routes_and_methods(client: TestClient) -> None:
     _error(client.get("/nowhere"), 404, 404)
     _error(client.get("/subjects/s/versions/1/nothing"), 404, 404)
     _error(client.get("/subjects/s"), 405, 405)
-    _error(client.put("/mode", json={"mode": "READONLY"}), 405, 405)
+    _error(client.delete("/mode"), 405, 405)
     _error(client.get("/schemas/ids/abc"), 404, 40403)
 
 

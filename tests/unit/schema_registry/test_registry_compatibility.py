@@ -50,7 +50,8 @@ def test_register_enforces_the_subject_level(
     for text in history:
         registry.register("s", req(text))
     expected = ACCEPTS[level][case]
-    verdict = registry.test_compatibility("s", req(candidate), "latest")
+    # No version: the check a registration makes (every version a transitive level asks for).
+    verdict = registry.test_compatibility("s", req(candidate), None)
     assert (not verdict) is expected
     if expected:
         assert registry.register("s", req(candidate)).version == len(history) + 1
@@ -89,10 +90,31 @@ def test_checking_against_a_given_version(registry: SchemaRegistry) -> None:
     assert "version 1" in reason
     assert "c" in reason
     registry.set_compatibility("s", "BACKWARD_TRANSITIVE")
-    # Transitive: every live version up to the given one.
-    assert len(registry.test_compatibility("s", req(CANDIDATE_A), 2)) == 1
+    # As Confluent documents it: a named version (or "latest") is checked alone, even under a
+    # transitive level; without a version, every version the level asks for is checked.
+    assert registry.test_compatibility("s", req(CANDIDATE_A), 2) == []
+    assert registry.test_compatibility("s", req(CANDIDATE_A), "latest") == []
+    (reason,) = registry.test_compatibility("s", req(CANDIDATE_A), None)
+    assert "version 1" in reason
+    (reason,) = registry.test_compatibility("s", req(CANDIDATE_A), 1)
+    assert "version 1" in reason
+    with pytest.raises(IncompatibleSchemaError):
+        registry.register("s", req(CANDIDATE_A))
     with pytest.raises(VersionNotFoundError):
         registry.test_compatibility("s", req(CANDIDATE_A), 5)
+
+
+@pytest.mark.parametrize("level", list(CompatibilityLevel))
+def test_a_named_version_is_checked_in_the_levels_direction(
+    registry: SchemaRegistry, level: CompatibilityLevel
+) -> None:
+    registry.set_compatibility("s", level.value)
+    for text in HISTORY_B:
+        registry.register("s", req(text))
+    # Against v1 alone: the candidate drops b, which v1 readers need (no default there).
+    refused_by_v1 = bool(registry.test_compatibility("s", req(CANDIDATE_B), 1))
+    assert refused_by_v1 is (level.checks_forward and level is not L.NONE)
+    assert registry.test_compatibility("s", req(CANDIDATE_B), 2) == []
 
 
 def test_a_subject_without_versions_accepts_anything(registry: SchemaRegistry) -> None:

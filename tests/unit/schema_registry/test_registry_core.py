@@ -25,17 +25,11 @@ from routeiq_schema_registry.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
-from unit.schema_registry.helpers import field, record, req
+from unit.schema_registry.helpers import SlowStartLog, field, record, replayed, req
 
 V1 = record("R", field("a"))
 V2 = record("R", field("a"), field("b", "string", default="x"))
 OTHER = record("Other", field("z", "string"))
-
-
-def replayed(log: InMemorySchemaLog) -> SchemaRegistry:
-    fresh = SchemaRegistry(log=log)
-    fresh.start(timeout_s=5)
-    return fresh
 
 
 # ---------------------------------------------------------------- register and read
@@ -281,7 +275,7 @@ def test_start_appends_a_noop_and_replays_up_to_it(log: InMemorySchemaLog) -> No
 
 def test_foreign_and_malformed_records_are_skipped(log: InMemorySchemaLog) -> None:
     log.append(b"not json", b"{}")
-    log.append(b'{"keytype":"MODE","subject":null,"magic":0}', b'{"mode":"READONLY"}')
+    log.append(b'{"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}', b"{}")
     log.append(
         rec.schema_key("p", 1),
         b'{"subject":"p","version":1,"id":5,"schema":"x","deleted":false,"schemaType":"PROTOBUF"}',
@@ -320,26 +314,13 @@ def test_store_failures_surface_as_store_errors() -> None:
         lost.register("s", req(V1))
 
 
-class _SlowStartLog(InMemorySchemaLog):
-    """Unreachable for the first ``failures`` prepares, like Kafka that is still starting."""
-
-    def __init__(self, failures: int) -> None:
-        super().__init__()
-        self.failures = failures
-
-    def prepare(self, timeout_s: float) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise StoreError("connection refused")
-
-
 def test_start_retries_until_the_log_is_reachable_then_gives_up() -> None:
     naps: list[float] = []
-    registry = SchemaRegistry(log=_SlowStartLog(failures=2), sleep=naps.append)
+    registry = SchemaRegistry(log=SlowStartLog(failures=2), sleep=naps.append)
     registry.start(timeout_s=30, retry_interval_s=0.01)
     assert registry.ready
     assert len(naps) == 2
-    never = SchemaRegistry(log=_SlowStartLog(failures=10**6), sleep=lambda _s: None)
+    never = SchemaRegistry(log=SlowStartLog(failures=10**6), sleep=lambda _s: None)
     with pytest.raises(StoreError, match="connection refused"):
         never.start(timeout_s=0.05, retry_interval_s=0.01)
     assert not never.ready

@@ -67,8 +67,10 @@ def test_foreign_or_broken_records_are_unknown_with_a_reason() -> None:
     cases = [
         (b"\x00garbage", b"{}"),
         (b"[1]", None),
-        (b'{"keytype":"MODE","subject":null,"magic":0}', b'{"mode":"READONLY"}'),
+        (b'{"keytype":"MODE","subject":null,"magic":0}', b'{"mode":"READONLY_OVERRIDE"}'),
+        (b'{"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}', b"{}"),
         (b'{"keytype":"SCHEMA","subject":"s","magic":1}', b"{}"),
+        (b"[" * 100_000, None),
         (rec.schema_key("s", 1), b'{"subject":"s","version":1}'),
         (rec.config_key(None), b'{"compatibilityLevel":"SIDEWAYS"}'),
         (rec.schema_key("s", 1), b'"a string"'),

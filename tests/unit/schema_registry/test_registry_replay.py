@@ -1,6 +1,6 @@
 """Invariants of the log-backed state, over any sequence of operations (Hypothesis).
 
-* Replaying the log rebuilds exactly the state the live registry holds.
+* Replaying the log rebuilds exactly the state the live registry holds (levels and modes too).
 * So does the log Kafka's compaction leaves (latest record per key, with or without the
   tombstones), except that the largest id ever given is forgotten when the version holding it
   was permanently deleted (Confluent's registry has the same limit).
@@ -48,6 +48,12 @@ operations = st.lists(
             st.sampled_from([level.value for level in CompatibilityLevel]),
         ),
         st.tuples(st.just("delete_level"), st.sampled_from([None, *SUBJECTS])),
+        st.tuples(
+            st.just("set_mode"),
+            st.sampled_from([None, *SUBJECTS]),
+            st.sampled_from(["READWRITE", "READONLY", "IMPORT"]),
+        ),
+        st.tuples(st.just("delete_mode"), st.sampled_from([None, *SUBJECTS])),
     ),
     max_size=25,
 )
@@ -70,6 +76,10 @@ def _run(registry: SchemaRegistry, ops: list[tuple[Any, ...]]) -> list[int]:
                 registry.delete_subject(args[0], permanent=args[1])
             elif op == "set_level":
                 registry.set_compatibility(args[0], args[1])
+            elif op == "set_mode":
+                registry.set_mode(args[0], args[1])
+            elif op == "delete_mode":
+                registry.delete_mode(args[0])
             else:
                 registry.delete_compatibility(args[0])
         except RouteIQError:

@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 
+from routeiq.dependencies import Dependency
 from routeiq.errors import ConfigError, RouteIQError, TransportError
 from routeiq.kafka import make_admin, make_consumer, make_producer
 from routeiq.service import Runner, http_server, run_service, serve_http
@@ -59,6 +60,7 @@ def build(settings: RegistryServiceSettings) -> Runner:
         log=build_log(settings),
         default_compatibility=settings.default_compatibility,
         write_timeout_s=settings.write_timeout_s,
+        log_health=Dependency(name="kafka", log=logger),
     )
     server = http_server(
         create_app(registry),
@@ -81,6 +83,9 @@ def build(settings: RegistryServiceSettings) -> Runner:
             )
             failed.set()
             server.should_exit = True
+            return
+        # Then keep asking Kafka, so /health/ready shows it lost (and back) between writes.
+        registry.watch()
 
     def run() -> int:
         logger.info(

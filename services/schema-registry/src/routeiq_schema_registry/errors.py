@@ -83,6 +83,21 @@ class InvalidCompatibilityLevelError(RegistryServiceError):
         )
 
 
+class InvalidModeError(RegistryServiceError):
+    """A mode that is not READWRITE, READONLY or IMPORT."""
+
+    def __init__(self, mode: object) -> None:
+        super().__init__(f"Invalid mode {mode!r}. Valid values are READWRITE, READONLY and IMPORT")
+
+
+class OperationNotPermittedError(RegistryServiceError):
+    """The subject's mode forbids the write (read-only, not in import mode, an id clash)."""
+
+
+class SubjectModeNotConfiguredError(RegistryServiceError):
+    """The subject has no mode of its own (``?defaultToGlobal=true`` falls back)."""
+
+
 class BadRequestError(RegistryServiceError):
     """The request body is not a JSON object (malformed JSON, wrong top-level type)."""
 
@@ -124,11 +139,14 @@ CONFLUENT_ERRORS: Final[dict[type[BaseException], tuple[int, int]]] = {
     VersionSoftDeletedError: (404, 40406),
     VersionNotSoftDeletedError: (404, 40407),
     SubjectCompatibilityNotConfiguredError: (404, 40408),
+    SubjectModeNotConfiguredError: (404, 40409),
     IncompatibleSchemaError: (409, 409),
     SchemaParseError: (422, 42201),
     InvalidSchemaError: (422, 42201),
     InvalidVersionError: (422, 42202),
     InvalidCompatibilityLevelError: (422, 42203),
+    InvalidModeError: (422, 42204),
+    OperationNotPermittedError: (422, 42205),
     BadRequestError: (400, 400),
     RouteNotFoundError: (404, 404),
     MethodNotAllowedError: (405, 405),

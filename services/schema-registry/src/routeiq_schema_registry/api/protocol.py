@@ -23,6 +23,7 @@ from routeiq_schema_registry.core.state import SchemaVersion
 from routeiq_schema_registry.errors import (
     BadRequestError,
     InvalidSchemaError,
+    InvalidVersionError,
     SchemaNotFoundError,
     UnsupportedMediaTypeError,
 )
@@ -36,6 +37,8 @@ ACCEPTED_CONTENT_TYPES = frozenset(
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_MAX_INT = 2**31 - 1
 
 
 class ResourceRouter(Router):
@@ -152,7 +155,31 @@ async def schema_request(request: Request) -> SchemaRequest:
     if references is not None and not isinstance(references, list):
         raise InvalidSchemaError(f'"references" must be a list, got {references!r}')
     extras = tuple(name for name in ("metadata", "ruleSet") if body.get(name))
-    return SchemaRequest(schema, schema_type, references, extras)
+    return SchemaRequest(
+        schema,
+        schema_type,
+        references,
+        extras,
+        schema_id=_body_int(body, "id"),
+        version=_body_int(body, "version"),
+    )
+
+
+def _body_int(body: dict[str, Any], name: str) -> int | None:
+    """An optional integer of a register request (``id``, ``version``: IMPORT mode). Absent,
+    null, or Confluent's "not given" values (-1 for an id, 0 for a version) are None."""
+    value = body.get(name)
+    valid = isinstance(value, int) and not isinstance(value, bool)
+    if value is None or (valid and value in (-1, 0)):
+        return None
+    if not valid or not 1 <= value <= _MAX_INT:
+        if name == "version":
+            raise InvalidVersionError(value)
+        raise InvalidSchemaError(
+            f'"{name}" must be an integer between 1 and {_MAX_INT}, got {value!r}'
+        )
+    assert isinstance(value, int)
+    return value
 
 
 def schema_id(request: Request) -> int:

@@ -6,20 +6,25 @@ compaction keeps only its latest value)::
     {"keytype":"SCHEMA","subject":s,"version":v,"magic":1}  -> {"subject","version","id","schema","deleted"}
     {"keytype":"CONFIG","subject":s|null,"magic":0}         -> {"compatibilityLevel": L}
     {"keytype":"DELETE_SUBJECT","subject":s,"magic":0}      -> {"subject": s, "version": latest}
+    {"keytype":"MODE","subject":s|null,"magic":0}           -> {"mode": M}
     {"keytype":"NOOP","magic":0}                            -> null
 
-A null value is a tombstone: a permanently deleted version, or a removed compatibility level.
-Records this registry does not understand (MODE, Confluent's contexts, other schema types) are
-decoded as ``Unknown`` and ignored by the state machine.
+A null value is a tombstone: a permanently deleted version, or a removed level or mode.
+Records this registry does not understand (Confluent's contexts, keys it does not use) and
+malformed ones are decoded as ``Unknown`` with the reason and skipped by the state machine.
 """  # noqa: E501
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from routeiq.contracts.compatibility import CompatibilityLevel
+
+from routeiq_schema_registry.core.modes import Mode
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,14 @@ class ConfigRecord:
 
 
 @dataclass(frozen=True)
+class ModeRecord:
+    """A mode (subject None: the global one; mode None: removed)."""
+
+    subject: str | None
+    mode: Mode | None
+
+
+@dataclass(frozen=True)
 class DeleteSubjectRecord:
     """Every version up to ``version`` of ``subject`` is soft-deleted."""
 
@@ -71,12 +84,14 @@ class NoopRecord:
 
 @dataclass(frozen=True)
 class Unknown:
-    """A record this registry ignores, with the reason."""
+    """A record this registry ignores, with the reason; ``malformed`` False: a well-formed
+    record of a kind this registry does not use (another registry's key type)."""
 
     reason: str
+    malformed: bool = True
 
 
-Record = SchemaRecord | ConfigRecord | DeleteSubjectRecord | NoopRecord | Unknown
+Record = SchemaRecord | ConfigRecord | ModeRecord | DeleteSubjectRecord | NoopRecord | Unknown
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
@@ -107,6 +122,14 @@ def config_value(level: CompatibilityLevel) -> bytes:
     return _dump({"compatibilityLevel": level.value})
 
 
+def mode_key(subject: str | None) -> bytes:
+    return _dump({"keytype": "MODE", "subject": subject, "magic": 0})
+
+
+def mode_value(mode: Mode) -> bytes:
+    return _dump({"mode": mode.value})
+
+
 def delete_subject_key(subject: str) -> bytes:
     return _dump({"keytype": "DELETE_SUBJECT", "subject": subject, "magic": 0})
 
@@ -123,8 +146,9 @@ def decode(key: bytes | None, value: bytes | None) -> Record:
     try:
         key_doc = json.loads(key) if key else None
         value_doc = json.loads(value) if value is not None else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Unknown(f"not JSON: {exc}")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser's stack (a hostile record).
+        return Unknown(f"not JSON: {type(exc).__name__}: {exc}")
     if not isinstance(key_doc, dict):
         return Unknown(f"key is not a JSON object: {key!r}")
     if value_doc is not None and not isinstance(value_doc, dict):
@@ -134,7 +158,11 @@ def decode(key: bytes | None, value: bytes | None) -> Record:
     if keytype == "NOOP":
         return NoopRecord()
     if keytype == "CONFIG":
-        return _config(subject, value_doc)
+        return _setting(
+            "CONFIG", subject, value_doc, "compatibilityLevel", CompatibilityLevel, ConfigRecord
+        )
+    if keytype == "MODE":
+        return _setting("MODE", subject, value_doc, "mode", Mode, ModeRecord)
     if not isinstance(subject, str):
         return Unknown(f"{keytype} key without a subject: {key!r}")
     if keytype == "SCHEMA":
@@ -142,7 +170,7 @@ def decode(key: bytes | None, value: bytes | None) -> Record:
     if keytype == "DELETE_SUBJECT":
         version = (value_doc or {}).get("version")
         return DeleteSubjectRecord(subject, version if _is_int(version) else None)
-    return Unknown(f"keytype {keytype!r} is not used by this registry")
+    return Unknown(f"keytype {keytype!r} is not used by this registry", malformed=False)
 
 
 def _is_int(value: object) -> bool:
@@ -165,13 +193,21 @@ def _schema(subject: str, version: object, doc: dict[str, Any] | None) -> Record
     )
 
 
-def _config(subject: object, doc: dict[str, Any] | None) -> Record:
+def _setting(
+    keytype: str,
+    subject: object,
+    doc: dict[str, Any] | None,
+    name: str,
+    kind: type[StrEnum],
+    make: Callable[[str | None, Any], Record],
+) -> Record:
+    """A CONFIG or MODE record: a subject's (None: the global) setting, or its removal."""
     if subject is not None and not isinstance(subject, str):
-        return Unknown(f"CONFIG key with a non-string subject: {subject!r}")
+        return Unknown(f"{keytype} key with a non-string subject: {subject!r}")
     if doc is None:
-        return ConfigRecord(subject, None)
-    level = doc.get("compatibilityLevel")
+        return make(subject, None)
+    value = doc.get(name)
     try:
-        return ConfigRecord(subject, CompatibilityLevel(str(level).upper()))
+        return make(subject, kind(str(value).upper()))
     except ValueError:
-        return Unknown(f"CONFIG value with an unknown level: {level!r}")
+        return Unknown(f"{keytype} value with a {name} this registry does not know: {value!r}")

@@ -1,27 +1,31 @@
 """The schema registry's operations (Confluent semantics), over a ``SchemaLog``. No HTTP here.
 
 Every operation reads the state of a ``LogReplica``; a write decides under the replica's writer
-lock and appends records, which change the state only once read back from the log.
+lock and appends records, which change the state only once read back from the log. Levels and
+modes are in ``core.subject_settings``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from routeiq.contracts.compatibility import CompatibilityLevel, check_compatibility
+from routeiq.dependencies import Dependency
 from routeiq.errors import IncompatibleSchemaError
 
 from routeiq_schema_registry.core import records as rec
 from routeiq_schema_registry.core.log import SchemaLog
+from routeiq_schema_registry.core.modes import Mode
 from routeiq_schema_registry.core.replica import LogReplica, Records
-from routeiq_schema_registry.core.requests import LATEST, SchemaRequest, parse_level, parse_version
+from routeiq_schema_registry.core.requests import LATEST, SchemaRequest, parse_version
 from routeiq_schema_registry.core.schema_text import parsed, same_schema, stored_text
 from routeiq_schema_registry.core.state import SchemaVersion
+from routeiq_schema_registry.core.subject_settings import SubjectSettings
 from routeiq_schema_registry.errors import (
     SchemaNotFoundError,
-    SubjectCompatibilityNotConfiguredError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
     SubjectSoftDeletedError,
@@ -30,9 +34,11 @@ from routeiq_schema_registry.errors import (
     VersionSoftDeletedError,
 )
 
+_logger = logging.getLogger(__name__)
 
-class SchemaRegistry:
-    """Subjects, versions, ids and compatibility levels, kept in a ``SchemaLog``."""
+
+class SchemaRegistry(SubjectSettings):
+    """Subjects, versions, ids, compatibility levels and modes, kept in a ``SchemaLog``."""
 
     def __init__(
         self,
@@ -42,16 +48,18 @@ class SchemaRegistry:
         write_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        log_health: Dependency | None = None,
     ) -> None:
         self._replica = LogReplica(
-            log=log, write_timeout_s=write_timeout_s, clock=clock, sleep=sleep
+            log=log,
+            write_timeout_s=write_timeout_s,
+            clock=clock,
+            sleep=sleep,
+            log_health=log_health or Dependency(name="log", log=_logger, clock=clock),
         )
         self._state = self._replica.state
         self._state_lock = self._replica.lock
         self._default_level = default_compatibility
-        self._require_ready = self._replica.require_ready
-        self._writing = self._replica.writing
-        self._write = self._replica.write
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -64,9 +72,13 @@ class SchemaRegistry:
         """True once the log has been replayed to its end."""
         return self._replica.ready
 
-    def progress(self) -> dict[str, int | bool | None]:
-        """How far the replay is: applied offset and target."""
+    def progress(self) -> dict[str, Any]:
+        """How far the replay is, whether the log answers, how many records were skipped."""
         return self._replica.progress()
+
+    def watch(self, *, interval_s: float = 5.0) -> None:
+        """Probe the log until ``close`` (see ``LogReplica.watch``); blocks: run it in a thread."""
+        self._replica.watch(interval_s=interval_s)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (tests compare a live and a replayed registry)."""
@@ -140,7 +152,8 @@ class SchemaRegistry:
     ) -> SchemaVersion:
         """The version of ``subject`` holding this schema (40401 / 40403 when there is none)."""
         self._require_ready()
-        schema = request.parse()
+        # As Confluent: a lookup finds stored schemas, so their defaults are not judged again.
+        schema = request.parse(new=False)
         text = stored_text(schema, normalize=normalize)
         with self._state_lock:
             candidates = self._visible(subject, deleted=deleted)
@@ -159,6 +172,7 @@ class SchemaRegistry:
         A schema already live in the subject returns that version (no new one). Otherwise the
         subject's level is checked against its live versions, the id of an identical schema
         anywhere is reused (else the largest id + 1) and the next version number is taken.
+        In IMPORT mode the request's id (and version) are kept instead (``_import_slot``).
         """
         self._require_ready()
         schema = request.parse()
@@ -166,25 +180,32 @@ class SchemaRegistry:
 
         def decide(deadline: float) -> SchemaVersion:
             with self._state_lock:
+                mode = self._registration_mode(subject, request)
                 versions = self._state.versions(subject)
-                live = [versions[v] for v in sorted(versions) if not versions[v].deleted]
-                for sv in reversed(live):
-                    if same_schema(text, sv.schema, normalize=normalize):
-                        return sv
-                level = self._level_of(subject)
-                problems = check_compatibility(
-                    schema, [(sv.version, parsed(sv.schema)) for sv in live], level
-                )
-                if problems:
-                    reasons = [p.explain() for p in problems]
-                    raise IncompatibleSchemaError(
-                        "Schema being registered is incompatible with an earlier schema for "
-                        f'subject "{subject}" under {level.value}: ' + "; ".join(reasons),
-                        reasons=reasons,
+                if mode is Mode.IMPORT:
+                    found, schema_id, version = self._import_slot(subject, request, text)
+                    if found is not None:
+                        return found
+                else:
+                    live = [versions[v] for v in sorted(versions) if not versions[v].deleted]
+                    for sv in reversed(live):
+                        if same_schema(text, sv.schema, normalize=normalize):
+                            return sv
+                    self._check_next_version(subject, request, versions)
+                    level = self._level_of(subject)
+                    problems = check_compatibility(
+                        schema, [(sv.version, parsed(sv.schema)) for sv in live], level
                     )
-                existing_id = self._state.id_of_text(text)
-                schema_id = existing_id if existing_id is not None else self._state.max_id + 1
-                version = max(versions, default=0) + 1
+                    if problems:
+                        reasons = [p.explain() for p in problems]
+                        raise IncompatibleSchemaError(
+                            "Schema being registered is incompatible with an earlier schema for "
+                            f'subject "{subject}" under {level.value}: ' + "; ".join(reasons),
+                            reasons=reasons,
+                        )
+                    existing_id = self._state.id_of_text(text)
+                    schema_id = existing_id if existing_id is not None else self._state.max_id + 1
+                    version = max(versions, default=0) + 1
             self._write(
                 [
                     (
@@ -205,6 +226,7 @@ class SchemaRegistry:
 
         def decide(deadline: float) -> list[int]:
             with self._state_lock:
+                self._check_writable(subject)
                 versions = self._state.versions(subject)
                 level = self._state.level(subject)
             if not versions:
@@ -252,6 +274,7 @@ class SchemaRegistry:
 
         def decide(deadline: float) -> int:
             with self._state_lock:
+                self._check_writable(subject)
                 versions = self._visible(subject, deleted=permanent)
             target = max(versions) if number is None else number
             sv = versions.get(target)
@@ -307,61 +330,6 @@ class SchemaRegistry:
 
     # ------------------------------------------------------------------ compatibility
 
-    def compatibility(
-        self, subject: str | None = None, *, default_to_global: bool = False
-    ) -> CompatibilityLevel:
-        """The level of ``subject`` (None: the global level, or the configured default)."""
-        self._require_ready()
-        with self._state_lock:
-            if subject is None:
-                return self._level_of(None)
-            own = self._state.level(subject)
-            if own is not None:
-                return own
-            if default_to_global:
-                return self._level_of(None)
-        raise SubjectCompatibilityNotConfiguredError(
-            f"Subject '{subject}' does not have subject-level compatibility configured"
-        )
-
-    def _level_of(self, subject: str | None) -> CompatibilityLevel:
-        """The level that applies to ``subject``: its own, else the global one, else default."""
-        if subject is not None:
-            own = self._state.level(subject)
-            if own is not None:
-                return own
-        return self._state.level(None) or self._default_level
-
-    def set_compatibility(self, subject: str | None, level: object) -> CompatibilityLevel:
-        """Set the level of ``subject`` (None: global)."""
-        self._require_ready()
-        parsed_level = parse_level(level)
-
-        def decide(deadline: float) -> CompatibilityLevel:
-            with self._state_lock:
-                unchanged = self._state.level(subject) is parsed_level
-            if not unchanged:
-                self._write([(rec.config_key(subject), rec.config_value(parsed_level))], deadline)
-            return parsed_level
-
-        return self._writing(decide)
-
-    def delete_compatibility(self, subject: str | None) -> CompatibilityLevel:
-        """Remove the level of ``subject`` (None: global, back to the default); return the
-        level that applied before."""
-
-        def decide(deadline: float) -> CompatibilityLevel:
-            with self._state_lock:
-                own = self._state.level(subject)
-                before = self._level_of(subject)
-            if subject is not None and own is None:
-                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-            if own is not None:
-                self._write([(rec.config_key(subject), None)], deadline)
-            return before
-
-        return self._writing(decide)
-
     def test_compatibility(
         self,
         subject: str,
@@ -373,9 +341,11 @@ class SchemaRegistry:
         """Why ``request`` could not be registered next to ``version`` under the subject's
         level (empty: compatible).
 
-        ``latest`` (or None: all versions) checks the live versions the level asks for, as a
-        registration would. A given version N checks N, and with a transitive level every live
-        version up to N. A subject without versions accepts anything.
+        As Confluent documents it: None (``POST /compatibility/subjects/{s}/versions``)
+        performs the check a registration would, against every live version the level asks for
+        (all of them under a ``*_TRANSITIVE`` level); a named version (a number, or ``latest``)
+        is checked alone, whatever the level, in the level's direction(s). A subject without
+        versions accepts anything.
         """
         self._require_ready()
         number = None if version is None else parse_version(version)
@@ -389,7 +359,9 @@ class SchemaRegistry:
         if number is not None:
             if number not in {sv.version for sv in live}:
                 raise VersionNotFoundError(f"Version {number} not found.")
-            live = [sv for sv in live if sv.version <= number]
+            live = [sv for sv in live if sv.version == number]
+        elif version is not None:
+            live = live[-1:]
         problems = check_compatibility(
             schema, [(sv.version, parsed(sv.schema)) for sv in live], level
         )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from routeiq.dependencies import Dependency
 from routeiq.errors import TransportError
 
 from routeiq_schema_registry.core import records as rec
@@ -46,11 +47,15 @@ class LogReplica:
     write_timeout_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    # Whether the log answers (logged once when lost, reminded at most every minute, logged
+    # once when back); every failed or successful call to it updates this.
+    log_health: Dependency = field(default_factory=lambda: Dependency(name="log", log=logger))
     state: RegistryState = field(init=False, default_factory=RegistryState)
     lock: threading.RLock = field(init=False, repr=False, default_factory=threading.RLock)
     _write_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _ready: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
     _replay_target: int | None = field(init=False, default=None)
+    _closed: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -72,10 +77,12 @@ class LogReplica:
                     self._catch_up(offset + 1, deadline)
                 break
             except TransportError as exc:
+                # One warning when the log is found missing, then a reminder at most a minute.
+                self.log_health.failed(exc)
                 if self.clock() + retry_interval_s >= deadline:
                     raise
-                logger.warning("log not available yet (%s); retrying", exc)
                 self.sleep(retry_interval_s)
+        self.log_health.recovered()
         self._ready.set()
         with self.lock:
             logger.info(
@@ -90,14 +97,28 @@ class LogReplica:
         """True once the log has been replayed to its end."""
         return self._ready.is_set()
 
-    def progress(self) -> dict[str, int | bool | None]:
-        """How far the replay is: applied offset and target."""
+    def progress(self) -> dict[str, Any]:
+        """How far the replay is (applied offset and target), whether the log answers, and how
+        many records were skipped as unreadable (``poison``) or foreign."""
         with self.lock:
             return {
                 "ready": self.ready,
                 "applied_offset": self.state.next_offset,
                 "replay_target": self._replay_target,
+                "dependencies": {self.log_health.name: self.log_health.state()},
+                "records": {"poison": self.state.poison, "skipped": self.state.skipped},
             }
+
+    def watch(self, *, interval_s: float = 5.0) -> None:
+        """Ask the log for its end every ``interval_s`` until ``close``, so that a lost (or
+        returned) log shows in ``progress`` even while no write comes in."""
+        while not self._closed.wait(interval_s):
+            try:
+                self.log.end_offset(timeout_s=interval_s)
+            except TransportError as exc:
+                self.log_health.failed(exc)
+            else:
+                self.log_health.recovered()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data."""
@@ -107,6 +128,7 @@ class LogReplica:
     def close(self, *, timeout_s: float = 5.0) -> None:
         """Close the log once no write or replay uses it; give up (and leave it to process exit)
         if one is still running after ``timeout_s``: librdkafka must not be closed under a call."""
+        self._closed.set()
         if self._write_lock.acquire(timeout=timeout_s):
             try:
                 self.log.close()
@@ -132,9 +154,15 @@ class LogReplica:
         self.require_ready()
         deadline = self.clock() + self.write_timeout_s
         with self._write_lock:
-            end = self.log.end_offset(timeout_s=max(0.1, deadline - self.clock()))
-            self._catch_up(end, deadline)
-            return decide(deadline)
+            try:
+                end = self.log.end_offset(timeout_s=max(0.1, deadline - self.clock()))
+                self._catch_up(end, deadline)
+                result = decide(deadline)
+            except TransportError as exc:
+                self.log_health.failed(exc)
+                raise
+            self.log_health.recovered()
+            return result
 
     def write(self, records: Records, deadline: float) -> None:
         """Append records (in order) and apply them; only ``decide`` (under the writer lock)

@@ -1,24 +1,31 @@
 """What a request asks of the registry, checked before any state is read.
 
-A schema as a request carries it (``SchemaRequest``), a version (``parse_version``) and a
-compatibility level (``parse_level``) are validated here, with Confluent's error codes, so that
-the operations in ``core.registry`` start from values they can trust.
+A schema as a request carries it (``SchemaRequest``), a version (``parse_version``), a
+compatibility level (``parse_level``) and a mode (``parse_mode``) are validated here, with
+Confluent's error codes, so that the operations in ``core.registry`` start from values they
+can trust.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import avro.schema
 from routeiq.contracts.compatibility import CompatibilityLevel, parse_schema
 
+from routeiq_schema_registry.core.defaults import check_defaults
+from routeiq_schema_registry.core.modes import Mode
 from routeiq_schema_registry.errors import (
     InvalidCompatibilityLevelError,
+    InvalidModeError,
     InvalidSchemaError,
     InvalidVersionError,
 )
+
+E = TypeVar("E", bound=StrEnum)
 
 LATEST = "latest"
 _MAX_VERSION = 2**31 - 1
@@ -32,9 +39,16 @@ class SchemaRequest:
     schema_type: str | None = None
     references: Sequence[Any] | None = None
     extras: tuple[str, ...] = ()  # other request properties that would change the meaning
+    # IMPORT mode only: the id (and version) the schema had in the registry it comes from.
+    schema_id: int | None = None
+    version: int | None = None
 
-    def parse(self) -> avro.schema.Schema:
-        """The request's Avro schema, or 42201 saying what is wrong or unsupported."""
+    def parse(self, *, new: bool = True) -> avro.schema.Schema:
+        """The request's Avro schema, or 42201 saying what is wrong or unsupported.
+
+        ``new`` (a schema to register or to test): its field defaults must also fit their
+        types, as Confluent checks for new schemas; a lookup passes ``new=False``.
+        """
         if self.schema_type is not None and str(self.schema_type).upper() != "AVRO":
             raise InvalidSchemaError(
                 f"Unsupported schema type {self.schema_type!r}: this registry supports AVRO only"
@@ -49,7 +63,10 @@ class SchemaRequest:
                 f"{' and '.join(self.extras)} not supported by this registry; send the schema "
                 "without them"
             )
-        return parse_schema(self.schema)
+        schema = parse_schema(self.schema)
+        if new:
+            check_defaults(schema)
+        return schema
 
 
 def parse_version(version: str | int) -> int | None:
@@ -70,9 +87,18 @@ def parse_version(version: str | int) -> int | None:
 
 def parse_level(level: object) -> CompatibilityLevel:
     """One of the seven levels, in any letter case; anything else is 42203."""
-    if not isinstance(level, str):
-        raise InvalidCompatibilityLevelError(level)
+    return _choice(level, CompatibilityLevel, InvalidCompatibilityLevelError)
+
+
+def parse_mode(mode: object) -> Mode:
+    """READWRITE, READONLY or IMPORT, in any letter case; anything else is 42204."""
+    return _choice(mode, Mode, InvalidModeError)
+
+
+def _choice(value: object, kind: type[E], error: Callable[[object], Exception]) -> E:
+    if not isinstance(value, str):
+        raise error(value)
     try:
-        return CompatibilityLevel(level.strip().upper())
+        return kind(value.strip().upper())
     except ValueError:
-        raise InvalidCompatibilityLevelError(level) from None
+        raise error(value) from None

@@ -18,10 +18,12 @@ from typing import Any
 
 from routeiq.contracts.compatibility import CompatibilityLevel
 
+from routeiq_schema_registry.core.modes import Mode
 from routeiq_schema_registry.core.records import (
     ConfigRecord,
     DeleteSubjectRecord,
     LogRecord,
+    ModeRecord,
     NoopRecord,
     SchemaRecord,
     Unknown,
@@ -29,6 +31,14 @@ from routeiq_schema_registry.core.records import (
 )
 
 logger = logging.getLogger(__name__)
+
+# A skipped record is logged in one line with at most this much of its reason: a poison record
+# can be megabytes, and the log must stay readable.
+REASON_CHARS = 500
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= REASON_CHARS else f"{text[:REASON_CHARS]}... ({len(text)} chars)"
 
 
 @dataclass(frozen=True)
@@ -51,36 +61,63 @@ class RegistryState:
     def __init__(self) -> None:
         self._versions: dict[str, dict[int, SchemaVersion]] = {}
         self._levels: dict[str | None, CompatibilityLevel] = {}
+        self._modes: dict[str | None, Mode] = {}
         # Indexes over _versions: which versions carry an id, the text of an id, ids of a text.
         self._holders: dict[int, set[tuple[str, int]]] = {}
         self._text_of_id: dict[int, str] = {}
         self._ids_of_text: dict[str, set[int]] = {}
         self.max_id = 0
         self.next_offset = 0
+        # Records passed over: ``poison`` could not be read (malformed, or failed to apply),
+        # ``skipped`` are well-formed but foreign (another key type, a non-AVRO schema).
+        self.poison = 0
         self.skipped = 0
 
     # ------------------------------------------------------------------ applying records
 
     def apply(self, record: LogRecord) -> None:
-        """Apply one record read from the log (at ``record.offset``)."""
-        decoded = decode(record.key, record.value)
+        """Apply one record read from the log (at ``record.offset``).
+
+        Never raises: a record that cannot be read or applied is skipped with one ERROR line
+        and counted in ``poison``, and the replay goes on (the log is the registry's only
+        store; stopping on one bad record would stop the whole registry, for good).
+        """
+        try:
+            self._apply(decode(record.key, record.value), record.offset)
+        except Exception as exc:  # noqa: BLE001 (the poison policy: skip, count, keep going)
+            self._poison(record.offset, f"cannot apply: {type(exc).__name__}: {exc}")
+        self.next_offset = max(self.next_offset, record.offset + 1)
+
+    def _apply(self, decoded: object, offset: int) -> None:
         if isinstance(decoded, SchemaRecord):
             self._apply_schema(decoded)
         elif isinstance(decoded, ConfigRecord):
-            if decoded.level is None:
-                self._levels.pop(decoded.subject, None)
-            else:
-                self._levels[decoded.subject] = decoded.level
+            self._set(self._levels, decoded.subject, decoded.level)
+        elif isinstance(decoded, ModeRecord):
+            self._set(self._modes, decoded.subject, decoded.mode)
         elif isinstance(decoded, DeleteSubjectRecord):
             for version, sv in list(self._versions.get(decoded.subject, {}).items()):
                 if decoded.version is None or version <= decoded.version:
                     self._versions[decoded.subject][version] = replace(sv, deleted=True)
         elif isinstance(decoded, Unknown):
-            self.skipped += 1
-            logger.warning("skipping record at offset %d: %s", record.offset, decoded.reason)
+            if decoded.malformed:
+                self._poison(offset, decoded.reason)
+            else:
+                self.skipped += 1
+                logger.warning("skipping record at offset %d: %s", offset, _cut(decoded.reason))
         else:
             assert isinstance(decoded, NoopRecord)
-        self.next_offset = max(self.next_offset, record.offset + 1)
+
+    @staticmethod
+    def _set(table: dict[str | None, Any], subject: str | None, value: object) -> None:
+        if value is None:
+            table.pop(subject, None)
+        else:
+            table[subject] = value
+
+    def _poison(self, offset: int, reason: str) -> None:
+        self.poison += 1
+        logger.error("skipping unreadable record at offset %d: %s", offset, _cut(reason))
 
     def advance_to(self, offset: int) -> None:
         """The log has nothing (left) before ``offset``: a gap made by compaction."""
@@ -145,6 +182,10 @@ class RegistryState:
         """The level set for ``subject`` (None: the global one), or None if none is set."""
         return self._levels.get(subject)
 
+    def mode(self, subject: str | None) -> Mode | None:
+        """The mode set for ``subject`` (None: the global one), or None if none is set."""
+        return self._modes.get(subject)
+
     def schema_text(self, schema_id: int) -> str | None:
         return self._text_of_id.get(schema_id)
 
@@ -169,6 +210,9 @@ class RegistryState:
             },
             "levels": {
                 str(k): v.value for k, v in sorted(self._levels.items(), key=lambda kv: str(kv[0]))
+            },
+            "modes": {
+                str(k): v.value for k, v in sorted(self._modes.items(), key=lambda kv: str(kv[0]))
             },
             "max_id": self.max_id,
         }

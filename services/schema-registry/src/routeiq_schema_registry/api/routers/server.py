@@ -23,6 +23,8 @@ async def health_live(request: Request) -> Response:
 
 @router.get("/health/ready")
 async def health_ready(request: Request) -> Response:
+    # Ready once replayed: reads are served from memory even while Kafka is away, so a lost
+    # Kafka shows under "dependencies" (and writes answer 50001) instead of turning this 503.
     registry: SchemaRegistry = request.app.state.registry
     progress = registry.progress()
     return answer(progress, 200 if progress["ready"] else 503)
