@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from routeiq.contracts.topics import ROUTER_DECISIONS, TopicSpec
 from routeiq.kafka import apply_topics, make_admin
 from routeiq.settings import KafkaSettings, RedisSettings, RegistrySettings, S3Settings
-from routeiq_cli.stack import runner
 from routeiq_cli.stack.settings import StackSettings
+from support.stack import running_stack
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Stack:
-    settings = StackSettings.load()
-    if any(problem is not None for problem in runner.health(settings).values()):
-        runner.up(settings)
-    # Tests join consumer groups often: a short session timeout makes joins fast.
-    kafka = KafkaSettings(
-        bootstrap_servers=settings.kafka.bootstrap_servers, session_timeout_ms=6000
-    )
+    settings, kafka = running_stack()
     return Stack(settings, kafka, settings.registry, settings.s3, settings.redis)
 
 

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
-from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
+from routeiq.contracts.topics import (
+    DEAD_LETTERS,
+    FEEDBACK_EVENTS,
+    MODEL_ANNOUNCEMENTS,
+    ROUTER_DECISIONS,
+)
 from routeiq.routing.bundle import generate_ed25519
 from support.kafka import register_values
 from support.processes import ServiceProcess, free_port
@@ -55,6 +60,7 @@ class GatewayHandle:
     decisions_topic: str
     feedback_topic: str
     announcements_topic: str
+    deadletter_topic: str
     decision_serde: AvroSerde
     feedback_serde: AvroSerde
     announcement_serde: AvroSerde
@@ -69,16 +75,19 @@ class GatewayHandle:
 def gateway_factory(
     stack, registry_client, topic_factory, upstream, signing_keys, tmp_path: Path
 ) -> Iterator[Callable[..., GatewayHandle]]:
-    """``gateway_factory(**env)``: a gateway on private topics (created and registered)."""
+    """``gateway_factory(**env)``: a gateway on private topics (created and registered), its
+    dead letters included; every gateway a test starts shares them."""
     decisions = topic_factory(ROUTER_DECISIONS)
     feedback = topic_factory(FEEDBACK_EVENTS)
     announcements = topic_factory(MODEL_ANNOUNCEMENTS)
+    deadletters = topic_factory(DEAD_LETTERS)
     register_values(
         registry_client,
         {
             decisions.name: ROUTER_DECISION,
             feedback.name: FEEDBACK,
             announcements.name: MODEL_ANNOUNCEMENT,
+            deadletters.name: DEAD_LETTER,
         },
     )
     resolver = RegistryResolver(registry_client)
@@ -112,6 +121,7 @@ def gateway_factory(
             "ROUTEIQ_GATEWAY_DECISIONS_TOPIC": decisions.name,
             "ROUTEIQ_GATEWAY_FEEDBACK_TOPIC": feedback.name,
             "ROUTEIQ_GATEWAY_ANNOUNCEMENTS_TOPIC": announcements.name,
+            "ROUTEIQ_GATEWAY_DEADLETTER_TOPIC": deadletters.name,
             "ROUTEIQ_GATEWAY_SPOOL_DIR": str(workdir / "spool"),
             "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(cache_dir or workdir / "cache"),
             "ROUTEIQ_GATEWAY_AUDIT_LOG": str(workdir / "audit.jsonl"),
@@ -131,6 +141,7 @@ def gateway_factory(
             decisions_topic=decisions.name,
             feedback_topic=feedback.name,
             announcements_topic=announcements.name,
+            deadletter_topic=deadletters.name,
             decision_serde=AvroSerde.for_topic(ROUTER_DECISION, decisions.name, resolver=resolver),
             feedback_serde=AvroSerde.for_topic(FEEDBACK, feedback.name, resolver=resolver),
             announcement_serde=AvroSerde.for_topic(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde
 from routeiq.contracts.topics import (
@@ -29,6 +30,7 @@ from routeiq.routing.embedding import MODEL_NAME
 from routeiq.shards import list_manifests, read_manifest, read_shard
 from routeiq.storage import ArtifactStore
 from support.kafka import read_messages
+from support.processes import free_port as free_port  # conftest.py imports it from here
 
 REPO = Path(__file__).resolve().parents[3]
 TABLES = ("decisions", "feedback", "meta")
@@ -170,12 +172,6 @@ def labeler_env(
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class LabelerProcess:
     """One ``python -m routeiq_labeler`` worker."""
@@ -269,7 +265,12 @@ class EventProducer:
         self.positions: dict[str, tuple[str, int, int]] = {}
 
     def _produce(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None, tag: str | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        tag: str | None,
     ):
         def delivered(err, msg):
             assert err is None, err
@@ -305,7 +306,7 @@ class EventProducer:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         *,
         partition: int | None = None,
         tag: str | None = None,
@@ -326,6 +327,37 @@ def consume(
     consumer.subscribe([topic])
     messages = read_messages(consumer, count, timeout=timeout)
     return [(msg, serde.decode(msg.value())) for msg in messages]
+
+
+def dead_letter_keys(stack, topic: str, *, timeout: float = 30) -> list[bytes]:
+    """The key of every record in ``topic``, read to each partition's end (dead letters are
+    keyed ``topic/partition/offset`` of their source record)."""
+    consumer = make_consumer(
+        stack.kafka, group_id=f"labeler-test-{uuid.uuid4().hex[:8]}", client_id="labeler-test"
+    )
+    partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+        for p in partitions
+    }
+    consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+    messages = read_messages(consumer, sum(ends.values()), timeout=timeout)
+    return [m.key() for m in messages]
+
+
+def delete_group(admin: AdminClient, group: str, *, timeout: float = 30) -> None:
+    """Forget ``group``'s committed offsets (its members must have left), so the next member
+    replays its topics from the start."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+            return
+        except KafkaException as exc:
+            # NON_EMPTY_GROUP until the broker has seen the last member leave.
+            if exc.args[0].code() != KafkaError.NON_EMPTY_GROUP or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def shard_rows(store: ArtifactStore, bucket: str) -> dict[str, list[dict]]:

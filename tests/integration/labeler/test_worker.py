@@ -198,7 +198,11 @@ def test_poison_records_are_dead_lettered_and_the_worker_keeps_going(
     assert by_origin[events.positions["garbage"]]["value"] == b"not avro at all"
     assert by_origin[events.positions["garbage"]]["key"] == b"k1"
     assert all(r["consumer"].startswith("routeiq-labeler/") for _, r in letters)
-    assert all(m.key() == r["source_topic"].encode() for m, r in letters)
+    # Keyed by source position, so a replay can tell it was written (issue 12).
+    assert all(
+        m.key() == f"{r['source_topic']}/{r['source_partition']}/{r['source_offset']}".encode()
+        for m, r in letters
+    )
 
     # Alive and still labelling.
     assert worker.alive()

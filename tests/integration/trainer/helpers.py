@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST
 from routeiq.contracts.serde import AvroSerde
 from routeiq.kafka import make_consumer, make_producer
@@ -145,10 +145,16 @@ class Harness:
         return TrainRequest(**values)
 
     def produce(
-        self, request: TrainRequest | bytes, *, key: str | None = None, partition: int = -1
+        self,
+        request: TrainRequest | bytes | None,
+        *,
+        key: str | None = None,
+        partition: int = -1,
     ) -> None:
+        """A request, or raw bytes (``None``: a record without a value) as its value."""
         producer = make_producer(self.stack.kafka, client_id="trainer-test")
-        if isinstance(request, bytes):
+        value: bytes | None
+        if request is None or isinstance(request, bytes):
             value = request
         else:
             value = self.serdes["request"].encode(request.to_record())
@@ -165,29 +171,38 @@ class Harness:
         """Run a worker (in the harness's consumer group) on a thread; ``services`` built
         separately make it an independent worker, as another process would be."""
         services = services or self.services
-        assert services.pipeline is not None
-        consumer = make_consumer(
-            self.settings.kafka,
-            group_id=self.settings.consumer_group,
-            client_id=f"trainer-test-worker-{len(self.workers)}",
-            overrides={"max.poll.interval.ms": self.settings.max_poll_interval_ms},
-        )
-        worker = RequestWorker(
-            consumer=consumer,
-            topic=self.settings.requests_topic,
-            serde=services.request_serde(),
-            pipeline=services.pipeline,
-            dead_letters=services.dead_letters(),
-            metrics=services.metrics,
-            retry_attempts=self.settings.retry_attempts,
-            retry_backoff_s=self.settings.retry_backoff_s,
-            poll_timeout_s=0.5,
+        worker = services.worker(
+            client_id=f"trainer-test-worker-{len(self.workers)}", poll_timeout_s=0.5
         )
         thread = threading.Thread(target=worker.run, args=(self._stop,), daemon=True)
         thread.start()
         self.workers.append(worker)
         self._threads.append(thread)
         return worker
+
+    def restart_worker(self, services: Services) -> RequestWorker:
+        """Stop the workers, then start one over ``services`` (built anew, as a restarted
+        process would: no memory of what the first one did) in the same group."""
+        self.stop_worker()
+        self._stop = threading.Event()
+        self.workers.clear()
+        self._threads.clear()
+        return self.start_worker(services)
+
+    def rewind(self) -> None:
+        """Commit offset 0 on every partition of the requests topic, as if the worker had
+        crashed after dead-lettering each record and before committing its offset (with the
+        workers stopped: the group must have no members)."""
+        consumer = make_consumer(
+            self.settings.kafka, group_id=self.settings.consumer_group, client_id="rewind"
+        )
+        try:
+            topic = self.settings.requests_topic
+            consumer.commit(
+                offsets=[TopicPartition(topic, p, 0) for p in range(3)], asynchronous=False
+            )
+        finally:
+            consumer.close()
 
     def wait_handled(self, count: int, *, timeout: float = 300.0) -> None:
         """Until the workers have finished ``count`` records (processed or dead-lettered)."""
@@ -208,8 +223,6 @@ class Harness:
 
     def committed_offset(self) -> int:
         """Sum over partitions of the consumer group's committed offsets on the requests topic."""
-        from confluent_kafka import TopicPartition
-
         consumer = make_consumer(
             self.settings.kafka, group_id=self.settings.consumer_group, client_id="offsets"
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import pytest
+from routeiq.dependencies import Dependencies
 from routeiq_analytics.api import create_app
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.metrics import AnalyticsMetrics
@@ -27,12 +29,16 @@ EVIL = '<script>alert("x")</script>'
 class Readiness:
     """The consumer's readiness as the API sees it, set by the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, dependencies: Dependencies | None = None) -> None:
         self.ready = False
         self.failure: str | None = None
+        self.dependencies = dependencies
 
     def status(self) -> dict[str, Any]:
-        return {"assigned_partitions": 12 if self.ready else 0, "failure": self.failure}
+        status = {"assigned_partitions": 12 if self.ready else 0, "failure": self.failure}
+        if self.dependencies is not None:
+            status["dependencies"] = self.dependencies.states()
+        return status
 
 
 def _filled(clock: Clock) -> Aggregator:
@@ -181,3 +187,32 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert f'routeiq_analytics_window_requests{{model="{STRONG}",window="5m"}} 2.0' in text
     assert 'routeiq_analytics_window_routing_latency_ms{quantile="0.5",window="1h"}' in text
     assert 'routeiq_analytics_state{kind="buckets"} 40.0' in text
+
+
+def test_a_lost_dependency_is_named_on_ready_and_in_metrics() -> None:
+    clock = Clock(T0 + 5)
+    metrics = AnalyticsMetrics()
+    deps = Dependencies(log=logging.getLogger("t.api"), registry=metrics.registry)
+    readiness = Readiness(deps)
+    readiness.ready = True
+    app = create_app(
+        aggregator=aggregator(clock),
+        readiness=readiness,
+        metrics=metrics,
+        windows=[300],
+        retention_s=3600,
+        refresh_s=0,
+    )
+    with TestClient(app) as c:
+        deps["kafka"].failed("1/1 brokers are down")
+        degraded = c.get("/health/ready")
+        # Still serving the windows it holds: ready, but it says what is missing.
+        assert degraded.status_code == 200
+        body = degraded.json()
+        assert body["status"] == "degraded"
+        assert body["dependencies"]["kafka"]["up"] is False
+        assert body["dependencies"]["kafka"]["error"] == "1/1 brokers are down"
+        assert 'routeiq_dependency_up{dependency="kafka"} 0.0' in c.get("/metrics").text
+        deps["kafka"].recovered()
+        assert c.get("/health/ready").json()["status"] == "ready"
+        assert 'routeiq_dependency_up{dependency="kafka"} 1.0' in c.get("/metrics").text

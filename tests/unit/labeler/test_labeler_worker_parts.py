@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from routeiq.errors import SerializationError
 from routeiq_labeler.app import PartitionedTable
-from routeiq_labeler.worker import _transient
+from routeiq_labeler.poison import registry_outage
 
 
 def test_table_keys_route_changes_to_their_own_partition() -> None:
@@ -30,7 +30,7 @@ def _wrapped(status: int | None) -> SerializationError:
 
 
 def test_registry_outages_are_not_blamed_on_the_record() -> None:
-    assert _transient(_wrapped(503))
-    assert _transient(_wrapped(-1))
-    assert not _transient(_wrapped(404))
-    assert not _transient(SerializationError("bad bytes"))
+    assert registry_outage(_wrapped(503))
+    assert registry_outage(_wrapped(-1))
+    assert not registry_outage(_wrapped(404))
+    assert not registry_outage(SerializationError("bad bytes"))

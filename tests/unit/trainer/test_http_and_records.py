@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
 from routeiq.contracts.serde import AvroSerde, LocalResolver
+from routeiq.dependencies import Dependencies
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
 from routeiq_trainer.announce import announcement_record
 from routeiq_trainer.api import create_app
 from routeiq_trainer.bundles import BundleLocation
+from routeiq_trainer.core.state import WorkerState
 from routeiq_trainer.metrics import TrainerMetrics
-from routeiq_trainer.worker import WorkerState
 from starlette.testclient import TestClient
+
+
+def _app(state: WorkerState, metrics: TrainerMetrics) -> tuple[TestClient, Dependencies]:
+    deps = Dependencies(log=logging.getLogger("test.trainer.deps"), registry=metrics.registry)
+    app = create_app(state=state, metrics=metrics, dependencies=deps, device="cpu")
+    return TestClient(app), deps
 
 
 def test_health_and_metrics() -> None:
     state, metrics = WorkerState(), TrainerMetrics()
-    client = TestClient(create_app(state=state, metrics=metrics, device="cpu"))
+    client, _ = _app(state, metrics)
     assert client.get("/health/live").status_code == 200
     assert client.get("/health/ready").status_code == 503  # not consuming yet
     state.started = True
@@ -31,6 +40,34 @@ def test_health_and_metrics() -> None:
     assert 'routeiq_trainer_training_seconds_count{router_type="knn"} 1.0' in body
     state.error = "dead-letter topic unreachable"
     assert client.get("/health/ready").status_code == 503
+
+
+def test_a_lost_dependency_is_named_on_ready_and_in_metrics_without_unreadiness() -> None:
+    state, metrics = WorkerState(started=True), TrainerMetrics()
+    client, deps = _app(state, metrics)
+    deps["kafka"].recovered()
+    deps["mlflow"].recovered()
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["dependencies"] == {"kafka": {"up": True}, "mlflow": {"up": True}}
+
+    deps["mlflow"].failed("MLflow: connection refused")
+    ready = client.get("/health/ready")
+    # The worker waits for MLflow and resumes on its own: degraded, not unready.
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "degraded"
+    assert body["dependencies"]["kafka"] == {"up": True}
+    mlflow = body["dependencies"]["mlflow"]
+    assert mlflow["up"] is False
+    assert mlflow["error"] == "MLflow: connection refused"
+    assert mlflow["down_for_s"] >= 0
+    text = client.get("/metrics").text
+    assert 'routeiq_dependency_up{dependency="mlflow"} 0.0' in text
+    assert 'routeiq_dependency_up{dependency="kafka"} 1.0' in text
+    deps["mlflow"].recovered()
+    assert client.get("/health/ready").json()["status"] == "ready"
 
 
 def test_an_announcement_record_is_a_valid_model_announcement() -> None:

@@ -1,28 +1,31 @@
 """Composition root: settings → registry serdes, Kafka clients → aggregator → loop → HTTP.
 
 Exit codes: 2 invalid configuration (the reason is printed; librdkafka refusing a property
-counts), 1 the consumer loop failed (Kafka fatal error, dead letters not acknowledged, registry
-not usable within ``startup_timeout_s``), 3 the HTTP server could not start, 0 shutdown
-(SIGTERM). Running and stopping in order is ``runtime.AnalyticsService``'s.
+counts), 1 the consumer loop failed (a fatal Kafka error, the dead-letter schema not resolvable
+within ``startup_timeout_s``; never a record, never an outage: those are waited out), 3 the
+HTTP server could not start, 0 shutdown (SIGTERM). Running and stopping in order is
+``runtime.AnalyticsService``'s.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.deadletters import DeadLetterSink
-from routeiq.errors import ConfigError, TransportError
-from routeiq.kafka import make_consumer, make_producer
+from routeiq.dependencies import Dependencies
 from routeiq.service import http_server, run_service
 
 from routeiq_analytics.api import create_app
+from routeiq_analytics.clients import consumer_name, kafka_clients
 from routeiq_analytics.config import AnalyticsSettings
 from routeiq_analytics.consumer import AnalyticsConsumer, Sources
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.metrics import AnalyticsMetrics
+from routeiq_analytics.poison import PoisonPolicy
 from routeiq_analytics.runtime import AnalyticsService
 
 
@@ -32,26 +35,27 @@ def build(settings: AnalyticsSettings) -> AnalyticsService:
     aggregator = Aggregator.from_settings(settings)
     metrics = AnalyticsMetrics()
     metrics.watch(aggregator, settings.windows)
-    try:
-        # EOF events tell the loop it has caught up with a partition (readiness).
-        consumer = make_consumer(
-            settings.kafka,
-            group_id=settings.group_id,
-            client_id=settings.client_id,
-            overrides={"enable.partition.eof": True},
-        )
-        # A dead letter is one small record the loop waits for before committing: no linger.
-        producer = make_producer(
-            settings.kafka, client_id=f"{settings.client_id}-deadletter", overrides={"linger.ms": 0}
-        )
-    except TransportError as exc:
-        # librdkafka refuses unknown or invalid properties (ROUTEIQ_ANALYTICS_KAFKA__EXTRA).
-        raise ConfigError(f"invalid Kafka configuration: {exc}") from exc
+    dependencies = Dependencies(
+        log=logging.getLogger("routeiq_analytics"), registry=metrics.registry
+    )
+    kafka = kafka_clients(settings, dependencies["kafka"])
+    _ = dependencies["registry"]  # listed on /health/ready (and its gauge) from the start
     dead_letter_serde = AvroSerde.for_topic(
         DEAD_LETTER, settings.deadletter_topic, resolver=resolver
     )
+    poison = PoisonPolicy(
+        sink=DeadLetterSink(
+            producer=kafka.producer,
+            serde=dead_letter_serde,
+            topic=settings.deadletter_topic,
+            consumer=consumer_name(settings),
+        ),
+        kafka=dependencies["kafka"],
+        aggregator=aggregator,
+        metrics=metrics,
+    )
     loop = AnalyticsConsumer(
-        consumer=consumer,
+        consumer=kafka.consumer,
         sources=Sources(
             decisions_topic=settings.decisions_topic,
             feedback_topic=settings.feedback_topic,
@@ -61,13 +65,10 @@ def build(settings: AnalyticsSettings) -> AnalyticsService:
             feedback=AvroSerde.for_topic(FEEDBACK, settings.feedback_topic, resolver=resolver),
         ),
         aggregator=aggregator,
-        dead_letters=DeadLetterSink(
-            producer=producer,
-            serde=dead_letter_serde,
-            topic=settings.deadletter_topic,
-            consumer=f"routeiq-analytics/{settings.group_id}",
-        ),
+        poison=poison,
+        recall_reader=kafka.recall_reader,
         metrics=metrics,
+        dependencies=dependencies,
         rebuild_s=settings.retention_s if settings.rebuild_on_start else None,
         batch_size=settings.batch_size,
         poll_timeout_s=settings.poll_timeout_s,
@@ -82,7 +83,7 @@ def build(settings: AnalyticsSettings) -> AnalyticsService:
         refresh_s=settings.dashboard_refresh_s,
     )
     server = http_server(app, host=settings.host, port=settings.port, log_level=settings.log_level)
-    return AnalyticsService(settings, server, loop, producer, dead_letter_serde)
+    return AnalyticsService(settings, server, loop, kafka.producer, dead_letter_serde)
 
 
 def main() -> int:

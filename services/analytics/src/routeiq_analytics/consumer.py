@@ -7,19 +7,25 @@ What every RouteIQ consumer should do, and this one does:
 2. **Avro through the schema registry**: each value names its writer schema by id; the serde
    resolves it and reads it into our reader schema (the contract's working copy), so producers
    can move to newer compatible versions without breaking us.
-3. **One error policy per record**: a record that cannot be decoded, or decodes into something
-   the aggregates cannot use, goes to the dead-letter topic with the reason and its source
-   coordinates; the loop keeps going. A *transient* failure (the registry unreachable) is not
-   poison: the same record is retried until it decodes or the loop is stopped.
+3. **One error policy per record** (``poison.PoisonPolicy``): a record that cannot be decoded,
+   or decodes into something the aggregates cannot use, goes to the dead-letter topic once,
+   with the reason and its source coordinates; the loop keeps going. A *transient* failure
+   (the registry unreachable) is not poison: the same record is retried until it decodes or
+   the loop is stopped.
 4. **Explicit commits after the work**: offsets are committed per batch, after the batch is
    applied and its dead letters are acknowledged. A crash re-reads, never skips.
 5. **Rebuilding in-memory state on start** (``rebuild_s``): when partitions are assigned, the
    loop seeks back to the first record of the last ``rebuild_s`` seconds, so a restart
    rebuilds its windows from Kafka. Records below the committed offset are *replays*: they
    update the aggregates but are not dead-lettered again, and commits never move backwards.
+6. **Degrading quietly**: Kafka or the registry lost is one WARNING, a reminder a minute and
+   one INFO when it is back (``routeiq.dependencies``), never a line per poll or retry; the
+   loop waits for it instead of exiting.
 
 One process should own all partitions of both topics (one replica per group): the aggregates
 live in memory, so a second replica in the same group would hold the other half of the data.
+That is also why the dead letters are recalled once, at start, and not again on assignment:
+no partition arrives from another replica with dead letters this process has not read.
 """
 
 from __future__ import annotations
@@ -41,17 +47,21 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from routeiq.contracts.serde import AvroSerde
-from routeiq.deadletters import DeadLetterSink
-from routeiq.errors import RegistryError, SerializationError, TransportError
+from routeiq.dependencies import Dependencies, Dependency
+from routeiq.errors import ContractError, RegistryError, SerializationError, TransportError
 
 from routeiq_analytics.core.aggregator import Aggregator
-from routeiq_analytics.core.records import parse_decision, parse_feedback
-from routeiq_analytics.errors import ConsumerStoppedError, InvalidRecordError
+from routeiq_analytics.core.records import Decision, Feedback, parse_decision, parse_feedback
+from routeiq_analytics.errors import ConsumerStoppedError
 from routeiq_analytics.metrics import AnalyticsMetrics
+from routeiq_analytics.poison import PoisonPolicy
 
 log = logging.getLogger(__name__)
 
 TopicKey = tuple[str, int]
+
+# While Kafka is lost and nothing arrives, how often the loop asks the broker whether it is back.
+PROBE_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,14 +113,19 @@ class AnalyticsConsumer:
     consumer: Consumer
     sources: Sources
     aggregator: Aggregator
-    dead_letters: DeadLetterSink
+    poison: PoisonPolicy
+    # A fresh consumer for reading back the dead-letter topic (``PoisonPolicy.recall``).
+    recall_reader: Callable[[], Consumer]
     metrics: AnalyticsMetrics
+    dependencies: Dependencies
     rebuild_s: int | None = None
     batch_size: int = 500
     poll_timeout_s: float = 1.0
     retry_backoff_s: float = 1.0
     kafka_timeout_s: float = 10.0
+    probe_every_s: float = PROBE_EVERY_S
     clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
     # Why the loop stopped, for /health/ready; set by whoever runs it.
     failure: str | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -123,6 +138,7 @@ class AnalyticsConsumer:
     # Next offset per partition this process has applied (kept across rebalances so a
     # partition that comes back is not applied twice).
     _positions: dict[TopicKey, int] = field(default_factory=dict, init=False)
+    _probed_at: float = field(default=0.0, init=False)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -135,19 +151,48 @@ class AnalyticsConsumer:
             raise TransportError(f"cannot subscribe to {topics}: {exc}") from exc
 
     def run(self, stop: threading.Event) -> None:
-        """Poll, process and commit batches until ``stop`` is set."""
+        """Recall the dead letters, then poll, process and commit batches until ``stop``."""
+        try:
+            self.poison.recall(self.recall_reader, stop)
+        except ConsumerStoppedError:
+            return
         self.subscribe()
         while not stop.is_set():
             try:
                 messages = self.consumer.consume(self.batch_size, self.poll_timeout_s)
             except KafkaException as exc:
                 raise TransportError(f"consume failed: {exc}") from exc
+            self._watch_kafka(messages)
             if messages:
                 try:
                     self.process(messages, stop)
                 except ConsumerStoppedError:
                     return
+            self.poison.serve()
             self.metrics.ready.set(1 if self.ready else 0)
+
+    @property
+    def kafka(self) -> Dependency:
+        return self.dependencies["kafka"]
+
+    def _watch_kafka(self, messages: Sequence[Message]) -> None:
+        """A record (or an end of partition) read means Kafka is back; while it is lost and
+        nothing arrives (an idle topic), ask the broker every ``probe_every_s``."""
+        if any(
+            m.error() is None or m.error().code() == KafkaError._PARTITION_EOF for m in messages
+        ):
+            self.kafka.recovered()
+            return
+        now = self.monotonic()
+        if self.kafka.up or now - self._probed_at < self.probe_every_s:
+            return
+        self._probed_at = now
+        try:
+            self.consumer.list_topics(self.sources.decisions_topic, timeout=self.poll_timeout_s)
+        except KafkaException as exc:
+            self.kafka.failed(exc)
+            return
+        self.kafka.recovered()
 
     def close(self) -> None:
         """Leave the group (offsets were committed batch by batch)."""
@@ -163,81 +208,83 @@ class AnalyticsConsumer:
             return bool(self._assigned) and not self._behind and self.failure is None
 
     def status(self) -> dict[str, Any]:
-        """What ``/health/ready`` reports."""
+        """What ``/health/ready`` reports (the dependencies' states included)."""
         with self._lock:
-            return {
+            status: dict[str, Any] = {
                 "assigned_partitions": len(self._assigned),
                 "partitions_catching_up": len(self._behind),
                 "failure": self.failure,
             }
+        status["dependencies"] = self.dependencies.states()
+        return status
 
     # ------------------------------------------------------------------ one batch
 
     def process(self, messages: Sequence[Message], stop: threading.Event) -> None:
         """Apply a batch, make its dead letters durable, then commit its offsets."""
         offsets: dict[TopicKey, int] = {}
-        dead = 0
         for message in messages:
             error = message.error()
             key = (str(message.topic()), int(message.partition() or 0))
             if error is not None:
                 self._on_error(key, error)
                 continue
-            dead += self._handle(key, message, stop)
+            self._handle(key, message, stop)
             offset = int(message.offset() or 0)
             offsets[key] = offset + 1
             with self._lock:
                 self._positions[key] = offset + 1
                 if key in self._behind and offset + 1 >= self._high.get(key, 0):
                     self._behind.discard(key)
-        if dead:
-            self.dead_letters.flush(self.kafka_timeout_s)
+        self.poison.flush(stop)
         self._commit(offsets)
 
-    def _handle(self, key: TopicKey, message: Message, stop: threading.Event) -> int:
-        """Apply one record; dead-letter it if it is poison. Returns 1 if dead-lettered."""
+    def _handle(self, key: TopicKey, message: Message, stop: threading.Event) -> None:
+        """Apply one record, or hand it to the poison policy if it cannot be decoded or used."""
         is_decision = key[0] == self.sources.decisions_topic
         kind = "decision" if is_decision else "feedback"
+        try:
+            facts = self._facts(is_decision, message.value(), stop)
+        except ContractError as exc:
+            replay = int(message.offset() or 0) < self._replay_until.get(key, -1)
+            self.poison.reject(message, kind, exc, replay=replay)
+            return
+        if isinstance(facts, Decision):
+            outcome = self.aggregator.add_decision(facts)
+        else:
+            outcome = self.aggregator.add_feedback(facts)
+        self.metrics.records.labels(kind, outcome).inc()
+
+    def _facts(
+        self, is_decision: bool, value: bytes | None, stop: threading.Event
+    ) -> Decision | Feedback:
+        """Decode and check one value; every way a value can be bad is a ``ContractError``
+        (a registry outage is waited out in ``_decode`` instead)."""
         serde = self.sources.decisions if is_decision else self.sources.feedback
         try:
-            record = self._decode(serde, message.value(), stop)
-            if is_decision:
-                outcome = self.aggregator.add_decision(parse_decision(record))
-            else:
-                outcome = self.aggregator.add_feedback(parse_feedback(record))
-        except (SerializationError, InvalidRecordError) as exc:
-            if int(message.offset() or 0) < self._replay_until.get(key, -1):
-                # Dead-lettered when it was first read, before the committed offset.
-                self.metrics.records.labels(kind, "poison_replayed").inc()
-                return 0
-            self.dead_letters.send(message, exc)
-            self.aggregator.count("dead_lettered")
-            self.metrics.records.labels(kind, "dead_lettered").inc()
-            self.metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
-            log.warning(
-                "dead-lettered %s[%d]@%d to %s: %s: %s",
-                key[0],
-                key[1],
-                message.offset(),
-                self.dead_letters.topic,
-                type(exc).__name__,
-                exc,
-            )
-            return 1
-        self.metrics.records.labels(kind, outcome).inc()
-        return 0
+            record = self._decode(serde, value, stop)
+            return parse_decision(record) if is_decision else parse_feedback(record)
+        except (ContractError, ConsumerStoppedError):
+            raise
+        except Exception as exc:  # a decoder bug on one value costs that record, not the loop
+            raise SerializationError(f"{serde.subject}: cannot decode: {exc!r}"[:1000]) from exc
 
     def _decode(self, serde: AvroSerde, value: bytes | None, stop: threading.Event) -> Any:
+        registry = self.dependencies["registry"]
         while True:
             try:
-                return serde.decode(value)
+                record = serde.decode(value)
             except (RegistryError, SerializationError) as exc:
                 if not registry_unavailable(exc):
                     raise
                 self.metrics.registry_retries.inc()
-                log.warning("schema registry unavailable, retrying the record: %s", exc)
+                registry.failed(exc)
                 if stop.wait(self.retry_backoff_s):
                     raise ConsumerStoppedError("stopped while the registry was down") from exc
+                continue
+            if not registry.up:
+                registry.recovered()
+            return record
 
     def _commit(self, offsets: dict[TopicKey, int]) -> None:
         # Never move a committed offset backwards while replaying below it.

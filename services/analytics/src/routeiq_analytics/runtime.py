@@ -1,8 +1,10 @@
 """Running the service: the consumer loop on a thread beside the HTTP server, stopped in order.
 
 The HTTP server starts at once (``/health/live`` answers, ``/health/ready`` is 503) while a
-thread resolves the dead-letter schema and runs the consumer loop. On SIGTERM uvicorn drains
-first; only then does the loop stop, the consumer leave its group and the dead letters flush.
+thread resolves the dead-letter schema, recalls the dead letters already written and runs the
+consumer loop; a registry or Kafka outage is waited out (``/health/ready`` names it), a poison
+record is dead-lettered, neither stops the process. On SIGTERM uvicorn drains first; only then
+does the loop stop, the consumer leave its group and the dead letters flush.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import uvicorn
 from confluent_kafka import Producer
 from routeiq.contracts.serde import AvroSerde
+from routeiq.dependencies import Dependency
 from routeiq.errors import RegistryError, RouteIQError
 from routeiq.service import serve_http
 
@@ -29,21 +32,26 @@ LOOP_FAILED = 1
 FLUSH_TIMEOUT_S = 10.0
 
 
-def resolve_schema(serde: AvroSerde, *, timeout_s: float, stop: threading.Event) -> None:
-    """Wait until ``serde``'s subject resolves (the registry may still be starting)."""
+def resolve_schema(
+    serde: AvroSerde, *, timeout_s: float, stop: threading.Event, registry: Dependency
+) -> None:
+    """Wait until ``serde``'s subject resolves (the registry may still be starting); the
+    wait is ``registry``'s state (one WARNING, reminders), not a line per try."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             _ = serde.schema_id
-            return
         except RegistryError as exc:
             if time.monotonic() >= deadline or stop.is_set():
                 raise RegistryError(
                     f"{serde.subject} did not resolve within {timeout_s:.0f}s "
                     f"(register it with `routeiq schemas register`): {exc}"
                 ) from exc
-            log.warning("waiting for %s in the schema registry: %s", serde.subject, exc)
+            registry.failed(f"waiting for {serde.subject}: {exc}")
             stop.wait(2.0)
+            continue
+        registry.recovered()
+        return
 
 
 @dataclass
@@ -89,7 +97,10 @@ class AnalyticsService:
     def _consume(self, stop: threading.Event, failed: threading.Event) -> None:
         try:
             resolve_schema(
-                self.dead_letter_serde, timeout_s=self.settings.startup_timeout_s, stop=stop
+                self.dead_letter_serde,
+                timeout_s=self.settings.startup_timeout_s,
+                stop=stop,
+                registry=self.loop.dependencies["registry"],
             )
             self.loop.run(stop)
         except RouteIQError as exc:

@@ -15,7 +15,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
-from routeiq.contracts.topics import FEEDBACK_EVENTS, MODEL_ANNOUNCEMENTS, ROUTER_DECISIONS
+from routeiq.contracts.topics import (
+    DEAD_LETTERS,
+    FEEDBACK_EVENTS,
+    MODEL_ANNOUNCEMENTS,
+    ROUTER_DECISIONS,
+)
 from routeiq.errors import ConfigError
 from routeiq.settings import (
     KafkaSettings,
@@ -24,6 +29,7 @@ from routeiq.settings import (
     S3Settings,
     ServiceSettings,
     TelemetrySettings,
+    TopicName,
 )
 
 
@@ -51,6 +57,8 @@ class GatewaySettings(ServiceSettings):
     decisions_topic: str = ROUTER_DECISIONS.name
     feedback_topic: str = FEEDBACK_EVENTS.name
     announcements_topic: str = MODEL_ANNOUNCEMENTS.name
+    # Where announcement records this gateway cannot decode or validate go, once each.
+    deadletter_topic: TopicName = DEAD_LETTERS.name
     spool_dir: Path = Path(".routeiq/gateway-spool")
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     spool_fsync_ms: float = Field(default=50.0, ge=0.0)

@@ -1,8 +1,12 @@
-"""The gateway's Prometheus metrics, on a registry of its own (one per app instance)."""
+"""The gateway's Prometheus metrics, on a registry of its own (one per app instance), and
+the states of the dependencies it reports on that registry and on ``/health/ready``."""
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import CollectorRegistry
+from routeiq.dependencies import Dependencies
 from routeiq.metrics import MetricSet
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -13,6 +17,12 @@ EVENT_FATES = ("produced", "spooled", "replayed", "dropped")
 class GatewayMetrics(MetricSet):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
+        # Kept with the metrics: every part that counts also reports the dependencies it uses
+        # (named on first use, up until a failure says otherwise), and their gauge
+        # (``routeiq_dependency_up``) lives on this registry.
+        self.dependencies = Dependencies(
+            log=logging.getLogger("routeiq_gateway.dependencies"), registry=self.registry
+        )
         # Serving.
         self.requests = self.counter(
             "routeiq_gateway_requests_total",
@@ -76,6 +86,10 @@ class GatewayMetrics(MetricSet):
         )
         self.sync_bytes = self.counter(
             "routeiq_gateway_sync_download_bytes_total", "Bytes downloaded from S3"
+        )
+        self.dead_letters = self.counter(
+            "routeiq_gateway_dead_letters_total",
+            "Announcement records this replica could not decode or validate, dead-lettered",
         )
         self.sync_failures = self.counter(
             "routeiq_gateway_sync_failures_total", "Failed syncs or activations by stage", "stage"

@@ -14,7 +14,9 @@ between three states:
                after each acknowledged chunk; new events keep going to the spool behind it
                until it is empty, so the replay preserves order. Then ``up`` again.
 
-A full spool drops new events (counted): the data plane never blocks on telemetry.
+A full spool drops new events (counted): the data plane never blocks on telemetry. Losing
+Kafka or the spool's disk is logged once and reminded about rarely (the ``kafka-events`` and
+``spool`` dependencies of ``GatewayMetrics.dependencies``), never once per event or probe.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class EventPublisher:
 
     def __post_init__(self, producer_factory: ProducerFactory) -> None:
         self._producer = producer_factory(self._on_error)
+        self._kafka = self.metrics.dependencies["kafka-events"]
+        self._disk = self.metrics.dependencies["spool"]
         # Re-entrant: purge() delivers callbacks (which spool) while the transition holds it.
         self._lock = threading.RLock()
         self._down_requested = threading.Event()
@@ -126,13 +130,14 @@ class EventPublisher:
         try:
             self.spool.append(topic, key, value)
             self.metrics.events.labels("spooled").inc()
+            self._disk.recovered()
         except SpoolFullError as exc:
             self.metrics.events.labels("dropped").inc()
             self.last_error = str(exc)
         except OSError as exc:
             self.metrics.events.labels("dropped").inc()
             self.last_error = f"spool write failed: {exc}"
-            log.error("spool write failed, event dropped: %s", exc)
+            self._disk.failed(f"spool write failed, events dropped: {exc}")
         self.metrics.spool_depth.set(self.spool.pending)
 
     def _on_error(self, err: KafkaError) -> None:
@@ -172,17 +177,14 @@ class EventPublisher:
                     self._drain()
                 next_probe = time.monotonic() + self.probe_interval_s
             self.metrics.spool_depth.set(self.spool.pending)
+            self.spool.sync_due()
 
     def _go_down(self) -> None:
         with self._lock:
             self._down_requested.clear()
             if self._broker_reachable(timeout_s=0.5):
                 return  # a transient connection error: the broker is still there
-            log.warning(
-                "Kafka unreachable (%s): spooling events to %s",
-                self.last_error,
-                self.spool.directory,
-            )
+            self._kafka.failed(f"{self.last_error}; spooling events to {self.spool.directory}")
             self._state = DOWN
             self._producer.purge(in_queue=True, in_flight=False, blocking=False)
             while self._producer.poll(0):
@@ -198,7 +200,8 @@ class EventPublisher:
 
     def _drain(self) -> None:
         if self._state == DOWN:
-            log.info("Kafka reachable again: replaying %d spooled events", self.spool.pending)
+            self._kafka.recovered()
+            log.info("replaying %d spooled events", self.spool.pending)
             self._state = DRAINING
             self._set_state_metric()
         while not self._stop.is_set():
@@ -225,6 +228,7 @@ class EventPublisher:
             remaining = self._producer.flush(30.0)
             if failed or remaining:
                 self.last_error = f"replay failed: {failed[:1] or 'flush timed out'}"
+                self._kafka.failed(self.last_error)
                 self._state = DOWN
                 self._set_state_metric()
                 return

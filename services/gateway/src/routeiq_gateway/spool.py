@@ -4,9 +4,11 @@ Records are appended to numbered segment files (``seg-00000001.log``) as
 
     u32 length | u32 crc32(payload) | payload
 
-where payload = u16 topic length, topic, u32 key length, key, value. Appends are buffered and
-fsynced in batches (every ``fsync_interval_s`` or ``fsync_every`` records), trading a bounded
-window of events at risk on power loss for not paying an fsync per request. The read position
+where payload = u16 topic length, topic, u32 key length, key, value. Each append is handed to
+the kernel at once (a killed process loses nothing it was answered for: ``make faults`` kills a
+gateway with a full spool) and fsynced in batches (every ``fsync_interval_s`` or
+``fsync_every`` records, and by ``sync_due`` when appends stop), trading a bounded window of
+events at risk on power loss for not paying an fsync per request. The read position
 (segment, offset) lives in ``head`` (written atomically) and only moves after Kafka has
 acknowledged what was read, so a crash replays from the last acknowledged record. A torn
 record at the tail (crash mid-write) fails its crc and is skipped, counted as corrupt.
@@ -138,6 +140,8 @@ class Spool:
                 self._tail_seq += 1
                 self._fh = (self.directory / self._name(self._tail_seq)).open("ab")
             self._fh.write(frame)
+            # To the kernel now, not at the next fsync: Python's buffer dies with the process.
+            self._fh.flush()
             self._bytes += len(frame)
             self._records += 1
             self._unsynced += 1
@@ -145,6 +149,13 @@ class Spool:
                 self._unsynced >= self.fsync_every
                 or time.monotonic() - self._last_sync >= self.fsync_interval_s
             ):
+                self._sync_locked()
+
+    def sync_due(self) -> None:
+        """Fsync if appends are waiting longer than ``fsync_interval_s`` (the publisher's
+        thread calls this, so the last appends before a lull are not left unsynced)."""
+        with self._lock:
+            if self._unsynced and time.monotonic() - self._last_sync >= self.fsync_interval_s:
                 self._sync_locked()
 
     def sync(self) -> None:

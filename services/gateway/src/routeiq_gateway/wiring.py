@@ -3,18 +3,22 @@ and model sync. ``__main__`` calls them in order; tests and benchmarks reuse the
 
 The gateway starts and serves even when Kafka, the registry, S3, Redis or MLflow are down:
 events spool to disk, model sync retries in the background, the default strategy serves.
+Each lost dependency is logged once, reminded about rarely and shown on ``/health/ready``
+(``GatewayMetrics.dependencies``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 from confluent_kafka import KafkaError, Producer
-from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, SchemaIdResolver
+from routeiq.deadletters import DeadLetterSink, recall_reader
+from routeiq.dependencies import Dependency
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.kafka import make_consumer, make_producer
 from routeiq.routing.bundle import BundleError, verifier_from
@@ -36,6 +40,12 @@ from routeiq_gateway.upstream import Upstream, build_router
 log = logging.getLogger("routeiq_gateway")
 
 BUILTIN_STRATEGIES = ("random", "cheapest", "strongest")
+
+# The announcement reader's name on its dead letters: one for the whole fleet, because every
+# replica reads the same log and gives up on the same records, and because the replica id is
+# not stable where it matters (a Kubernetes pod name changes with every new pod): a name per
+# replica would write each poison record again at every rollout or scale-up.
+ANNOUNCEMENTS_CONSUMER = "routeiq-gateway/announcements"
 
 
 def build_engine(model_file: ModelFile, holder: BundleHolder) -> RoutingEngine:
@@ -83,7 +93,7 @@ def build_features(
 
 
 def telemetry_serdes(
-    settings: GatewaySettings, resolver: SchemaIdResolver
+    settings: GatewaySettings, resolver: SchemaIdResolver, *, registry: Dependency
 ) -> tuple[AvroSerde, AvroSerde]:
     """The decision and feedback serdes, their schema ids resolved now when the registry
     answers (the disk cache covers a registry that is down)."""
@@ -91,12 +101,20 @@ def telemetry_serdes(
         AvroSerde.for_topic(ROUTER_DECISION, settings.decisions_topic, resolver=resolver),
         AvroSerde.for_topic(FEEDBACK, settings.feedback_topic, resolver=resolver),
     )
+    resolve_now(serdes, registry)
+    return serdes
+
+
+def resolve_now(serdes: Iterable[AvroSerde], registry: Dependency) -> None:
+    """Ask for each serde's schema id now, so a registry that goes down later is covered by
+    the disk cache; a registry that does not answer yet is reported, not fatal."""
     for serde in serdes:
         try:
             _ = serde.schema_id
         except RouteIQError as exc:
-            log.warning("schema id for %s not resolved yet: %s", serde.subject, exc)
-    return serdes
+            registry.failed(f"schema id for {serde.subject} not resolved yet: {exc}")
+            return
+    registry.recovered()
 
 
 def build_gateway(
@@ -112,7 +130,9 @@ def build_gateway(
     """The gateway: the engine's holder, the upstream router and, with ``publisher``, the
     telemetry serdes."""
     decision_serde, feedback_serde = (
-        telemetry_serdes(settings, resolver) if publisher is not None else (None, None)
+        telemetry_serdes(settings, resolver, registry=metrics.dependencies["registry"])
+        if publisher is not None
+        else (None, None)
     )
     return Gateway(
         model_file=model_file,
@@ -197,6 +217,7 @@ def build_sync(
         lock_wait_s=settings.lock_wait_s,
         redis_retries=settings.redis_retries,
     )
+    dead_letters = announcement_dead_letters(settings, metrics=metrics, resolver=resolver)
     return ModelSync(
         name=router_name,
         replica_id=settings.replica_id,
@@ -211,6 +232,8 @@ def build_sync(
         serde=AvroSerde.for_topic(
             MODEL_ANNOUNCEMENT, settings.announcements_topic, resolver=resolver
         ),
+        dead_letters=dead_letters,
+        recall_reader=lambda: recall_reader(settings.kafka, dead_letters.consumer),
         cache=cache,
         verifier=verifier,
         holder=holder,
@@ -221,6 +244,24 @@ def build_sync(
             redis_client=redis_client,
             name=router_name,
             replica=settings.replica_id,
+            redis_state=metrics.dependencies["redis"],
         ),
         keep_versions=settings.keep_versions,
+    )
+
+
+def announcement_dead_letters(
+    settings: GatewaySettings, *, metrics: GatewayMetrics, resolver: SchemaIdResolver
+) -> DeadLetterSink:
+    """Where the announcement reader's poison records go (a producer of its own: the events
+    producer purges to the spool when Kafka is down, dead letters must be acknowledged)."""
+    serde = AvroSerde.for_topic(DEAD_LETTER, settings.deadletter_topic, resolver=resolver)
+    resolve_now([serde], metrics.dependencies["registry"])
+    return DeadLetterSink(
+        producer=make_producer(
+            settings.kafka, client_id=f"routeiq-gateway-{settings.replica_id}-dead-letters"
+        ),
+        serde=serde,
+        topic=settings.deadletter_topic,
+        consumer=ANNOUNCEMENTS_CONSUMER,
     )

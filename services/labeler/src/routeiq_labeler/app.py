@@ -6,6 +6,7 @@ the records is ``routeiq_labeler.worker`` and ``core``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from faust.tables.table import Table
 from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, RETRAIN_REQUEST, ROUTER_DECISION
 from routeiq.contracts.records import DeadLetter
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.dependencies import fold_repeats
 
 from routeiq_labeler.config import LabelerSettings
 
@@ -92,6 +94,18 @@ def faust_app(settings: LabelerSettings, *, partitions: int) -> faust.App:
     )
 
 
+class QuietWorker(faust.Worker):
+    """Faust's worker, with ``routeiq.service``'s rule for repeated failures: Faust (through
+    mode) replaces the root handlers when it starts, so ``configure_logging``'s filter would
+    be gone; it is added here, to the handlers Faust's worker logs through. aiokafka logs one
+    ERROR per connection retry while Kafka is away (hundreds a second under load); folded, a
+    lost broker costs a line a minute per message."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        fold_repeats(logger.handlers)
+
+
 def build_serdes(settings: LabelerSettings, resolver: RegistryResolver) -> Serdes:
     """One serde per topic, subjects by TopicNameStrategy. The writers' schema ids are looked
     up now, so an unregistered dead-letter or retrain subject fails the start, not the first
@@ -105,6 +119,20 @@ def build_serdes(settings: LabelerSettings, resolver: RegistryResolver) -> Serde
     for writer in (serdes.deadletter, serdes.retrain):
         _ = writer.schema_id
     return serdes
+
+
+def source_topic(app: faust.App, *topics: str) -> faust.TopicT:
+    """The agent's input: keys and values as raw bytes. Faust decodes before the agent sees
+    an event and acks (skips) a record it cannot decode, without a dead letter; the raw codec
+    cannot fail, so every record reaches the agent, which decodes it under the poison policy
+    (``routeiq_labeler.poison``)."""
+    return app.topic(
+        *topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
 
 def partitioned_tables(app: faust.App, names: tuple[str, ...]) -> dict[str, PartitionedTable]:

@@ -67,6 +67,9 @@ class LabelerSettings(ServiceSettings):
     idle_timeout_s: float = Field(default=30.0, gt=0)
     # How often windows are checked, shards written, feedback expired and lag measured.
     tick_interval_s: float = Field(default=5.0, gt=0)
+    # How often the worker checks that Kafka answers (its state on /health/ready and in
+    # routeiq_dependency_up; a loss and a recovery are logged once each).
+    kafka_probe_interval_s: float = Field(default=10.0, gt=0)
     # Decisions stamped further than this in the future are invalid (they would close windows).
     max_future_skew_s: float = Field(default=300.0, ge=0)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routeiq.contracts.serde import AvroSerde
+from routeiq.dependencies import Dependency
 from routeiq.shards import ShardManifest, list_manifests, read_manifest, retrain_request
 from routeiq.storage import ArtifactStore
 
@@ -45,6 +46,7 @@ class RetrainRequester:
     metrics: LabelerMetrics
     requested_by: str
     clock_ms: Callable[[], int]
+    s3: Dependency  # a failed listing is logged once per outage, not once per tick
     _last_request_ms: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,8 +75,9 @@ class RetrainRequester:
                 None, shard_set, self.store, settings.shards_bucket, None
             )
         except S3_ERRORS as exc:
-            logger.warning("cannot list shards for a retrain request; retrying: %s", exc)
+            self.s3.failed(f"cannot list shards for a retrain request: {exc}")
             return False
+        self.s3.recovered()
         record = retrain_request(
             shards,
             model_name=settings.retrain_model_name,

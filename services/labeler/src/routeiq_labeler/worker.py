@@ -1,9 +1,11 @@
 """The labeler's worker: changelog-backed tables, the agent and the tick.
 
 One agent reads decisions and feedback (raw bytes; each record is decoded here, so a poison
-record is dead-lettered alone). A timer ("tick") closes windows of idle partitions, writes due
-shards, expires orphan feedback, asks for retraining and measures lag. All logic is in
-``core``; this module only moves records and time into it and results out of it.
+record is dead-lettered alone, by ``routeiq_labeler.poison``). A timer ("tick") closes windows
+of idle partitions, writes due shards, expires orphan feedback, asks for retraining and
+measures lag; another ("probe") checks that Kafka answers. All logic is in ``core``; this
+module only moves records and time into it and results out of it. Kafka, S3 and the registry
+are ``routeiq.dependencies``: a lost one is logged once and shown on ``/health/ready``.
 """
 
 from __future__ import annotations
@@ -16,26 +18,35 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from faust.types import TP
 from mode.supervisors import CrashingSupervisor
-from routeiq.errors import SerializationError
+from routeiq.dependencies import Dependencies
 from routeiq.storage import ArtifactStore
 
-from routeiq_labeler.app import Serdes, faust_dead_letter, partitioned_tables
+from routeiq_labeler.app import Serdes, partitioned_tables, source_topic
 from routeiq_labeler.config import LabelerSettings
 from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import decision_facts, feedback_facts
+from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan, LabelerState
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError
 from routeiq_labeler.metrics import LabelerMetrics
+from routeiq_labeler.poison import (
+    RECORD_ERRORS,
+    Backoff,
+    PoisonPolicy,
+    record_facts,
+    registry_outage,
+)
 from routeiq_labeler.retraining import RetrainRequester
 from routeiq_labeler.sink import S3_ERRORS, ShardSink
 
 logger = logging.getLogger("routeiq_labeler")
 
 SERVICE = "routeiq-labeler"
+# What the worker needs to make progress: records and dead letters (Kafka), shards (S3), the
+# writers' schemas (the registry).
+DEPENDENCIES = ("kafka", "s3", "registry")
 
 
 def now_ms() -> int:
@@ -53,14 +64,19 @@ class LabelerWorker:
         store: ArtifactStore,
         serdes: Serdes,
         metrics: LabelerMetrics,
+        poison: PoisonPolicy,
+        dependencies: Dependencies,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self.app = app
         self.metrics = metrics
+        self.poison = poison
+        self.dependencies = dependencies
+        for name in DEPENDENCIES:
+            _ = dependencies[name]  # each one on /health/ready and in the gauge from the start
         self._serdes = serdes
         self._clock_ms = clock_ms
-        self._consumer_name = f"{SERVICE}/{settings.app_id}"
         policy = LabelPolicy(
             quality_source=settings.quality_source,
             cost_weight=settings.cost_weight,
@@ -80,17 +96,7 @@ class LabelerWorker:
         self.sink = ShardSink(
             store=store, bucket=settings.shards_bucket, policy=policy, clock_ms=clock_ms
         )
-        self._source = app.topic(
-            settings.decisions_topic,
-            settings.feedback_topic,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        self._deadletters = app.topic(
-            settings.deadletter_topic, key_serializer="raw", value_serializer="raw"
-        )
+        self._source = source_topic(app, settings.decisions_topic, settings.feedback_topic)
         self.retrainer = RetrainRequester(
             settings=settings,
             store=store,
@@ -98,7 +104,8 @@ class LabelerWorker:
             topic=app.topic(settings.retrain_topic, key_serializer="raw", value_serializer="raw"),
             serde=serdes.retrain,
             metrics=metrics,
-            requested_by=self._consumer_name,
+            requested_by=poison.consumer,
+            s3=dependencies["s3"],
             clock_ms=clock_ms,
         )
         self._assigned = False
@@ -107,10 +114,13 @@ class LabelerWorker:
         self._last_decision_at: dict[int, int] = {}
         self._last_offsets: dict[tuple[str, int], int] = {}
         self._lag: dict[tuple[str, int], int] = {}
+        # Source partitions held now (None before the first assignment).
+        self._held: set[TP] | None = None
         # A crash of the agent is a crash of the worker: a record that is neither processed
         # nor dead-lettered must not be skipped by an agent restart.
         app.agent(self._source, name="label", supervisor_strategy=CrashingSupervisor)(self._process)
         app.timer(settings.tick_interval_s, name="tick")(self.tick)
+        app.timer(settings.kafka_probe_interval_s, name="probe")(self.probe)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -144,9 +154,24 @@ class LabelerWorker:
             "pending": sum(self.state.pending(p) for p in parts),
             "closed_until": {str(p): self.state.closed_until(p) for p in parts},
             "lag": {f"{t}[{p}]": lag for (t, p), lag in sorted(self._lag.items())},
+            # Readiness is the worker's own (a lost dependency stops progress, not the
+            # process): "degraded" names what is lost, and the dependencies say since when.
+            "state": "ok" if self.dependencies.ready else "degraded",
+            "dependencies": self.dependencies.states(),
         }
 
-    async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def _on_assigned(
+        self, sender: Any, /, assigned: Any = (), *args: Any, signal: Any, **kwargs: Any
+    ) -> None:
+        # Another replica may have dead-lettered records of a partition that is new here
+        # without committing past them: what this consumer wrote is read again (in the
+        # background; dead letters wait for it, other records need not). The first
+        # assignment is covered by the recall before the worker started.
+        sources = {self.settings.decisions_topic, self.settings.feedback_topic}
+        held = {tp for tp in assigned if tp.topic in sources}
+        if self._held is not None and held - self._held:
+            self.poison.recall_later()
+        self._held = held
         self._assigned = True
         self._generation += 1
 
@@ -170,45 +195,55 @@ class LabelerWorker:
         self.metrics.events_in.labels(kind).inc()
         self._last_offsets[(topic, partition)] = message.offset
         now = self._clock_ms()
+        if kind == "decision":
+            self._last_decision_at[partition] = now
         try:
-            if kind == "decision":
-                self._last_decision_at[partition] = now
-                facts = decision_facts(
-                    self._serdes.decisions.decode(message.value),
-                    key=message.key,
-                    now_ms=now,
-                    max_future_skew_ms=round(self.settings.max_future_skew_s * 1000),
-                )
+            facts = await self._facts(message, is_decision=kind == "decision", now=now)
+        except RECORD_ERRORS as exc:
+            await self.poison.dead_letter(message, kind, exc)
+            return
+        try:
+            if isinstance(facts, DecisionFacts):
                 outcome: str = self.state.on_decision(partition, facts, now_ms=now)
                 if outcome == "late":
                     self.metrics.late.inc()
             else:
-                fb = feedback_facts(self._serdes.feedback.decode(message.value), key=message.key)
-                outcome = self.state.on_feedback(partition, fb, now_ms=now)
-            if outcome == "duplicate":
-                self.metrics.duplicates.labels(kind).inc()
-        except (SerializationError, InvalidRecordError) as exc:
-            if _transient(exc):
-                # The registry is down, not the record bad: stop, and retry after restart.
-                raise
-            await self._dead_letter(message, kind, exc)
+                outcome = self.state.on_feedback(partition, facts, now_ms=now)
+        except InvalidRecordError as exc:
+            # Feedback beyond the per-decision limit, refused before anything changed.
+            await self.poison.dead_letter(message, kind, exc)
+            return
+        if outcome == "duplicate":
+            self.metrics.duplicates.labels(kind).inc()
 
-    async def _dead_letter(self, message: Any, kind: str, exc: BaseException) -> None:
-        letter = faust_dead_letter(
-            message, exc, consumer=self._consumer_name, now_ms=self._clock_ms()
-        )
-        await self._deadletters.send(
-            key=letter.kafka_key, value=self._serdes.deadletter.encode(letter.to_record())
-        )
-        self.metrics.dead_lettered.labels(kind, type(exc).__name__).inc()
-        logger.warning(
-            "dead-lettered %s[%d]@%d: %s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            type(exc).__name__,
-            exc,
-        )
+    async def _facts(self, message: Any, *, is_decision: bool, now: int) -> Any:
+        """The record's facts; while the registry is away, waits for it (the record is not
+        to blame, and skipping it would lose it)."""
+        registry = self.dependencies["registry"]
+        backoff = Backoff()
+        while True:
+            try:
+                facts = record_facts(
+                    self._serdes,
+                    is_decision=is_decision,
+                    key=message.key,
+                    value=message.value,
+                    now_ms=now,
+                    max_future_skew_ms=round(self.settings.max_future_skew_s * 1000),
+                )
+            except RECORD_ERRORS as exc:
+                if not registry_outage(exc):
+                    registry.recovered()  # it answered (or was not needed): the record is bad
+                    raise
+                registry.failed(exc)
+                await backoff.wait()
+                continue
+            registry.recovered()
+            return facts
+
+    async def probe(self) -> None:
+        """Whether Kafka answers, for ``/health/ready``, the gauge and one log line per change."""
+        await asyncio.to_thread(self.poison.probe)
 
     # ------------------------------------------------------------------ the tick
 
@@ -254,14 +289,17 @@ class LabelerWorker:
         await self.app.producer.flush()
         generation = self._generation
         loop = asyncio.get_running_loop()
+        s3 = self.dependencies["s3"]
         for plan in plans:
             started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(None, self.sink.write, plan)
             except S3_ERRORS as exc:
+                # Retried at the next tick; logged once per outage, not once per tick.
                 self.metrics.shard_write_errors.inc()
-                logger.warning("cannot write %s; retrying at the next tick: %s", _name(plan), exc)
+                s3.failed(f"cannot write {_name(plan)}: {exc}")
                 return
+            s3.recovered()
             self.metrics.flush_seconds.observe(time.perf_counter() - started)
             if generation != self._generation:
                 # A rebalance happened during the write: whoever owns the partition now
@@ -314,15 +352,6 @@ class LabelerWorker:
                 lag = max(int(highwater) - position, 0)
                 self._lag[(topic, p)] = lag
                 self.metrics.consumer_lag.labels(topic, str(p)).set(lag)
-
-
-def _transient(exc: BaseException) -> bool:
-    """A registry outage surfaces as a SerializationError too; it says nothing about the record."""
-    cause = exc.__cause__
-    if isinstance(cause, SchemaRegistryError):
-        status = cause.http_status_code
-        return status is None or status < 0 or status >= 500
-    return False
 
 
 def _name(plan: FlushPlan) -> str:

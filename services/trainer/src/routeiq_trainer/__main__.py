@@ -5,9 +5,10 @@
 ``/metrics`` on ``ROUTEIQ_TRAINER_HOST:ROUTEIQ_TRAINER_HEALTH_PORT``.
 
 Exit codes (``routeiq.service.run_service``): 2 invalid configuration (including a missing
-signing key or ``device=cuda`` without CUDA), 1 a dependency failed (Kafka, S3, MLflow
-unusable, or a record could not be dead-lettered), 0 clean shutdown on SIGTERM/SIGINT (after
-the request in progress).
+signing key or ``device=cuda`` without CUDA), 1 a dependency unusable at start (S3, MLflow,
+the registry) or a fatal Kafka client error, 0 clean shutdown on SIGTERM/SIGINT (after the
+request in progress). A dependency lost while running never stops the worker: it waits, says
+so once in the log and on ``/health/ready``, and goes on when it is back.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import sys
 
 from routeiq.errors import RouteIQError
-from routeiq.kafka import make_consumer
 from routeiq.service import (
     Runner,
     http_server,
@@ -28,7 +28,6 @@ from routeiq.service import (
 from routeiq_trainer.api import create_app
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.wiring import build_services, resolve_device
-from routeiq_trainer.worker import RequestWorker
 
 logger = logging.getLogger("routeiq_trainer")
 
@@ -38,26 +37,14 @@ def build(settings: TrainerSettings) -> Runner:
     settings.signer()  # refuses to start without a signing key
     device = resolve_device(settings)
     services = build_services(settings)
-    assert services.pipeline is not None
-    consumer = make_consumer(
-        settings.kafka,
-        group_id=settings.consumer_group,
-        client_id=settings.instance_id,
-        overrides={"max.poll.interval.ms": settings.max_poll_interval_ms},
-    )
-    worker = RequestWorker(
-        consumer=consumer,
-        topic=settings.requests_topic,
-        serde=services.request_serde(),
-        pipeline=services.pipeline,
-        dead_letters=services.dead_letters(),
-        metrics=services.metrics,
-        retry_attempts=settings.retry_attempts,
-        retry_backoff_s=settings.retry_backoff_s,
-        poll_timeout_s=settings.poll_timeout_s,
-    )
+    worker = services.worker(client_id=settings.instance_id)
     server = http_server(
-        create_app(state=worker.state, metrics=services.metrics, device=device),
+        create_app(
+            state=worker.state,
+            metrics=services.metrics,
+            dependencies=services.dependencies,
+            device=device,
+        ),
         host=settings.host,
         port=settings.health_port,
     )

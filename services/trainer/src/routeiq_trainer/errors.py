@@ -32,3 +32,15 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, IntegrityError):
         return False  # a corrupt shard stays corrupt
     return isinstance(exc, TrackingError | StorageError | TransportError)
+
+
+def dependency_of(exc: BaseException) -> str | None:
+    """The dependency a transient failure says is lost (``mlflow``, ``s3``, ``kafka``), as
+    ``routeiq.dependencies`` names it; ``None`` for a failure of the request itself."""
+    if not is_transient(exc):
+        return None
+    if isinstance(exc, TrackingError):
+        return "mlflow"
+    if isinstance(exc, StorageError):
+        return "s3"
+    return "kafka"

@@ -41,4 +41,11 @@ class TrainerMetrics(MetricSet):
         self.dead_letters = self.counter(
             "routeiq_trainer_dead_letters", "Requests sent to the dead-letter topic"
         )
+        # Dead letters for records that never became a request (undecodable or invalid);
+        # ``dead_letters`` also counts requests that could not be trained.
+        self.poison = self.counter(
+            "routeiq_trainer_poison_records",
+            "Poison records dead-lettered, by error type",
+            "error_type",
+        )
         self.busy = self.gauge("routeiq_trainer_busy", "1 while a request is being processed")

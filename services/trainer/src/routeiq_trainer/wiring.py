@@ -8,19 +8,25 @@ needs and owns their lifetime.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Producer
+import requests
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
-from routeiq.deadletters import DeadLetterSink
+from routeiq.deadletters import DeadLetterSink, recall_reader
+from routeiq.dependencies import Dependencies
 from routeiq.errors import ConfigError
-from routeiq.kafka import make_producer
+from routeiq.kafka import make_consumer, make_producer
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import SPEC_FILE, Featurizer, open_pipeline, read_pipeline
 from routeiq.storage import ArtifactStore, make_minio
@@ -29,10 +35,15 @@ from routeiq_trainer.announce import Announcer
 from routeiq_trainer.bundles import BundleStore
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.data import DataLoader
+from routeiq_trainer.errors import TrackingError
 from routeiq_trainer.metrics import TrainerMetrics
 from routeiq_trainer.ops import ModelOps
 from routeiq_trainer.pipeline import TrainingPipeline
 from routeiq_trainer.tracking import ModelRegistry
+from routeiq_trainer.worker import RequestWorker
+
+# What the trainer needs, as ``/health/ready`` and ``routeiq_dependency_up`` name them.
+DEPENDENCIES = ("kafka", "registry", "s3", "mlflow")
 
 
 def configure_mlflow_client() -> None:
@@ -93,9 +104,28 @@ def build_registry(settings: TrainerSettings) -> ModelRegistry:
     )
 
 
-def build_producer(settings: TrainerSettings) -> Producer:
+def build_producer(
+    settings: TrainerSettings, *, on_error: Callable[[KafkaError], None] | None = None
+) -> Producer:
     # One record at a time, and the caller waits for it: do not linger.
-    return make_producer(settings.kafka, client_id=settings.instance_id, overrides={"linger.ms": 0})
+    overrides: dict[str, Any] = {"linger.ms": 0, "logger": kafka_logger()}
+    if on_error is not None:
+        overrides["error_cb"] = on_error
+    return make_producer(settings.kafka, client_id=settings.instance_id, overrides=overrides)
+
+
+def kafka_logger() -> logging.Logger:
+    """librdkafka's own log lines through Python logging, so the root handlers' repeat filter
+    folds a connection-retry loop instead of it writing straight to stderr."""
+    return logging.getLogger("routeiq_trainer.librdkafka")
+
+
+def ping_mlflow(registry: ModelRegistry) -> None:
+    """One cheap MLflow call; ``TrackingError`` while it does not answer."""
+    try:
+        registry.client.search_experiments(max_results=1)
+    except (MlflowException, requests.RequestException) as exc:
+        raise TrackingError(f"MLflow: {exc}") from exc
 
 
 @dataclass
@@ -111,6 +141,9 @@ class Services:
     announcer: Announcer
     ops: ModelOps
     metrics: TrainerMetrics
+    # Kafka, S3, MLflow and the registry as this process sees them (``/health/ready``, and
+    # ``routeiq_dependency_up`` on ``metrics``' registry).
+    dependencies: Dependencies
     pipeline: TrainingPipeline | None = None
     embeddings: FeatureStore | None = None  # with the pipeline only
 
@@ -119,6 +152,12 @@ class Services:
             RETRAIN_REQUEST, self.settings.requests_topic, resolver=self.resolver
         )
 
+    @property
+    def consumer_name(self) -> str:
+        """Who the dead letters say gave up: stable across restarts (``recall`` matches it)
+        and shared by every worker of the group (any of them may re-read a record)."""
+        return f"routeiq-trainer/{self.settings.consumer_group}"
+
     def dead_letters(self) -> DeadLetterSink:
         return DeadLetterSink(
             producer=self.producer,
@@ -126,7 +165,59 @@ class Services:
                 DEAD_LETTER, self.settings.deadletter_topic, resolver=self.resolver
             ),
             topic=self.settings.deadletter_topic,
-            consumer=f"routeiq-trainer/{self.settings.consumer_group}",
+            consumer=self.consumer_name,
+        )
+
+    def recall_reader(self) -> Consumer:
+        """A consumer that only reads the dead-letter topic back (``DeadLetterSink.recall``
+        assigns partitions and closes it; it never commits)."""
+        return recall_reader(self.settings.kafka, self.consumer_name, {"logger": kafka_logger()})
+
+    def consumer(self, client_id: str) -> Consumer:
+        """The requests consumer in the trainer's group; librdkafka's errors (a stream of
+        them in an outage) fold into the Kafka dependency."""
+        settings = self.settings
+        return make_consumer(
+            settings.kafka,
+            group_id=settings.consumer_group,
+            client_id=client_id,
+            overrides={
+                "max.poll.interval.ms": settings.max_poll_interval_ms,
+                "error_cb": self.dependencies["kafka"].failed,
+                "logger": kafka_logger(),
+            },
+        )
+
+    def probes(self) -> dict[str, Callable[[], object]]:
+        """How the worker tells S3 and MLflow are back while no request needs them."""
+        bucket = self.settings.models_bucket
+        return {
+            "s3": lambda: self.store.is_versioned(bucket),
+            "mlflow": lambda: ping_mlflow(self.registry),
+        }
+
+    def worker(self, *, client_id: str, **options: Any) -> RequestWorker:
+        """A request worker over these services with its own consumer; ``options`` replace
+        the settings' retry and poll values (tests poll faster)."""
+        assert self.pipeline is not None, "built with pipeline=False"
+        settings = self.settings
+        values: dict[str, Any] = {
+            "retry_attempts": settings.retry_attempts,
+            "retry_backoff_s": settings.retry_backoff_s,
+            "poll_timeout_s": settings.poll_timeout_s,
+            **options,
+        }
+        return RequestWorker(
+            consumer=self.consumer(client_id),
+            topic=settings.requests_topic,
+            serde=self.request_serde(),
+            pipeline=self.pipeline,
+            dead_letters=self.dead_letters(),
+            recall_reader=self.recall_reader,
+            metrics=self.metrics,
+            dependencies=self.dependencies,
+            probes=self.probes(),
+            **values,
         )
 
     def close(self) -> None:
@@ -142,13 +233,18 @@ def build_services(
 ) -> Services:
     """Clients and logic objects for ``settings`` (``ConfigError`` without a signing key)."""
     metrics = metrics or TrainerMetrics()
+    dependencies = Dependencies(
+        log=logging.getLogger("routeiq_trainer.dependencies"), registry=metrics.registry
+    )
+    for name in DEPENDENCIES:
+        dependencies[name]  # listed (and gauged) from the start, up until one fails
     signer = settings.signer()
     verifier = settings.verifier()
     store = build_store(settings)
     store.ensure_bucket(settings.models_bucket, versioned=True)
     registry = build_registry(settings)
     bundles = BundleStore(store=store, bucket=settings.models_bucket)
-    producer = build_producer(settings)
+    producer = build_producer(settings, on_error=dependencies["kafka"].failed)
     resolver = RegistryResolver(SchemaRegistryClient(settings.registry.client_config()))
     announcer = Announcer(
         producer=producer,
@@ -176,6 +272,7 @@ def build_services(
         announcer=announcer,
         ops=ops,
         metrics=metrics,
+        dependencies=dependencies,
     )
     if pipeline:
         embeddings = FeatureStore(

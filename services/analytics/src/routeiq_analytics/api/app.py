@@ -143,7 +143,9 @@ def create_app(
     async def ready(_: Request) -> Response:
         status = readiness.status()
         if readiness.ready:
-            return JSONResponse({"status": "ready", **status})
+            # Kafka or the registry lost: still ready (the windows held are served) but said.
+            lost = [n for n, d in status.get("dependencies", {}).items() if not d["up"]]
+            return JSONResponse({"status": "degraded" if lost else "ready", **status})
         state = "failed" if status.get("failure") else "starting"
         return JSONResponse({"status": state, **status}, status_code=503)
 

@@ -369,6 +369,8 @@ class Aggregator:
                 "feedback_duplicate",
                 "join_evicted",
                 "dead_lettered",
+                # Poison read again (start-up replay, re-read after a crash): not new letters.
+                "poison_replayed",
             )
         }
         out.update(self._sizes())

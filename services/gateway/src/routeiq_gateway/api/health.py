@@ -1,7 +1,9 @@
 """Liveness, readiness and Prometheus metrics.
 
 Ready means "can serve": telemetry or model-sync trouble shows in the body but never makes
-the gateway unready (the default strategy serves and events spool to disk).
+the gateway unready (the default strategy serves and events spool to disk). A lost
+dependency turns ``status`` to ``degraded`` and is named under ``dependencies`` with how long
+it has been down and its last error; the answer stays 200.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ async def live(_: Request) -> Response:
 async def ready(request: Request) -> Response:
     ctx = context(request)
     publisher = ctx.gateway.publisher
+    dependencies = ctx.gateway.metrics.dependencies
     return JSONResponse(
         {
-            "status": "ready",
+            "status": "ready" if dependencies.ready else "degraded",
             "replica": ctx.sync.replica_id if ctx.sync is not None else None,
             **router_state(ctx),
             "kafka": {
@@ -58,6 +61,7 @@ async def ready(request: Request) -> Response:
                 "spool_depth": publisher.spool_depth if publisher else 0,
                 "last_error": publisher.last_error if publisher else None,
             },
+            "dependencies": dependencies.states(),
         }
     )
 

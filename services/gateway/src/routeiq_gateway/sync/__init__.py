@@ -3,7 +3,11 @@ cache shared by the replicas on one volume, verify, probe and hot-swap; roll bac
 
 * ``announcements``: every replica reads ``routeiq.model.announcements.v1`` from the beginning
   with no consumer group offsets (it assigns the single partition itself), so each sees every
-  announcement and a starting replica learns the current model from the compacted log.
+  announcement and a starting replica learns the current model from the compacted log. A
+  record it cannot decode or validate becomes one dead letter (``routeiq.deadletters``, the
+  fleet's consumer name ``routeiq-gateway/announcements``, recalled before the first poll so
+  a restart writes none again) and the reader goes on; a registry that does not answer holds
+  the record until it does.
 * ``bundle_cache``: the lock ``routeiq:sync:<volume>:<name>:<version>`` (renewed while held)
   lets one replica per volume download; it writes into a temporary folder and renames it into
   place, so a reader sees a whole bundle or none. The others wait, then find it cached. A

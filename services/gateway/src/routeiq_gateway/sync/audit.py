@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from routeiq.dependencies import Dependency
 
 # One logger for model sync, as before the split: operators grep for "routeiq_gateway.sync".
 log = logging.getLogger(__package__)
@@ -21,13 +22,20 @@ class AuditTrail:
     """Append-only record of who changed which router, when, from what, to what and why."""
 
     def __init__(
-        self, path: Path, *, redis_client: redis.Redis | None, name: str | None, replica: str
+        self,
+        path: Path,
+        *,
+        redis_client: redis.Redis | None,
+        name: str | None,
+        replica: str,
+        redis_state: Dependency | None = None,
     ) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._redis = redis_client
         self._stream = AUDIT_STREAM.format(name=name or "default")
         self._replica = replica
+        self._redis_state = redis_state
         self._lock = threading.Lock()
 
     def write(
@@ -60,7 +68,14 @@ class AuditTrail:
                     self._stream, {"entry": json.dumps(entry)}, maxlen=10_000, approximate=True
                 )
             except redis.RedisError as exc:
-                log.warning("audit entry kept locally only (Redis: %s)", exc)
+                # Kept locally only; the loss is logged once by the dependency's state.
+                if self._redis_state is None:
+                    log.warning("audit entry kept locally only (Redis: %s)", exc)
+                else:
+                    self._redis_state.failed(f"audit stream: {exc}")
+            else:
+                if self._redis_state is not None:
+                    self._redis_state.recovered()
         return entry
 
     def tail(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from routeiq.errors import LockError, StorageError
+from routeiq.errors import ArtifactNotFoundError, IntegrityError, LockError, StorageError
 from routeiq.locks import RenewingLock
 from routeiq.routing.bundle import MANIFEST, SIGNATURE, BundleError, Manifest
 from routeiq.storage import ArtifactStore
@@ -46,6 +46,8 @@ class BundleCache:
     def __post_init__(self) -> None:
         self.root = self.cache_dir / self.name
         self.root.mkdir(parents=True, exist_ok=True)
+        self._redis = self.metrics.dependencies["redis"]
+        self._s3 = self.metrics.dependencies["s3"]
 
     def folder(self, version: str) -> Path | None:
         """The cached bundle of ``version``, if it is here whole."""
@@ -101,14 +103,15 @@ class BundleCache:
                     self.metrics.sync_contention.inc()
                     if not lock.acquire(blocking=True):
                         raise SyncError(f"waited {self.lock_wait_s:.0f}s for {key}", stage="lock")
+                self._redis.recovered()
                 self.metrics.sync_lock_wait.observe(time.monotonic() - started)
                 return lock
             except LockError as exc:
-                delay = min(0.2 * 2**attempt, 2.0)
-                log.warning("Redis lock %s unavailable (attempt %d): %s", key, attempt + 1, exc)
-                time.sleep(delay)
+                # Each attempt goes to the dependency's state, which logs the loss once.
+                self._redis.failed(f"sync lock {key} (attempt {attempt + 1}): {exc}")
+                time.sleep(min(0.2 * 2**attempt, 2.0))
         self.metrics.sync_unlocked.inc()
-        log.warning(
+        log.info(
             "Redis unreachable after %d retries: downloading %s without the lock",
             self.redis_retries,
             version,
@@ -135,7 +138,14 @@ class BundleCache:
                 )
         except (StorageError, BundleError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, StorageError) and not isinstance(
+                exc, (IntegrityError, ArtifactNotFoundError)
+            ):
+                # S3 failing, not a missing object or bytes that do not match: a dependency
+                # state, logged once.
+                self._s3.failed(exc)
             raise SyncError(f"download of {a.version} failed: {exc}", stage="download") from exc
+        self._s3.recovered()
         self.metrics.sync_downloads.inc()
         self.metrics.sync_bytes.inc(total)
         try:

@@ -16,6 +16,7 @@ import numpy as np
 from confluent_kafka import Consumer
 from numpy.typing import NDArray
 from routeiq.contracts.serde import AvroSerde
+from routeiq.deadletters import DeadLetterSink
 from routeiq.routing.bundle import (
     BundleError,
     LoadedBundle,
@@ -47,10 +48,13 @@ class ModelSync:
 
     name: str
     replica_id: str
-    # The announcements' source: handed to the reader, not kept here.
+    # The announcements' source and where its poison records go: handed to the reader, not
+    # kept here.
     consumer: InitVar[Consumer]
     topic: InitVar[str]
     serde: InitVar[AvroSerde]
+    dead_letters: InitVar[DeadLetterSink]
+    recall_reader: InitVar[Callable[[], Consumer]]
     cache: BundleCache
     verifier: Verifier
     holder: BundleHolder
@@ -59,7 +63,14 @@ class ModelSync:
     audit: AuditTrail
     keep_versions: int = 5
 
-    def __post_init__(self, consumer: Consumer, topic: str, serde: AvroSerde) -> None:
+    def __post_init__(
+        self,
+        consumer: Consumer,
+        topic: str,
+        serde: AvroSerde,
+        dead_letters: DeadLetterSink,
+        recall_reader: Callable[[], Consumer],
+    ) -> None:
         self._activate_lock = threading.Lock()
         self._history: list[str] = []  # versions activated here, oldest first
         self._last: dict[str, Any] = {"result": "none yet"}
@@ -69,7 +80,10 @@ class ModelSync:
             topic=topic,
             serde=serde,
             apply=self.apply,
-            on_undecodable=self._undecodable,
+            dead_letters=dead_letters,
+            recall_reader=recall_reader,
+            dependencies=self.metrics.dependencies,
+            on_poison=self._poison,
         )
 
     # ------------------------------------------------------------ status and lifecycle
@@ -98,7 +112,8 @@ class ModelSync:
     def wait_caught_up(self, timeout_s: float) -> bool:
         return self._reader.caught_up.wait(timeout_s)
 
-    def _undecodable(self, exc: Exception) -> None:
+    def _poison(self, exc: Exception) -> None:
+        self.metrics.dead_letters.inc()
         self.metrics.sync_failures.labels("decode").inc()
         self._last = {"result": "failed", "stage": "decode", "reason": str(exc)}
 
