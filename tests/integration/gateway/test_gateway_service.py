@@ -90,7 +90,9 @@ def test_feedback_lands_on_its_topic_keyed_like_the_decision(stack, gateway_fact
     )
     assert fb.status_code == 202
     unknown = httpx.post(
-        f"{gw.url}/v1/feedback", json={"decision_id": "1-2.3", "score": 1.0}, timeout=10
+        f"{gw.url}/v1/feedback",
+        json={"decision_id": "1-2.3", "score": 1.0, "source": "user"},
+        timeout=10,
     )
     assert unknown.status_code == 404
     assert "decision" in unknown.json()["error"]["message"]

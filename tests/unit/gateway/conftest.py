@@ -13,12 +13,13 @@ from routeiq.contracts.catalog import FEEDBACK, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, LocalResolver
 from routeiq.routing.strategies import BundleHolder
 from routeiq_gateway.api.app import create_app
-from routeiq_gateway.config import load_model_file
+from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.ids import DecisionIds
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.upstream import Upstream, build_router
 from routeiq_gateway.wiring import build_engine
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -112,3 +113,18 @@ def wired(model_file: Path) -> Iterator[tuple[TestClient, Gateway, CollectingPub
     app = create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)
     with TestClient(app) as client:
         yield client, gateway, publisher
+
+
+@pytest.fixture(scope="module")
+def offline_app(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Starlette, Gateway, CollectingPublisher]:
+    """One app per test module, like ``wired``'s but with the production body limit: for
+    Hypothesis and schemathesis, whose examples must not each pay for a new gateway (nor
+    share a function-scoped fixture)."""
+    path = tmp_path_factory.mktemp("models") / "models.yaml"
+    path.write_text(yaml.safe_dump(MODEL_FILE))
+    publisher = CollectingPublisher()
+    gateway = offline_gateway(path, publisher)
+    limit = GatewaySettings.model_fields["max_body_bytes"].default
+    return create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=limit), gateway, publisher

@@ -6,8 +6,10 @@ import json
 
 import pytest
 from routeiq.contracts.catalog import ROUTER_DECISION
+from routeiq_gateway.api.app import create_app
+from starlette.testclient import TestClient
 
-from .conftest import ADMIN_KEY
+from .conftest import ADMIN_KEY, CollectingPublisher, offline_gateway
 
 PROMPT = "Please write a Python function def add(a, b) that adds two numbers"
 
@@ -187,20 +189,28 @@ def test_feedback_is_validated_and_published_keyed_by_decision(wired) -> None:
         ({"decision_id": decision_id, "score": 1, "candidate": "gpt-9"}, 400, "candidate"),
         ({"score": 1}, 400, "decision_id"),
         ({"decision_id": decision_id, "score": 1, "surprise": 1}, 400, "unknown field"),
+        # Who graded it is part of the label (user, judge, benchmark): never guessed.
+        ({"decision_id": decision_id, "score": 1, "source": None}, 400, "source"),
     ]
     for body, status, fragment in cases:
-        bad = client.post("/v1/feedback", json=body)
+        body = {"source": "user", **body}
+        bad = client.post("/v1/feedback", json={k: v for k, v in body.items() if v is not None})
         assert bad.status_code == status, (body, bad.text)
         assert fragment in bad.json()["error"]["message"]
     for raw, fragment in (
-        (f'{{"decision_id": "{decision_id}", "score": 1, "latency_ms": NaN}}', "NaN"),
+        (
+            f'{{"decision_id": "{decision_id}", "score": 1, "source": "user", "latency_ms": NaN}}',
+            "NaN",
+        ),
         ('{"score": ' + "[" * 100 + "]" * 100 + "}", "nested deeper"),
     ):
         bad = client.post("/v1/feedback", **_raw(raw))
         assert bad.status_code == 400, bad.text
         assert fragment in bad.json()["error"]["message"]
     # 1e400 is valid JSON and parses to infinity.
-    too_slow = f'{{"decision_id": "{decision_id}", "score": 1, "latency_ms": 1e400}}'
+    too_slow = (
+        f'{{"decision_id": "{decision_id}", "score": 1, "source": "user", "latency_ms": 1e400}}'
+    )
     assert "finite" in client.post("/v1/feedback", **_raw(too_slow)).text
 
 
@@ -268,3 +278,52 @@ def test_health_and_metrics(wired) -> None:
     assert 'routeiq_gateway_requests_total{model="small",status="200"} 1.0' in text
     assert "routeiq_gateway_routing_seconds_bucket" in text
     assert ROUTER_DECISION.stem == "router_decision"
+
+
+# Found by the schemathesis run (tests/unit/gateway/test_fuzz.py): each was a 502 after LiteLLM
+# refused the message, i.e. a client mistake that reached the upstream.
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}, "content[0].type"),
+        ({"role": "system", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, "type"),
+        ({"role": "tool", "content": "42"}, "messages[0].tool_call_id"),
+    ],
+)
+def test_content_parts_a_role_may_not_send_are_400s(wired, message, param) -> None:
+    client, _, publisher = wired
+    r = client.post("/v1/chat/completions", json={"model": "auto", "messages": [message]})
+    assert r.status_code == 400, r.text
+    assert param in r.json()["error"]["param"]
+    assert publisher.records == []
+
+
+def test_admin_bodies_are_validated_by_their_models(wired) -> None:
+    client, gateway, _ = wired
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+    cases = [
+        ({"epsilon": 1.5}, "epsilon", "[0, 1]"),
+        ({"ab": {"cheapest": "1"}}, "ab.cheapest", "finite number"),
+        ({"register": [{"name": "t"}]}, "register[0].kind", "required"),
+        ({"defualt": "cheapest"}, "defualt", "unknown field"),
+    ]
+    for body, param, fragment in cases:
+        r = client.put("/admin/strategies", headers=auth, json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error"]["param"] == param
+        assert fragment in r.json()["error"]["message"]
+    assert gateway.engine.config.epsilon == 0.0
+    bad_limit = client.get("/admin/audit?limit=lots", headers=auth)
+    assert (bad_limit.status_code, bad_limit.json()["error"]["param"]) == (400, "limit")
+    no_version = client.post("/admin/model/rollback", headers=auth, json={"reason": "x"})
+    assert no_version.status_code == 400
+
+
+def test_an_integer_too_long_for_python_is_a_400_not_a_500(model_file) -> None:
+    # Within the default 1 MiB body limit, a 5,000-digit number made int() raise: a 500.
+    gateway = offline_gateway(model_file, CollectingPublisher())
+    client = TestClient(create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=1024 * 1024))
+    for path in ("/v1/chat/completions", "/v1/feedback"):
+        r = client.post(path, **_raw('{"model": "auto", "n": ' + "9" * 5000 + "}"))
+        assert r.status_code == 400, r.text
+        assert "not valid JSON" in r.json()["error"]["message"]

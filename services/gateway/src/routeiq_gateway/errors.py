@@ -6,9 +6,12 @@ states its HTTP status, OpenAI error type and default code once, in its class li
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routeiq.errors import RouteIQError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class GatewayError(RouteIQError):
@@ -44,6 +47,100 @@ class GatewayError(RouteIQError):
 
 class BadRequest(GatewayError, status=400, code="invalid_request"):
     """The request is malformed or names something it may not."""
+
+
+# How a pydantic error type reads after "'field' must be ...": the phrase OpenAI's own
+# messages use for each JSON type and rule.
+_EXPECTED = {
+    "string_type": "a string",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "bool_type": "a boolean",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "int_parsing": "an integer",
+    "float_parsing": "a number",
+    "none_required": "null",
+}
+
+
+def invalid(exc: ValidationError, data: Any) -> BadRequest:
+    """A request model's ``ValidationError`` as the 400 OpenAI would send: the message and
+    ``param`` name the field's path in the client's JSON (``messages[0].content``).
+
+    Of several errors (one per member of a union), the one deepest in the body wins: it is the
+    member the client meant; errors on the same field are joined ("a string or an array")."""
+    located = [(_path(err["loc"], data, err["type"] == "missing"), err) for err in exc.errors()]
+    depth = max(len(path) for path, _ in located)
+    deepest = [(path, err) for path, err in located if len(path) == depth]
+    path, first = deepest[0]
+    where = _render(path) or "body"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        unknown = sorted(_render(p) for p, e in located if e["type"] == "extra_forbidden")
+        return BadRequest(f"unknown field(s) {unknown}", param=unknown[0])
+    if kind == "missing":
+        return BadRequest(f"'{where}' is required", param=where)
+    if kind in {"union_tag_invalid", "union_tag_not_found"}:
+        ctx = first.get("ctx", {})
+        tag = f"{where}.{str(ctx.get('discriminator', 'type')).strip(chr(39))}"
+        if kind == "union_tag_not_found":
+            return BadRequest(f"'{tag}' is required", param=tag)
+        return BadRequest(f"'{tag}' must be one of [{ctx['expected_tags']}]", param=tag)
+    reasons = list(dict.fromkeys(_reason(err) for p, err in deepest if p == path))
+    return BadRequest(f"'{where}' must be {' or '.join(reasons)}", param=where)
+
+
+def _reason(err: Any) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "expected":
+        return str(ctx["what"])
+    if kind == "too_short" and ctx.get("min_length") == 1:
+        return "non-empty"
+    if kind == "string_too_short":
+        return f"a string of at least {ctx['min_length']} character(s)"
+    if kind == "string_too_long":
+        return f"a string of at most {ctx['max_length']} characters"
+    if kind in {"too_short", "too_long"}:
+        return f"{ctx.get('min_length', 0)}-{ctx.get('max_length', '')} long"
+    if kind == "string_pattern_mismatch":
+        return f"a string matching {ctx['pattern']}"
+    if kind in {"greater_than_equal", "less_than_equal"}:
+        return f">= {ctx['ge']}" if "ge" in ctx else f"<= {ctx['le']}"
+    if kind == "literal_error":
+        return f"one of {ctx['expected']}"
+    return _EXPECTED.get(kind) or f"valid ({err['msg']})"
+
+
+def _path(loc: tuple[int | str, ...], data: Any, missing: bool) -> list[int | str]:
+    """The JSON path of an error: ``loc`` without pydantic's union labels (``str``,
+    ``list[...]``) and discriminator tags, found by walking the client's data itself;
+    ``missing``: the last key is a field the client left out."""
+    path: list[int | str] = []
+    node = data
+    for i, key in enumerate(loc):
+        following = loc[i + 1] if i + 1 < len(loc) else None
+        # A discriminated union names the member by its tag, which in our models is also the
+        # name of the member's one field: {"type": "text", "text": ...} -> ("text", "text").
+        if isinstance(node, dict) and node.get("type") == key == following:
+            continue
+        in_list = isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        if in_list or (isinstance(node, dict) and key in node):
+            node = node[key]
+        elif not (missing and i == len(loc) - 1):
+            continue  # a union member's label, not a place in the body
+        path.append(key)
+    return path
+
+
+def _render(path: list[int | str]) -> str:
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else str(key)
+    return text
 
 
 class NotFound(GatewayError, status=404, code="not_found"):

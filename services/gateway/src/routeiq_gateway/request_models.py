@@ -1,48 +1,305 @@
-"""What a client may send: chat-completion and feedback bodies, validated into typed requests.
+"""What a client may send: the typed request models of every endpoint, mirroring the OpenAI API.
 
-Pure functions of the body and headers (no I/O): every refusal is a ``BadRequest`` naming the
-offending field, so bad input is always a 4xx and nothing is routed or logged for it.
+The pydantic models here are the one statement of each body's shape, types and ranges: the
+handlers validate with them and ``api/openapi.py`` publishes their JSON schema. Validation is pure
+(no I/O): every refusal is a ``BadRequest`` naming the offending field (``errors.invalid``), so
+bad input is always a 4xx and nothing is routed, forwarded or logged for it.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from routeiq_gateway.errors import BadRequest, NotFound
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    WrapValidator,
+)
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from routeiq_gateway.errors import BadRequest, NotFound, invalid
 from routeiq_gateway.upstream import PASSTHROUGH
 
-_ROLES = {"system", "user", "assistant", "tool", "function", "developer"}
-_SOURCE_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_.:")
-_FEEDBACK_FIELDS = frozenset(
-    {"decision_id", "score", "source", "candidate", "cost_usd", "latency_ms", "judge_model"}
-)
-# Deeper than any OpenAI body (a tool's JSON schema included); deeper JSON is an attack.
-MAX_JSON_DEPTH = 64
-# A lone UTF-16 surrogate decodes from JSON ("\ud800") but is not text: it cannot be encoded,
-# hashed or forwarded, so it is refused here instead of failing deep inside routing.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-# OpenAI's ranges for the parameters RouteIQ passes through (the API reference's bounds).
-_NUMBER_RANGES = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "presence_penalty": (-2.0, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
-}
-_INT_RANGES = {
-    "n": (1, 128),
-    "max_tokens": (1, 2**31 - 1),
-    "max_completion_tokens": (1, 2**31 - 1),
-    "seed": (-(2**63), 2**63 - 1),
-    "top_logprobs": (0, 20),
-}
-_BOOLEANS = ("logprobs", "parallel_tool_calls")
-_PART_TYPES = {"text", "image_url", "input_audio", "file", "refusal"}
-_TOOL_CHOICES = {"none", "auto", "required"}
-_RESPONSE_FORMATS = {"text", "json_object", "json_schema"}
+M = TypeVar("M", bound=BaseModel)
+
+# OpenAI's rule for function and JSON-schema names.
+NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+_INT32 = 2**31 - 1
+
+
+def _expecting(what: str) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """Any failure inside a field reported as one "must be <what>": the client gets the field's
+    whole rule (both bounds, every allowed shape), not the first check that failed."""
+
+    def check(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("expected", "must be {what}", {"what": what}) from None
+
+    return check
+
+
+def _expect(what: str) -> WrapValidator:
+    return WrapValidator(_expecting(what))
+
+
+@dataclass(frozen=True, slots=True)
+class Bounded:
+    """``Annotated[float, Bounded(0, 2)]``: a finite JSON number in [low, high] (``high`` None:
+    no upper bound); on ``int``, a JSON integer (``1.0`` and ``true`` are not). The range is
+    written once: it bounds validation, the JSON schema and the error message."""
+
+    low: float
+    high: float | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, _: GetCoreSchemaHandler) -> CoreSchema:
+        inner: CoreSchema
+        if source is int:
+            low, high = int(self.low), None if self.high is None else int(self.high)
+            inner = core_schema.int_schema(ge=low, le=high, strict=True)
+            what = f"an integer in [{low}, {high}]"
+        else:
+            inner = core_schema.float_schema(
+                ge=self.low, le=self.high, allow_inf_nan=False, strict=True
+            )
+            what = (
+                f"a number in [{self.low:g}, {self.high:g}]"
+                if self.high is not None
+                else f"a finite number >= {self.low:g}"
+            )
+        return core_schema.no_info_wrap_validator_function(_expecting(what), inner)
+
+
+class Model(BaseModel):
+    # Strict: "1" is not a number, 1 is not a boolean, 1.0 is not an integer, as at OpenAI.
+    # Extra keys pass unless a model says otherwise: OpenAI adds fields faster than we do.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class Closed(Model):
+    # RouteIQ's own bodies: a misspelt field is refused, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageUrl(Model):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class InputAudio(Model):
+    data: str
+    format: Literal["wav", "mp3"]
+
+
+class FileRef(Model):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class TextPart(Model):
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(Model):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class AudioPart(Model):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FilePart(Model):
+    type: Literal["file"]
+    file: FileRef
+
+
+class RefusalPart(Model):
+    type: Literal["refusal"]
+    refusal: str
+
+
+class FunctionCall(Model):
+    name: str
+    arguments: str
+
+
+class ToolCall(Model):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+# Which content parts each role may send, as OpenAI (and LiteLLM, before any provider) rules:
+# a refusal part from a user was a 502 after retries, not a 400.
+UserPart = Annotated[TextPart | ImagePart | AudioPart | FilePart, Discriminator("type")]
+AssistantPart = Annotated[TextPart | RefusalPart, Discriminator("type")]
+
+
+class SystemMessage(Model):
+    role: Literal["system", "developer"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+
+class UserMessage(Model):
+    role: Literal["user"]
+    content: str | list[UserPart] | None = None
+    name: str | None = None
+
+
+class AssistantMessage(Model):
+    role: Literal["assistant"]
+    content: str | list[AssistantPart] | None = None
+    name: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class ToolMessage(Model):
+    role: Literal["tool"]
+    content: str | list[TextPart] | None = None
+    tool_call_id: str
+
+
+class FunctionMessage(Model):
+    role: Literal["function"]
+    content: str | None = None
+    name: str
+
+
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage,
+    Discriminator("role"),
+]
+
+
+class FunctionDefinition(Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionTool(Model):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(Model):
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class NamedToolChoice(Model):
+    type: Literal["function"]
+    function: FunctionName
+
+
+class JsonSchemaFormat(Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class TextFormat(Model):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(Model):
+    type: Literal["json_object"]
+
+
+class JsonSchemaResponseFormat(Model):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+class StreamOptions(Model):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(Model):
+    """``POST /v1/chat/completions``: OpenAI's body. ``model`` may be a routing alias
+    (``auto``) or a model group; the fields RouteIQ does not forward are accepted and ignored,
+    as before."""
+
+    model: str = Field(default="auto", min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    temperature: Annotated[float, Bounded(0, 2)] | None = None
+    top_p: Annotated[float, Bounded(0, 1)] | None = None
+    presence_penalty: Annotated[float, Bounded(-2, 2)] | None = None
+    frequency_penalty: Annotated[float, Bounded(-2, 2)] | None = None
+    n: Annotated[int, Bounded(1, 128)] | None = None
+    max_tokens: Annotated[int, Bounded(1, _INT32)] | None = None
+    max_completion_tokens: Annotated[int, Bounded(1, _INT32)] | None = None
+    seed: Annotated[int, Bounded(-(2**63), 2**63 - 1)] | None = None
+    top_logprobs: Annotated[int, Bounded(0, 20)] | None = None
+    logprobs: bool | None = None
+    parallel_tool_calls: bool | None = None
+    stop: (
+        Annotated[
+            str | Annotated[list[str], Field(min_length=1, max_length=4)],
+            _expect("a string or an array of 1-4 strings"),
+        ]
+        | None
+    ) = None
+    logit_bias: (
+        Annotated[
+            dict[str, Annotated[float, Bounded(-100, 100)]],
+            _expect("a map of token ids to numbers in [-100, 100]"),
+        ]
+        | None
+    ) = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: (
+        Annotated[
+            Literal["none", "auto", "required"] | NamedToolChoice,
+            _expect("one of ['auto', 'none', 'required'] or a named function"),
+        ]
+        | None
+    ) = None
+    response_format: (
+        Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Discriminator("type")]
+        | None
+    ) = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+
+class FeedbackBody(Closed):
+    """``POST /v1/feedback``: a score for an earlier decision (what ``Feedback`` records)."""
+
+    decision_id: str = Field(min_length=1, description="the x-routeiq-decision-id header")
+    score: Annotated[float, Bounded(0, 1)]
+    source: str = Field(pattern=r"^[a-zA-Z0-9._:-]{1,64}$")
+    candidate: str | None = Field(default=None, description="a model group of this gateway")
+    judge_model: str | None = None
+    cost_usd: Annotated[float, Bounded(0)] | None = None
+    latency_ms: Annotated[float, Bounded(0)] | None = None
+
+
+# What the gateway publishes from: the validated body itself.
+FeedbackRequest = FeedbackBody
+
+
+def parse(model: type[M], data: Any) -> M:
+    """``data`` validated by ``model``, or the ``BadRequest`` naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(exc, data) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +314,6 @@ class ChatRequest:
     user: str | None
     team: str | None
     domain: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackRequest:
-    """A validated ``POST /v1/feedback`` body."""
-
-    decision_id: str
-    score: float
-    source: str
-    candidate: str | None
-    judge_model: str | None
-    cost_usd: float | None
-    latency_ms: float | None
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -89,167 +333,21 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def validate_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    messages = body.get("messages")
-    if messages is None:
-        raise BadRequest("'messages' is required", param="messages", code="missing_messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("'messages' must be a non-empty array", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise BadRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        if m.get("role") not in _ROLES:
-            raise BadRequest(
-                f"messages[{i}].role must be one of {sorted(_ROLES)}", param=f"messages[{i}].role"
-            )
-        content = m.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise BadRequest(
-                f"messages[{i}].content must be a string or an array of parts",
-                param=f"messages[{i}].content",
-            )
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                _check_part(part, f"messages[{i}].content[{j}]")
-    return messages
-
-
-def _check_part(part: Any, where: str) -> None:
-    if not isinstance(part, dict) or part.get("type") not in _PART_TYPES:
-        raise BadRequest(
-            f"{where} must be an object whose type is one of {sorted(_PART_TYPES)}", param=where
-        )
-    if part["type"] == "text" and not isinstance(part.get("text"), str):
-        raise BadRequest(f"{where}.text must be a string", param=f"{where}.text")
-    image = part.get("image_url")
-    if part["type"] == "image_url" and not (
-        isinstance(image, dict) and isinstance(image.get("url"), str)
-    ):
-        raise BadRequest(f"{where}.image_url.url must be a string", param=f"{where}.image_url")
-
-
-def check_json(value: Any) -> None:
-    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` or holding lone surrogates.
-
-    Iterative, so a hostile body cannot exhaust the stack here either."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, str):
-            if _SURROGATE.search(node):
-                raise BadRequest("the request holds a string that is not valid Unicode")
-            continue
-        if not isinstance(node, dict | list):
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise BadRequest(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
-        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-        stack.extend((item, depth + 1) for item in items)
-
-
-def check_params(params: Mapping[str, Any]) -> None:
-    """The pass-through parameters' types and OpenAI's ranges: a client's mistake is a 400
-    here, never a provider error after retries."""
-    for name, (low, high) in _NUMBER_RANGES.items():
-        v = params.get(name)
-        if v is not None and (
-            isinstance(v, bool) or not isinstance(v, int | float) or not low <= v <= high
-        ):
-            raise BadRequest(f"'{name}' must be a number in [{low:g}, {high:g}]", param=name)
-    for name, (lo, hi) in _INT_RANGES.items():
-        v = params.get(name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
-            raise BadRequest(f"'{name}' must be an integer in [{lo}, {hi}]", param=name)
-    for name in _BOOLEANS:
-        if name in params and not isinstance(params[name], bool):
-            raise BadRequest(f"'{name}' must be a boolean", param=name)
-    _check_stop(params.get("stop"))
-    _check_logit_bias(params.get("logit_bias"))
-    _check_tools(params.get("tools"), params.get("tool_choice"))
-    response_format = params.get("response_format")
-    if response_format is not None and (
-        not isinstance(response_format, dict)
-        or response_format.get("type") not in _RESPONSE_FORMATS
-    ):
-        raise BadRequest(
-            f"'response_format.type' must be one of {sorted(_RESPONSE_FORMATS)}",
-            param="response_format",
-        )
-    options = params.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise BadRequest("'stream_options' must be an object", param="stream_options")
-    if "user" in params and not isinstance(params["user"], str):
-        raise BadRequest("'user' must be a string", param="user")
-
-
-def _check_stop(stop: Any) -> None:
-    if stop is None or isinstance(stop, str):
-        return
-    if (
-        not isinstance(stop, list)
-        or not 1 <= len(stop) <= 4
-        or not all(isinstance(s, str) for s in stop)
-    ):
-        raise BadRequest("'stop' must be a string or an array of 1-4 strings", param="stop")
-
-
-def _check_logit_bias(bias: Any) -> None:
-    if bias is None:
-        return
-    if not isinstance(bias, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and -100 <= v <= 100
-        for v in bias.values()
-    ):
-        raise BadRequest(
-            "'logit_bias' must map token ids to numbers in [-100, 100]", param="logit_bias"
-        )
-
-
-def _named_function(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and value.get("type") == "function"
-        and isinstance(value.get("function"), dict)
-        and isinstance(value["function"].get("name"), str)
-    )
-
-
-def _check_tools(tools: Any, choice: Any) -> None:
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise BadRequest("'tools' must be an array of tools", param="tools")
-        for i, tool in enumerate(tools):
-            if not _named_function(tool):
-                raise BadRequest(
-                    f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ...}}}}",
-                    param=f"tools[{i}]",
-                )
-    if choice is not None and choice not in _TOOL_CHOICES and not _named_function(choice):
-        raise BadRequest(
-            f"'tool_choice' must be one of {sorted(_TOOL_CHOICES)} or a named function",
-            param="tool_choice",
-        )
-
-
 def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str]) -> ChatRequest:
     """A chat-completion body and RouteIQ's ``x-routeiq-*`` headers, validated."""
-    model = body.get("model", "auto")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' must be a non-empty string", param="model")
-    messages = validate_messages(body)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest("'stream' must be a boolean", param="stream")
-    user = body.get("user") if isinstance(body.get("user"), str) else None
-    params = {k: v for k, v in body.items() if k in PASSTHROUGH}
-    check_params(params)
+    if body.get("messages") is None:
+        raise BadRequest("'messages' is required", param="messages", code="missing_messages")
+    request = parse(ChatCompletionRequest, body)
+    # What goes upstream is the client's own JSON (validated above), not a re-serialisation:
+    # the fields OpenAI added after these models pass through unchanged.
+    messages: list[dict[str, Any]] = body["messages"]
     return ChatRequest(
-        model=model,
+        model=request.model,
         messages=messages,
-        params=params,
-        stream=stream,
+        params={k: v for k, v in body.items() if k in PASSTHROUGH},
+        stream=request.stream,
         text=last_user_text(messages),
-        user=headers.get("x-routeiq-user") or user,
+        user=headers.get("x-routeiq-user") or request.user,
         team=headers.get("x-routeiq-team") or None,
         domain=headers.get("x-routeiq-domain") or None,
     )
@@ -260,54 +358,17 @@ def parse_feedback(
     *,
     check_decision_id: Callable[[str], str | None],
     groups: Collection[str],
-) -> FeedbackRequest:
+) -> FeedbackBody:
     """A feedback body, validated; ``check_decision_id`` says why an id is not ours (or None)."""
-    decision_id = body.get("decision_id")
-    if not isinstance(decision_id, str) or not decision_id:
-        raise BadRequest("'decision_id' (string) is required", param="decision_id")
-    why = check_decision_id(decision_id)
+    request = parse(FeedbackBody, body)
+    why = check_decision_id(request.decision_id)
     if why is not None:
-        raise NotFound(f"{why}: {decision_id!r}", param="decision_id", code="decision_not_found")
-    score = body.get("score")
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        raise BadRequest("'score' must be a number in [0, 1]", param="score")
-    if not 0.0 <= float(score) <= 1.0:
-        raise BadRequest(f"'score' must be in [0, 1], got {score}", param="score")
-    source = body.get("source", "user")
-    if (
-        not isinstance(source, str)
-        or not 0 < len(source) <= 64
-        or not set(source.lower()) <= _SOURCE_OK
-    ):
-        raise BadRequest("'source' must be 1-64 characters of a-z 0-9 - _ . :", param="source")
-    candidate = body.get("candidate")
-    if candidate is not None and candidate not in groups:
+        raise NotFound(
+            f"{why}: {request.decision_id!r}", param="decision_id", code="decision_not_found"
+        )
+    if request.candidate is not None and request.candidate not in groups:
         raise BadRequest(
-            f"'candidate' {candidate!r} is not a model group here ({list(groups)})",
+            f"'candidate' {request.candidate!r} is not a model group here ({list(groups)})",
             param="candidate",
         )
-    for name in ("cost_usd", "latency_ms"):
-        v = body.get(name)
-        if v is not None and (
-            isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf
-        ):
-            raise BadRequest(f"'{name}' must be a finite number >= 0", param=name)
-    judge = body.get("judge_model")
-    if judge is not None and not isinstance(judge, str):
-        raise BadRequest("'judge_model' must be a string", param="judge_model")
-    unknown = set(body) - _FEEDBACK_FIELDS
-    if unknown:
-        raise BadRequest(f"unknown field(s) {sorted(unknown)}", param=sorted(unknown)[0])
-    return FeedbackRequest(
-        decision_id=decision_id,
-        score=float(score),
-        source=source,
-        candidate=candidate,
-        judge_model=judge,
-        cost_usd=_optional_float(body.get("cost_usd")),
-        latency_ms=_optional_float(body.get("latency_ms")),
-    )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return request

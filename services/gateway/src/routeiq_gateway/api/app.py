@@ -1,7 +1,8 @@
 """HTTP layer: the app that puts the per-resource routes together and maps errors once.
 
-Routes live by resource (``chat``, ``feedback``, ``health``, ``admin``); handlers parse, call
-``Gateway`` / ``ModelSync`` and answer. ``GatewayError`` becomes an OpenAI-style JSON body
+Routes live by resource (``chat``, ``feedback``, ``health``, ``admin``) and are described by
+``GET /openapi.json`` (``openapi``); handlers parse, call ``Gateway`` / ``ModelSync`` and
+answer. ``GatewayError`` becomes an OpenAI-style JSON body
 here, in one place: bad input is always a 4xx, never a 500.
 """
 
@@ -16,9 +17,13 @@ from starlette.responses import JSONResponse, Response
 
 from routeiq_gateway.api import admin, chat, feedback, health
 from routeiq_gateway.api.dependencies import ApiContext
+from routeiq_gateway.api.openapi import openapi_route
 from routeiq_gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.sync import ModelSync
+
+# Every route but the document's own; ``GET /openapi.json`` describes these and itself.
+ROUTES = [*chat.routes, *feedback.routes, *health.routes, *admin.routes]
 
 
 def _error(err: GatewayError) -> JSONResponse:
@@ -52,7 +57,7 @@ def create_app(
     started_at: float | None = None,
 ) -> Starlette:
     app = Starlette(
-        routes=[*chat.routes, *feedback.routes, *health.routes, *admin.routes],
+        routes=[*ROUTES, openapi_route(ROUTES)],
         exception_handlers={
             GatewayError: _gateway_error,
             ConfigError: _config_error,

@@ -3,8 +3,10 @@ admin check. Handlers stay one screen each and never reach for globals."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +22,14 @@ from routeiq_gateway.errors import (
     UnsupportedMediaType,
 )
 from routeiq_gateway.gateway import Gateway
-from routeiq_gateway.request_models import MAX_JSON_DEPTH, check_json
 from routeiq_gateway.sync import ModelSync
 
 Handler = Callable[[Request], Awaitable[Response]]
+# Deeper than any OpenAI body (a tool's JSON schema included); deeper JSON is an attack.
+MAX_JSON_DEPTH = 64
+# A lone UTF-16 surrogate decodes from JSON ("\ud800") but is not text: it cannot be encoded,
+# hashed or forwarded, so it is refused here instead of failing deep inside routing.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,9 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
         body = json.loads(raw, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer literal over Python's 4,300
+        # digits (a ValueError of int(), a 500 before): all the client's malformed JSON.
         raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
@@ -77,6 +85,25 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise BadRequest("the request body must be a JSON object")
     check_json(body)
     return body
+
+
+def check_json(value: Any) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` or holding lone surrogates.
+
+    Iterative, so a hostile body cannot exhaust the stack here either."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise BadRequest("the request holds a string that is not valid Unicode")
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        stack.extend((item, depth + 1) for item in items)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -107,8 +134,10 @@ def check_admin_key(request: Request) -> None:
 def admin_only(handler: Handler) -> Handler:
     """``handler`` behind the admin-key check."""
 
+    @functools.wraps(handler)  # keeps the handler's OpenAPI operation
     async def run(request: Request) -> Response:
         check_admin_key(request)
         return await handler(request)
 
+    run.needs_admin_key = True  # type: ignore[attr-defined]  # read by the OpenAPI document
     return run
