@@ -14,46 +14,34 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from routeiq.contracts.catalog import FEEDBACK
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import FEEDBACK_EVENTS, TOPICS
+from routeiq.errors import ConfigError
 from routeiq.kafka import make_consumer, make_producer
 from routeiq_cli.stack import runner
 from routeiq_cli.stack.components import port_open
+from routeiq_cli.stack.components.base import port_taken
 from routeiq_cli.stack.settings import StackSettings
 from support.kafka import read_messages
+from support.ports import PRIVATE_STACK_PORTS
 
 pytestmark = pytest.mark.e2e
-
-# Below Linux's ephemeral range (32768-60999 by default), gRPC ports (S3 + 10000) included:
-# a port in that range can be held as a client port by any running process (the shared
-# stack's gateway once held 35000 for its Kafka connection, and MLflow could not bind it).
-# Distinct from the shared stack's defaults and their gRPC ports (18333, 19333, ...).
-PORTS = {
-    "KAFKA_PORT": 29092,
-    "KAFKA_CONTROLLER_PORT": 29093,
-    "REGISTRY_PORT": 28081,
-    "S3_PORT": 17333,
-    "S3_MASTER_PORT": 17334,
-    "S3_VOLUME_PORT": 17380,
-    "S3_FILER_PORT": 17888,
-    "REDIS_PORT": 26379,
-    "MLFLOW_PORT": 25000,
-    "UPSTREAM_PORT": 28090,
-    "GATEWAY_PORT": 28000,
-    "LABELER_PORT": 26066,
-    "TRAINER_PORT": 28092,
-    "ANALYTICS_PORT": 28095,
-}
 
 
 @pytest.fixture
 def private_stack(tmp_path_factory):
-    env = {f"ROUTEIQ_STACK_{k}": str(v) for k, v in PORTS.items()}
+    env = {f"ROUTEIQ_STACK_{k}": str(v) for k, v in PRIVATE_STACK_PORTS.items()}
     env["ROUTEIQ_STACK_STATE_DIR"] = str(tmp_path_factory.mktemp("stack") / "state")
     env["ROUTEIQ_STACK_KAFKA_HEAP"] = "384m"
     settings = StackSettings.load(env)
-    grpc = [PORTS[k] + 10000 for k in PORTS if k.startswith("S3_")]
-    busy = [p for p in [*PORTS.values(), *grpc] if port_open(settings.host, p)]
+    # The fixed ports, gRPC ones included, must lie outside this machine's ephemeral range
+    # (read now, not assumed): inside it any connection may hold one as its client port.
+    try:
+        settings.refuse_ephemeral_ports()
+    except ConfigError as exc:
+        pytest.fail(f"the lifecycle test's fixed ports cannot be used on this machine: {exc}")
+    ports = settings.listen_ports()
+    busy = [f"{p.label} {p.port}" for p in ports if port_taken(settings.host, p.port)]
     if busy:
-        pytest.fail(f"ports {busy} are taken; the lifecycle test needs them free")
+        pytest.fail(f"ports taken ({', '.join(busy)}); the lifecycle test needs them free")
     yield settings
     runner.clean(settings, echo=lambda _: None)
 
@@ -130,7 +118,7 @@ def test_up_noop_down_up_keeps_everything_then_clean(private_stack) -> None:
     assert "unchanged" in steps["schemas"]
 
     runner.down(settings, echo=lambda _: None)
-    assert not any(port_open(settings.host, p) for p in PORTS.values())
+    assert not any(port_open(settings.host, p) for p in PRIVATE_STACK_PORTS.values())
     assert any(problem is not None for problem in runner.health(settings).values())
 
     runner.up(settings, echo=lambda _: None)

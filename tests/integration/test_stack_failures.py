@@ -13,6 +13,7 @@ from routeiq_cli.stack.components import Component
 from routeiq_cli.stack.runner import StackError, _start
 from routeiq_cli.stack.settings import StackSettings
 from routeiq_cli.stack.supervisor import Supervisor, render_config
+from support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +76,9 @@ def test_a_port_held_by_a_stranger_is_refused_before_starting(sandbox) -> None:
 
     settings, sup = sandbox
     with socket.socket() as stranger:
-        stranger.bind(("127.0.0.1", 0))
+        port = free_port()
+        stranger.bind(("127.0.0.1", port))
         stranger.listen()
-        port = stranger.getsockname()[1]
         comp = Component(
             name="clash",
             title="Clash",

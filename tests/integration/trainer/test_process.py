@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ import time
 import httpx
 import pytest
 from integration.trainer.helpers import expected_device, settings_env
+from support.processes import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _clean_env(**env: str) -> dict[str, str]:
@@ -61,7 +55,7 @@ def test_it_refuses_contradictory_settings(signing_key) -> None:
 
 def test_the_worker_process_trains_reports_and_stops_cleanly(harness_factory, tmp_path) -> None:
     harness = harness_factory()
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "trainer.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "routeiq_trainer"],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 from click.testing import CliRunner
 from routeiq.routing.datasets import ModelPrice
 from routeiq_cli.report import render_report, report
+from support.processes import free_port
 from unit.analytics.helpers import STRONG, T0, WEAK, Clock, aggregator, decision, feedback
 
 
@@ -108,9 +107,7 @@ def test_report_says_when_no_model_has_enough_grades() -> None:
 
 
 def test_unreachable_service_is_a_clear_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_port()  # nothing listens there
     result = CliRunner().invoke(report, ["--url", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 1
     assert f"cannot reach the analytics service at http://127.0.0.1:{port}" in result.output

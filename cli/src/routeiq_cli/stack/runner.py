@@ -21,6 +21,7 @@ from routeiq.storage import ArtifactStore, make_minio
 
 from routeiq_cli.schemas import register_all
 from routeiq_cli.stack.components import Component, components, install_kafka, port_open
+from routeiq_cli.stack.components.base import port_taken
 from routeiq_cli.stack.settings import StackSettings
 from routeiq_cli.stack.supervisor import Supervisor, SupervisorError
 
@@ -75,11 +76,15 @@ def _start(sup: Supervisor, component: Component, settings: StackSettings) -> st
     if state == "RUNNING" and component.health() is None:
         return "already running"
     if state not in {"RUNNING", "STARTING"}:
-        busy = [p for p in component.ports if port_open(settings.host, p)]
+        busy = [p for p in component.ports if port_taken(settings.host, p)]
         if busy:
+            owners = {p.port: p.variable for p in settings.listen_ports()}
+            names = sorted({owners[p] for p in busy if p in owners})
             raise StackError(
                 f"{component.title}: port(s) {busy} on {settings.host} are already in use by "
-                "another process; stop it or choose other ports (ROUTEIQ_STACK_*_PORT)"
+                "another process (listening there, or holding it as a connection's client "
+                "port); stop it or choose other ports "
+                f"({', '.join(names) or 'ROUTEIQ_STACK_*_PORT'})"
             )
         if component.prepare is not None:
             component.prepare()
@@ -110,6 +115,9 @@ def _buckets(settings: StackSettings) -> str:
 
 def up(settings: StackSettings, echo: Echo = print) -> None:
     """Install what is missing, start every component in order, apply topics and schemas."""
+    # Before anything starts: a port the kernel may hand any connection as its client port
+    # makes a component fail at random, long after this check could have said why.
+    settings.refuse_ephemeral_ports()
     timer = StepTimer(echo)
     settings.state.mkdir(parents=True, exist_ok=True)
     total = time.monotonic()

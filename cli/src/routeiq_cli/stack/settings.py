@@ -5,8 +5,9 @@ Every value can be changed through ``ROUTEIQ_STACK_<NAME>``; unknown names are r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -18,6 +19,69 @@ from routeiq.settings import (
     S3Settings,
     ServiceSettings,
 )
+
+# Where Linux keeps the range it draws client (source) ports from. Read at call time, so a test
+# can point it at a file of its own.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Without that file (macOS, the BSDs): Linux's default range and IANA's dynamic range, both
+# avoided, since either may be the one the kernel uses.
+FALLBACK_EPHEMERAL_RANGES = ((32768, 60999), (49152, 65535))
+# SeaweedFS also listens on gRPC at port + 10000 for S3, master, volume and filer.
+SEAWEED_GRPC_OFFSET = 10000
+SEAWEED_PORTS = ("s3_port", "s3_master_port", "s3_volume_port", "s3_filer_port")
+
+
+@dataclass(frozen=True)
+class EphemeralPorts:
+    """The port ranges the kernel may hand out as client ports, and where they were read.
+
+    A server port inside them can be taken by any outgoing connection before the server binds.
+    """
+
+    ranges: tuple[tuple[int, int], ...]
+    source: str
+
+    def covers(self, port: int) -> bool:
+        return any(low <= port <= high for low, high in self.ranges)
+
+    def __str__(self) -> str:
+        spans = " and ".join(f"{low}-{high}" for low, high in self.ranges)
+        return f"{spans} ({self.source})"
+
+
+def ephemeral_ports(path: Path | None = None) -> EphemeralPorts:
+    """This machine's ephemeral port range, read from ``path`` (Linux's
+    ``ip_local_port_range`` by default); the fallback ranges where that file does not exist."""
+    path = EPHEMERAL_RANGE_FILE if path is None else path
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return EphemeralPorts(FALLBACK_EPHEMERAL_RANGES, f"defaults: no {path}")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the ephemeral port range from {path}: {exc}") from exc
+    fields = text.split()
+    if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        raise ConfigError(f"{path}: expected two port numbers, read {text!r}")
+    low, high = int(fields[0]), int(fields[1])
+    return EphemeralPorts(((low, high),), str(path))
+
+
+class ListenPort(NamedTuple):
+    """A port the stack binds: the setting it comes from and, for a port derived from it
+    (a replica, SeaweedFS's gRPC), what it is."""
+
+    setting: str
+    port: int
+    derived: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.setting} ({self.derived})" if self.derived else self.setting
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that sets it."""
+        return f"ROUTEIQ_STACK_{self.setting.upper()}"
 
 
 def repo_root() -> Path:
@@ -100,23 +164,59 @@ class StackSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> StackSettings:
-        ports = {
-            name: getattr(self, name) for name in type(self).model_fields if name.endswith("_port")
-        }
-        for i in range(1, self.gateway_replicas):
-            ports[f"gateway_port (replica {i + 1})"] = self.gateway_port + i
         seen: dict[int, str] = {}
-        for name, port in ports.items():
-            # SeaweedFS also listens on gRPC at port + 10000 for S3, master, volume and filer.
-            grpc = name in {"s3_port", "s3_master_port", "s3_volume_port", "s3_filer_port"}
-            if grpc and port + 10000 > 65535:
-                raise ValueError(f"{name}={port}: SeaweedFS also needs port {port + 10000}")
-            taken = [(port, name)] + ([(port + 10000, f"{name} (gRPC)")] if grpc else [])
-            for number, label in taken:
-                if number in seen:
-                    raise ValueError(f"{label} and {seen[number]} both use port {number}")
-                seen[number] = label
+        for listen in self.listen_ports():
+            if listen.port > 65535:
+                raise ValueError(
+                    f"{listen.setting}={getattr(self, listen.setting)}: "
+                    f"{listen.derived} would be {listen.port}, above 65535"
+                )
+            if listen.port in seen:
+                raise ValueError(
+                    f"{listen.label} and {seen[listen.port]} both use port {listen.port}"
+                )
+            seen[listen.port] = listen.label
         return self
+
+    def listen_ports(self) -> list[ListenPort]:
+        """Every port the local stack binds: each ``*_port`` setting, the extra gateway
+        replicas' ports and SeaweedFS's gRPC ports."""
+        ports = [
+            ListenPort(name, getattr(self, name))
+            for name in type(self).model_fields
+            if name.endswith("_port")
+        ]
+        ports += [
+            ListenPort("gateway_port", self.gateway_port + i, f"replica {i + 1}")
+            for i in range(1, self.gateway_replicas)
+        ]
+        ports += [
+            ListenPort(name, getattr(self, name) + SEAWEED_GRPC_OFFSET, "gRPC")
+            for name in SEAWEED_PORTS
+        ]
+        return ports
+
+    def refuse_ephemeral_ports(self, ephemeral: EphemeralPorts | None = None) -> None:
+        """Raise ``ConfigError`` naming every setting whose port lies in the machine's
+        ephemeral range: any outgoing connection may hold such a port as its client port, and
+        the component then dies with "address already in use". Checked when the stack starts,
+        not on every load: the CLI also loads these settings to reach a remote cluster, from
+        hosts (containers) whose range may cover ports this machine never binds."""
+        ephemeral = ephemeral_ports() if ephemeral is None else ephemeral
+        inside = [
+            f"{p.setting}={getattr(self, p.setting)}"
+            + (f" ({p.derived}: {p.port})" if p.derived else "")
+            + f" [{p.variable}]"
+            for p in self.listen_ports()
+            if ephemeral.covers(p.port)
+        ]
+        if inside:
+            raise ConfigError(
+                f"invalid {type(self).__name__}: {', '.join(inside)} "
+                f"{'is' if len(inside) == 1 else 'are'} inside this machine's "
+                f"ephemeral port range {ephemeral}, where the kernel picks client ports for "
+                "outgoing connections; choose ports outside it"
+            )
 
     @property
     def state(self) -> Path:

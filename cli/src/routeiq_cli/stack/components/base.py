@@ -3,6 +3,7 @@ that turn settings into command lines and environments."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from routeiq.errors import ConfigError
 
 from routeiq_cli.stack.settings import StackSettings
 
@@ -45,6 +47,30 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def port_taken(host: str, port: int) -> bool:
+    """True when a server could not bind ``host:port`` now: something listens there, or a
+    connection holds it as its client port (which a connect probe does not see). Binds with
+    SO_REUSEADDR, as the stack's servers do, so the TIME_WAIT a stopped component leaves
+    behind does not count. ``ConfigError`` when ``host`` is not an address of this machine."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve the stack's host {host!r}: {exc}") from exc
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+                # Not a busy port but an address this host cannot bind at all.
+                raise ConfigError(f"cannot bind {host}:{port}: {exc}") from exc
+    # Where SO_REUSEADDR lets a specific address share a wildcard listener's port (the BSDs,
+    # macOS), only a connection attempt sees that listener.
+    return port_open(host, port)
 
 
 def http_health(url: str) -> Probe:

@@ -13,7 +13,7 @@ from routeiq_cli.stack.components.base import (
     prepare_dir,
     venv_bin,
 )
-from routeiq_cli.stack.settings import StackSettings
+from routeiq_cli.stack.settings import SEAWEED_GRPC_OFFSET, StackSettings
 
 
 def _s3_health(settings: StackSettings) -> Probe:
@@ -76,12 +76,18 @@ def s3_component(settings: StackSettings) -> Component:
         "s3.port.lance": 0,
         "s3.iam": "false",
     }
-    ports = [settings.s3_master_port, settings.s3_volume_port, settings.s3_filer_port]
+    listen = [
+        settings.s3_port,
+        settings.s3_master_port,
+        settings.s3_volume_port,
+        settings.s3_filer_port,
+    ]
     return Component(
         name="s3",
         title="S3 (SeaweedFS)",
         command=[venv_bin("weed"), "server", *flags(options, dash="-", joined=True)],
-        ports=[settings.s3_port, *ports],
+        # The gRPC ports too: `up` checks them free and `down` waits for them to close.
+        ports=[*listen, *(p + SEAWEED_GRPC_OFFSET for p in listen)],
         health=_s3_health(settings),
         endpoint=f"http://{settings.host}:{settings.s3_port}",
         prepare=prepare_dir(settings.state / "s3" / "data"),
