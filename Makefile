@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen --python python3.11
 export UV_PYTHON_DOWNLOADS := never
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e lint format bench bench-all bench-gateway bench-labeler bench-trainer bench-rollout docs demo
+.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e faults lint format bench bench-all bench-gateway bench-labeler bench-trainer bench-rollout docs demo
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test-integration: bootstrap  ## Integration tests against the real local stack
 
 test-e2e: bootstrap  ## End-to-end tests (a private stack's whole lifecycle)
 	@$(RUN) pytest tests/e2e -q
+
+faults: up  ## Fault suite: outages, kills, poison records and fuzzing on the running stack; prints the damage table
+	@ROUTEIQ_FAULTS=1 $(RUN) pytest tests/faults -q
 
 lint:  ## ruff (with security rules), ruff format --check, mypy (strict on libs/), import layers
 	@$(RUN) ruff check .
