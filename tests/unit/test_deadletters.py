@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import fastavro
 import pytest
+from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from routeiq.contracts.catalog import DEAD_LETTER
@@ -118,3 +120,44 @@ def test_source_position_reads_back_every_key_the_sink_writes(topic, partition, 
 @pytest.mark.parametrize("key", [None, b"", b"src", b"a/b/c", b"\xff/1/2"])
 def test_keys_in_another_form_name_no_position(key) -> None:
     assert source_position(key) is None
+
+
+class _EmptyTopicReader:
+    """A reader of an empty dead-letter topic whose first offset lookups fail with ``errors``
+    (a topic created a moment ago has no partition leader yet)."""
+
+    def __init__(self, *errors: KafkaError) -> None:
+        self.errors = list(errors)
+        self.lookups = 0
+        self.closed = False
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        meta = SimpleNamespace(partitions={0: None}, error=None)
+        return SimpleNamespace(topics={topic: meta})
+
+    def offsets_for_times(self, partitions: list[TopicPartition], timeout: float) -> Any:
+        self.lookups += 1
+        if self.errors:
+            raise KafkaException(self.errors.pop(0))
+        return [TopicPartition(p.topic, p.partition, OFFSET_END) for p in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        return (0, 0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_recall_waits_out_a_new_topic_without_a_leader() -> None:
+    reader = _EmptyTopicReader(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+    assert _sink(_Producer()).recall(reader, timeout_s=5) == 0  # type: ignore[arg-type]
+    assert reader.lookups == 2
+    assert reader.closed
+
+
+def test_recall_reports_a_lasting_error_as_a_transport_error() -> None:
+    reader = _EmptyTopicReader(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(TransportError, match="cannot read back dl"):
+        _sink(_Producer()).recall(reader, timeout_s=5)  # type: ignore[arg-type]
+    assert reader.lookups == 1
+    assert reader.closed

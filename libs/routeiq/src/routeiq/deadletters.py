@@ -24,7 +24,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Unpack
+from functools import partial
+from typing import Any, TypeVar, Unpack
 
 from confluent_kafka import (
     OFFSET_END,
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 RECALL_LOOKBACK_S = 7 * 24 * 3600.0
 
 SourcePosition = tuple[str, int, int]
+T = TypeVar("T")
 
 
 def source_position(key: bytes | None) -> SourcePosition | None:
@@ -178,13 +180,17 @@ class DeadLetterSink:
         if metadata is None or metadata.error is not None:
             raise TransportError(f"dead-letter topic {self.topic} is not readable")
         since_ms = int((self.clock() - lookback_s) * 1000)
-        starts = reader.offsets_for_times(
-            [TopicPartition(self.topic, p, since_ms) for p in metadata.partitions],
-            timeout=timeout_s,
+        deadline = time.monotonic() + timeout_s
+        starts = _retrying(
+            lambda: reader.offsets_for_times(
+                [TopicPartition(self.topic, p, since_ms) for p in metadata.partitions],
+                timeout=timeout_s,
+            ),
+            deadline,
         )
         ends: dict[int, int] = {}
         for start in starts:
-            _, high = reader.get_watermark_offsets(start, timeout=timeout_s)
+            _, high = _retrying(partial(reader.get_watermark_offsets, start, timeout_s), deadline)
             # OFFSET_END: nothing written since ``since_ms`` in that partition.
             if start.offset != OFFSET_END and 0 <= start.offset < high:
                 ends[start.partition] = high
@@ -218,6 +224,36 @@ class DeadLetterSink:
             if partition in ends and offset is not None and offset + 1 >= ends[partition]:
                 del ends[partition]
         return found
+
+
+# Offset lookups fail with these while a topic is new or its leader moves; librdkafka does not
+# always mark them retriable.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+def _retrying(call: Callable[[], T], deadline: float) -> T:
+    """``call()``, again while it fails with a retriable Kafka error (a topic created moments
+    ago has no partition leader yet: NOT_LEADER_FOR_PARTITION) until ``deadline``."""
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def recall_reader(
