@@ -396,6 +396,15 @@ def test_a_failure_while_the_dependency_answers_still_counts_as_an_attempt() -> 
     assert "pause [0]" not in w.events
 
 
+def test_retries_back_off_to_at_most_30_s() -> None:
+    w = world([GOOD], script=[StorageError("S3: 503 slow down")] * 8)
+    w.worker.retry_attempts = 8
+    w.run()
+    assert w.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    (letter,) = w.letters()
+    assert "gave up after retries" in letter["reason"]
+
+
 def test_a_lost_dependency_is_probed_back_while_idle() -> None:
     w = world([], extra=[None, None, None], clock=Clock(3.0))
     probed: list[str] = []

@@ -132,8 +132,10 @@ class TrainerSettings(ServiceSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     host: str = "127.0.0.1"
     health_port: int = Field(default=8092, ge=1, le=65535)
-    # Transient failures (S3, MLflow, Kafka) are retried this often before dead-lettering.
-    retry_attempts: int = Field(default=3, ge=1, le=20)
+    # Transient failures (S3, MLflow, Kafka) are retried this often before dead-lettering,
+    # the wait doubling up to 30 s: about two minutes with the defaults, longer than a
+    # dependency that answers a probe while it is still starting fails requests.
+    retry_attempts: int = Field(default=8, ge=1, le=20)
     retry_backoff_s: float = Field(default=2.0, ge=0.0)
     git_commit: str | None = None
     instance_id: str = Field(default_factory=lambda: f"routeiq-trainer@{socket.gethostname()}")

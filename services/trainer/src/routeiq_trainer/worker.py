@@ -61,6 +61,8 @@ _REBALANCED = {
     KafkaError.REBALANCE_IN_PROGRESS,
     KafkaError._NO_OFFSET,
 }
+# The longest wait between two tries of a request that failed on a dependency.
+_BACKOFF_MAX_S = 30.0
 # Reasons in log lines are cut: the dead letter carries the full one.
 _LOG_REASON_CHARS = 300
 
@@ -87,7 +89,7 @@ class RequestWorker:
     # worker has no record needing it; Kafka's is the consumer's own metadata request.
     probes: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     probe_every_s: float = 5.0
-    retry_attempts: int = 3
+    retry_attempts: int = 8
     retry_backoff_s: float = 2.0
     # Between tries while the record in hand waits for a lost dependency.
     hold_backoff_s: float = 5.0
@@ -307,7 +309,7 @@ class RequestWorker:
                         continue
                 if is_transient(exc) and attempt < self.retry_attempts:
                     self.metrics.failures.labels(type(exc).__name__).inc()
-                    delay = self.retry_backoff_s * 2 ** (attempt - 1)
+                    delay = min(self.retry_backoff_s * 2 ** (attempt - 1), _BACKOFF_MAX_S)
                     # INFO: the failure itself is the dependency's to log (once per loss).
                     logger.info(
                         "request %s attempt %d/%d failed (%s); retrying in %.1fs",
