@@ -4,7 +4,9 @@ arrives exactly once, and the consumers ride it out without restarting."""
 from __future__ import annotations
 
 import time
+import uuid
 
+import httpx
 import pytest
 from faults.harness import Row, Stack, under_load
 
@@ -28,3 +30,16 @@ def test_outage(stack: Stack, row: Row, component: str, down_s: float) -> None:
 
     under_load(stack, row, outage)
     stack.wait_healthy(["gateway", "labeler", "trainer", "analytics"])
+    # The registry must take writes again, not only serve reads from memory.
+    subject = f"faults-{component}-{uuid.uuid4().hex[:8]}-value"
+    response = httpx.post(
+        f"{stack.url('registry')}/subjects/{subject}/versions",
+        json={"schema": '"string"'},
+        headers={"content-type": "application/vnd.schemaregistry.v1+json"},
+        timeout=30,
+    )
+    row.sent += 1
+    if response.status_code != 200:
+        row.failed += 1
+        row.server_errors += response.status_code >= 500
+        row.notes.append(f"registration after the outage: {response.status_code} {response.text}")

@@ -121,16 +121,26 @@ class KafkaSchemaLog(SchemaLog):
         return int(outcome["offset"])
 
     def end_offset(self, *, timeout_s: float) -> int:
-        # Through the admin client, not the consumer: the consumer's connection is often busy
-        # with a long-polling fetch (up to fetch.wait.max.ms), which would delay the answer.
+        # Through the admin client first, not the consumer: the consumer's connection is often
+        # busy with a long-polling fetch (up to fetch.wait.max.ms), which would delay the answer.
         try:
             futures = self.admin.list_offsets(
                 {self._tp: OffsetSpec.latest()}, request_timeout=timeout_s
             )
             (result,) = (future.result(timeout=timeout_s) for future in futures.values())
+            return int(result.offset)
         except (KafkaException, TimeoutError) as exc:
-            raise StoreError(f"cannot read the end offset of {self.topic}: {exc}") from exc
-        return int(result.offset)
+            first = exc
+        # After a broker restart the admin client can keep answering FENCED_LEADER_EPOCH from
+        # a stale leader epoch (make faults left every registration failing for minutes); the
+        # consumer, fetching all along, knows the current leader.
+        try:
+            _, high = self.consumer.get_watermark_offsets(self._tp, timeout=timeout_s)
+        except KafkaException as exc:
+            raise StoreError(
+                f"cannot read the end offset of {self.topic}: {first}; then {exc}"
+            ) from exc
+        return int(high)
 
     def read(self, from_offset: int, *, timeout_s: float) -> LogBatch:
         with self._lock:
