@@ -131,12 +131,18 @@ def test_every_poison_kind_is_dead_lettered_once_and_a_replay_writes_no_second(
     events.flush()
     assert _labelled(store, bucket, after["event_id"])["quality"] == 0.3
     # 14 poison records, 1 + 65 for the crowded decision, two pairs: every one read again.
-    wait_for(
-        lambda: again.metric("routeiq_labeler_events_in_total") == 84,
-        timeout=30,
-        what="every record replayed",
-    )
-    assert again.metric('routeiq_labeler_events_in_total{kind="decision"}') == 10
+    # At least once: a rebalance while the new consumer joins may hand it a record twice.
+    seen: list[float] = []
+
+    def replayed() -> bool:
+        seen.append(again.metric("routeiq_labeler_events_in_total"))
+        return seen[-1] >= 84
+
+    try:
+        wait_for(replayed, timeout=60, what="every record replayed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {seen[-1]:.0f} of 84 records read") from None
+    assert again.metric('routeiq_labeler_events_in_total{kind="decision"}') >= 10
     assert Counter(dead_letter_keys(stack, deadletter)) == keys
     assert again.metric("routeiq_labeler_dead_lettered_total") == 0
     assert again.alive(), again.tail()
