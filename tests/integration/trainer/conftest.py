@@ -107,6 +107,15 @@ def bandit_shards(minio_client, gsm8k_shards) -> Iterator[str]:
     _drop_bucket(minio_client, bucket)
 
 
+@pytest.fixture
+def private_bucket(minio_client) -> Iterator[str]:
+    """An empty bucket of the test's own, removed afterwards."""
+    bucket = f"test-private-{uuid.uuid4().hex[:8]}"
+    ArtifactStore(minio_client).ensure_bucket(bucket)
+    yield bucket
+    _drop_bucket(minio_client, bucket)
+
+
 @pytest.fixture(scope="session")
 def signing_key() -> str:
     return generate_ed25519()[0]

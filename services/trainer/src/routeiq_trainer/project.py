@@ -1,4 +1,5 @@
-"""MLproject entry points: ``train``, ``evaluate`` and ``promote`` (see the repo's MLproject).
+"""MLproject entry points (see the repo's MLproject): ``generate_synthetic``, ``train``,
+``evaluate``, ``deploy`` and ``promote``.
 
 ``mlflow run . -e train --env-manager local -P model_name=... -P dataset=gsm8k`` runs
 ``train`` in this environment; MLflow creates the run and passes its id in ``MLFLOW_RUN_ID``,
@@ -19,6 +20,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,15 @@ import click
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.routing.assessment import evaluate as score
 from routeiq.routing.assessment import predict, random_baseline
+from routeiq.routing.datasets import load_named
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.plots import plot_strong_weak
 
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
-from routeiq_trainer.data import DataLoader
-from routeiq_trainer.wiring import build_registry, build_services
+from routeiq_trainer.data import DataLoader, known_prices
+from routeiq_trainer.synthetic import SyntheticPlan, generate
+from routeiq_trainer.wiring import build_featurizer, build_registry, build_services, build_store
 
 
 def load_settings() -> TrainerSettings:
@@ -56,6 +60,31 @@ def _operator() -> str:
         return "mlflow-project"
 
 
+def _request(
+    request_id: str,
+    model_name: str,
+    *,
+    dataset: str,
+    manifests: str,
+    params: str,
+    router_types: tuple[str, ...] = (),
+) -> TrainRequest:
+    """A manual request: the entry point's data options as the worker would get them."""
+    merged = parse_kv(_split(params))
+    if dataset:
+        merged["dataset"] = dataset
+    return TrainRequest(
+        request_id=request_id,
+        model_name=model_name,
+        requested_by=_operator(),
+        requested_at_ms=int(time.time() * 1000),
+        router_types=router_types,
+        reason="MANUAL",
+        shard_manifests=tuple(_split(manifests)),
+        params=merged,
+    )
+
+
 @click.group()
 def project() -> None:
     """RouteIQ trainer entry points for MLflow projects."""
@@ -75,18 +104,13 @@ def train(
     settings = load_settings()
     services = build_services(settings)
     assert services.pipeline is not None
-    merged = parse_kv(_split(params))
-    if dataset:
-        merged["dataset"] = dataset
-    request = TrainRequest(
-        request_id=request_id or f"manual-{uuid.uuid4()}",
-        model_name=model_name,
-        requested_by=_operator(),
-        requested_at_ms=int(time.time() * 1000),
+    request = _request(
+        request_id or f"manual-{uuid.uuid4()}",
+        model_name,
+        dataset=dataset,
+        manifests=manifests,
+        params=params,
         router_types=tuple(_split(router_types)),
-        reason="MANUAL",
-        shard_manifests=tuple(_split(manifests)),
-        params=merged,
     )
     try:
         outcome = services.pipeline.process(request, parent_run_id=os.environ.get("MLFLOW_RUN_ID"))
@@ -178,6 +202,111 @@ def evaluate_cmd(
     finally:
         store_services.close()
     click.echo(json.dumps({"router": label, "dataset": data.source, **result.metrics}, indent=2))
+
+
+@project.command("generate-synthetic")
+@click.option("--dataset", default="gsm8k", help="gsm8k | mt_bench | llmrouter-train | FILE.csv")
+@click.option("--seed", default=0, type=int, help="Draws the served models and the order.")
+@click.option("--start", default="", help="First event time, ISO 8601 (default: now - span).")
+@click.option("--spacing-s", default=1.0, type=float, help="Seconds between two decisions.")
+@click.option("--window-s", default=3600, type=int, help="Shard window, as the labeler's.")
+@click.option("--partitions", default=1, type=int, help="Shards per window.")
+@click.option("--shadow-fraction", default=0.0, type=float, help="Share with every grade.")
+@click.option("--limit", default=0, type=int, help="At most this many decisions (0: all).")
+@click.option("--bucket", default="", help="Shards bucket (default: the trainer's).")
+def generate_synthetic(
+    dataset: str,
+    seed: int,
+    start: str,
+    spacing_s: float,
+    window_s: int,
+    partitions: int,
+    shadow_fraction: float,
+    limit: int,
+    bucket: str,
+) -> None:
+    """Write a benchmark, served by a simulated uniform router, as training shards."""
+    settings = load_settings()
+    ds = load_named(dataset)
+    count = min(limit, len(ds)) if limit else len(ds)
+    spacing_ms = max(1, round(spacing_s * 1000))
+    if start:
+        start_ms = int(datetime.fromisoformat(start).astimezone(UTC).timestamp() * 1000)
+    else:
+        start_ms = int(time.time() * 1000) - count * spacing_ms
+    plan = SyntheticPlan(
+        seed=seed,
+        start_ms=start_ms,
+        spacing_ms=spacing_ms,
+        window_ms=window_s * 1000,
+        partitions=partitions,
+        shadow_fraction=shadow_fraction,
+        cost_weight=settings.cost_weight,
+        limit=limit,
+    )
+    features = FeatureStore(cache_dir=settings.cache_dir, featurizer=build_featurizer(settings))
+    written = generate(
+        ds,
+        features=features,
+        store=build_store(settings),
+        bucket=bucket or settings.shards_bucket,
+        prices=known_prices(settings.prices),
+        plan=plan,
+    )
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    rows = sum(m.rows for m in written.values())
+    if run_id:
+        registry = build_registry(settings)
+        registry.log_params(
+            run_id, {"dataset": ds.name, "features": features.features_id, "seed": seed}
+        )
+        registry.log_metrics(run_id, {"rows": rows, "shards": len(written)})
+    click.echo(
+        json.dumps(
+            {
+                "dataset": ds.name,
+                "bucket": bucket or settings.shards_bucket,
+                "rows": rows,
+                "features": features.features_id,
+                "manifests": list(written),
+            },
+            indent=2,
+        )
+    )
+
+
+@project.command()
+@click.option("--model-name", required=True, help="Registered router name.")
+@click.option("--version", "ref", required=True, help="Bundle version or MLflow number.")
+@click.option("--dataset", default="", help="Score on a dataset instead of the shards.")
+@click.option("--manifests", default="", help="Comma-separated shard manifest keys.")
+@click.option("--params", default="", help="Comma-separated key=value (validation_fraction=…).")
+def deploy(model_name: str, ref: str, dataset: str, manifests: str, params: str) -> None:
+    """Gate a registered version against the champion and announce it if it passes."""
+    settings = load_settings()
+    services = build_services(settings)
+    assert services.pipeline is not None
+    request = _request(
+        f"deploy-{uuid.uuid4()}", model_name, dataset=dataset, manifests=manifests, params=params
+    )
+    try:
+        outcome = services.pipeline.deploy(request, ref)
+    finally:
+        services.close()
+    gate = outcome.gate
+    click.echo(
+        json.dumps(
+            {
+                "model_name": outcome.info.name,
+                "version": outcome.version,
+                "gate": gate.reason if gate else None,
+                "announced": outcome.announced,
+            },
+            indent=2,
+        )
+    )
+    if not outcome.announced:
+        sys.exit(3)
 
 
 @project.command()

@@ -129,6 +129,37 @@ class TrainingPipeline:
             request, options=options, data=data, baselines=baselines, parent_run_id=parent_run_id
         )
 
+    def deploy(self, request: TrainRequest, ref: str) -> Outcome:
+        """Gate the registered version ``ref`` as if it were a new challenger: scored with
+        the champion and a random router on the request's validation rows, the verdict
+        recorded on the version, announced only if it passed (``promote`` skips the gate)."""
+        info = self._registry.get(request.model_name, ref)
+        options, data, baselines = self._prepare(request)
+        if baselines.champion is not None and baselines.champion.number == info.number:
+            raise TrainerError(f"{info.name} {info.version} is already the champion")
+        challenger = self._gate.score(info, data, options, label=f"version {info.version}")
+        return self._gate_and_announce(request, info, challenger, baselines, status="deployed")
+
+    def _gate_and_announce(
+        self,
+        request: TrainRequest,
+        info: VersionInfo,
+        challenger: Evaluation,
+        baselines: Baselines,
+        *,
+        status: str,
+    ) -> Outcome:
+        return self._gate.gate_and_announce(
+            request.request_id,
+            info,
+            challenger=challenger,
+            champion=baselines.champion,
+            champion_eval=baselines.champion_eval,
+            champion_note=baselines.champion_note,
+            baseline=baselines.random,
+            status=status,
+        )
+
     def _prepare(self, request: TrainRequest) -> tuple[TrainOptions, PreparedData, Baselines]:
         options = resolve_options(request, self._settings)
         data = self._loader.load(request, options)
@@ -196,15 +227,8 @@ class TrainingPipeline:
             metric,
             winner.evaluation.metrics.get(metric, float("nan")),
         )
-        return self._gate.gate_and_announce(
-            request.request_id,
-            info,
-            challenger=winner.evaluation,
-            champion=baselines.champion,
-            champion_eval=baselines.champion_eval,
-            champion_note=baselines.champion_note,
-            baseline=baselines.random,
-            status="trained",
+        return self._gate_and_announce(
+            request, info, winner.evaluation, baselines, status="trained"
         )
 
     def _open_run(self, request: TrainRequest, parent_run_id: str | None) -> tuple[str, str]:
@@ -341,13 +365,4 @@ class TrainingPipeline:
         # Registered, but the gate never ran: score the stored bundle as the challenger.
         options, data, baselines = self._prepare(request)
         challenger = self._gate.score(info, data, options, label=info.router_type)
-        return self._gate.gate_and_announce(
-            request.request_id,
-            info,
-            challenger=challenger,
-            champion=baselines.champion,
-            champion_eval=baselines.champion_eval,
-            champion_note=baselines.champion_note,
-            baseline=baselines.random,
-            status="resumed",
-        )
+        return self._gate_and_announce(request, info, challenger, baselines, status="resumed")
