@@ -3,6 +3,7 @@
 # Python environment. Idempotent: every step checks first, so a second run takes seconds.
 #   - uv (pinned, from PyPI)          - the Python 3.11 environment from uv.lock (uv sync --frozen)
 #   - Redis, a Java runtime, Maven, Chromium (Debian packages, only when missing)
+#   - Jaeger v2 (pinned in stack/jaeger/go.mod, built from the Go module proxy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,3 +62,4 @@ step "uv ${UV_VERSION}" ensure_uv
 step "debian packages" ensure_system_packages
 step "python env (uv.lock)" ensure_python_env
 step "deploy tools (kustomize)" bash stack/install-deploy-tools.sh
+step "jaeger (stack/jaeger)" bash stack/install-jaeger.sh

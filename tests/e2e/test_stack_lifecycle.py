@@ -90,7 +90,7 @@ def test_up_noop_down_up_keeps_everything_then_clean(private_stack) -> None:
     first: list[str] = []
     runner.up(settings, echo=first.append)
     steps = _steps(first)
-    for name in ("kafka", "schema-registry", "s3", "redis", "mlflow"):
+    for name in ("kafka", "schema-registry", "s3", "redis", "mlflow", "jaeger"):
         assert "started" in steps[name]
     assert "5 created" in steps["topics"]
     assert "6 registered" in steps["schemas"]  # router_decision v1+v2, four others v1
@@ -112,7 +112,8 @@ def test_up_noop_down_up_keeps_everything_then_clean(private_stack) -> None:
     runner.up(settings, echo=again.append)
     steps = _steps(again)
     assert all(
-        "already running" in steps[n] for n in ("kafka", "schema-registry", "s3", "redis", "mlflow")
+        "already running" in steps[n]
+        for n in ("kafka", "schema-registry", "s3", "redis", "mlflow", "jaeger")
     )
     assert "unchanged" in steps["topics"]
     assert "unchanged" in steps["schemas"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import httpx
 import pytest
 from confluent_kafka.admin import ConfigResource
@@ -60,8 +63,58 @@ def test_up_again_is_a_no_op(stack) -> None:
     lines: list[str] = []
     runner.up(stack.settings, echo=lines.append)
     steps = {line.split()[1]: line for line in lines if line.strip().startswith("✓")}
-    for name in ("kafka", "schema-registry", "s3", "redis", "mlflow"):
+    for name in ("kafka", "schema-registry", "s3", "redis", "mlflow", "jaeger"):
         assert "already running" in steps[name], steps[name]
     assert "unchanged" in steps["topics"]
     assert "unchanged" in steps["schemas"]
     assert "present" in steps["buckets"]
+
+
+def test_jaeger_takes_otlp_spans_and_serves_them_on_its_query_api(stack) -> None:
+    settings = stack.settings
+    service = f"stack-test-{secrets.token_hex(4)}"
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    now_ns = time.time_ns()
+    # One span in OTLP/HTTP's JSON encoding (ids as hex), as any OTel SDK may send it.
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "stack-test"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "probe",
+                                "kind": 1,
+                                "startTimeUnixNano": str(now_ns),
+                                "endTimeUnixNano": str(now_ns + 1_000_000),
+                                "attributes": [{"key": "k", "value": {"stringValue": "v"}}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    sent = httpx.post(f"{settings.otlp_http_url}/v1/traces", json=body, timeout=10)
+    assert sent.status_code == 200, sent.text
+
+    deadline = time.monotonic() + 30
+    while True:
+        found = httpx.get(f"{settings.jaeger_url}/api/traces/{trace_id}", timeout=10)
+        if found.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert found.status_code == 200, found.text
+    (trace,) = found.json()["data"]
+    (span,) = trace["spans"]
+    assert (span["traceID"], span["spanID"], span["operationName"]) == (trace_id, span_id, "probe")
+    assert trace["processes"][span["processID"]]["serviceName"] == service
+    assert {"key": "k", "type": "string", "value": "v"} in span["tags"]
+    services = httpx.get(f"{settings.jaeger_url}/api/services", timeout=10).json()["data"]
+    assert service in services

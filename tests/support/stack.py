@@ -13,6 +13,7 @@ COMPONENTS = (
     "s3",
     "redis",
     "mlflow",
+    "jaeger",
     "upstream",
     "gateway",
     "labeler",

@@ -1,10 +1,12 @@
 """`routeiq backfill jaeger`: publish past traffic, read from Jaeger, as RouterDecision events.
 
-It reads the gateway's routing spans (``routeiq.route``, attributes named in
-``routeiq.telemetry``) from Jaeger's HTTP query API and publishes each as a ``RouterDecision``
-keyed by its decision id, so old traffic flows through the same labeler. Traces never carry
-the query embedding, so backfilled decisions have none. Publishing a decision twice is
-harmless: the labeler keeps one row per decision id.
+It reads the gateway's routing spans (``routeiq.route``) from Jaeger's HTTP query API and
+publishes each as a ``RouterDecision`` keyed by its decision id, so old traffic flows through
+the same labeler. A span's ``routeiq.router_decision.v1`` event carries the record itself (its
+JSON payload, as published to Kafka); spans from gateways older than that event are rebuilt
+from their ``routeiq.*`` attributes (named in ``routeiq.telemetry``). Traces never carry the
+query embedding, so backfilled decisions have none. Publishing a decision twice is harmless:
+the labeler keeps one row per decision id.
 """
 
 from __future__ import annotations
@@ -105,9 +107,35 @@ def _int(value: Any) -> int:
     return int(number or 0)
 
 
+def event_decision(span: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``RouterDecision`` record a span's ``routeiq.router_decision.v1`` event carries
+    (Jaeger shows span events as logs, the event's name under the field ``event``); None when
+    the span has no such event. ``SkipSpan`` when its payload is not a decision's JSON."""
+    for log in span.get("logs") or []:
+        fields = {f.get("key"): f.get("value") for f in log.get("fields") or []}
+        if t.ATTR_DECISION_PAYLOAD not in fields:
+            continue
+        payload = fields[t.ATTR_DECISION_PAYLOAD]
+        try:
+            record = json.loads(payload)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise SkipSpan(f"{t.ATTR_DECISION_PAYLOAD} is not JSON") from exc
+        if not isinstance(record, dict) or not record.get("event_id"):
+            raise SkipSpan(f"{t.ATTR_DECISION_PAYLOAD} has no event_id")
+        # The contract's event never carries the embedding: one that does is stripped of it.
+        record["query_embedding"] = None
+        record["embedding_model"] = None
+        return record
+    return None
+
+
 def decision_from_span(span: Mapping[str, Any]) -> dict[str, Any]:
     """One ``routeiq.route`` span → a ``RouterDecision`` record (no embedding: traces never
-    carry it). Raises ``SkipSpan`` when the span lacks the decision id or the served model."""
+    carry it): its decision event's payload when it has one, else rebuilt from its attributes.
+    Raises ``SkipSpan`` when the span lacks the decision id or the served model."""
+    record = event_decision(span)
+    if record is not None:
+        return record
     attrs = span_attributes(span)
     decision_id = attrs.get(t.ATTR_DECISION_ID)
     if not decision_id:
@@ -219,34 +247,42 @@ def route_spans(
     page_size: int,
     stats: BackfillStats,
 ) -> Iterator[dict[str, Any]]:
-    """Every ``routeiq.route`` span of ``service`` in [start, end], newest pages first.
+    """Every ``routeiq.route`` span of ``service`` in [start, end], newest windows first.
 
-    Jaeger returns at most ``limit`` traces per query, so the window's end moves back to the
-    earliest trace seen until a page comes back short; traces seen twice are skipped.
+    Jaeger returns at most ``limit`` traces per query, and its storage picks which: the
+    memory store's are in no time order, so moving the window's end back past the earliest
+    trace seen would skip the rest. A full page is therefore never trusted: its window is cut
+    in two and each half asked again, until every page comes back short. Traces seen twice
+    (a trace spanning two windows) are skipped.
     """
     seen: set[str] = set()
-    end = end_us
-    while end >= start_us:
+    windows = [(start_us, end_us)]  # a stack: the newer half of a split is taken first
+    while windows:
+        start, end = windows.pop()
         page = client.traces(
             service=service,
             operation=t.ROUTE_SPAN_NAME,
-            start_us=start_us,
+            start_us=start,
             end_us=end,
             limit=page_size,
         )
-        fresh = [trace for trace in page if trace.get("traceID") not in seen]
-        earliest = end
-        for trace in fresh:
-            seen.add(trace.get("traceID", ""))
+        if len(page) >= page_size:
+            if end > start:
+                middle = (start + end) // 2
+                windows += [(start, middle), (middle + 1, end)]
+                continue
+            reason = f"more than {page_size} traces in one microsecond (raise --page-size)"
+            stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
+        for trace in page:
+            trace_id = trace.get("traceID", "")
+            if trace_id in seen:
+                continue
+            seen.add(trace_id)
             stats.traces += 1
             for span in trace.get("spans") or []:
-                earliest = min(earliest, int(span.get("startTime", end)))
                 if span.get("operationName") == t.ROUTE_SPAN_NAME:
                     stats.spans += 1
                     yield span
-        if len(page) < page_size or not fresh:
-            return
-        end = earliest if earliest < end else end - 1
 
 
 def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:

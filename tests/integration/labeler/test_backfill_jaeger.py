@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from confluent_kafka.schema_registry import Schema
@@ -22,7 +23,16 @@ from integration.labeler.helpers import consume, shard_rows, wait_for
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import ROUTER_DECISIONS
-from routeiq_cli.backfill import BackfillError, backfill
+from routeiq.telemetry import ATTR_DECISION_PAYLOAD, DECISION_EVENT_NAME
+from routeiq_cli.backfill import (
+    BackfillError,
+    BackfillStats,
+    JaegerClient,
+    SkipSpan,
+    backfill,
+    decision_from_span,
+    route_spans,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +41,12 @@ SERVICE = "routeiq-gateway"
 END_MS = 1_763_031_600_000  # 2025-11-13T11:00:00Z, after every recorded trace
 
 
-def jaeger_answer(recorded: dict, query: dict[str, list[str]]) -> dict:
-    """What Jaeger's query service answers for ``query`` over the recorded traces."""
+def jaeger_answer(
+    recorded: dict, query: dict[str, list[str]], *, newest_first: bool = True
+) -> dict:
+    """What Jaeger's query service answers for ``query`` over the recorded traces (its memory
+    store picks which traces fill a page in no time order: ``newest_first=False`` stands in
+    for that with the oldest)."""
     service = query["service"][0]
     operation = query.get("operation", [None])[0]
     start, end = int(query["start"][0]), int(query["end"][0])
@@ -49,7 +63,7 @@ def jaeger_answer(recorded: dict, query: dict[str, list[str]]) -> dict:
         ]
         if hits:
             found.append((max(hits), trace))
-    found.sort(key=lambda item: -item[0])
+    found.sort(key=lambda item: -item[0] if newest_first else item[0])
     return {
         "data": [trace for _, trace in found[:limit]],
         "total": 0,
@@ -204,3 +218,66 @@ def test_backfill_limit_and_an_unreachable_jaeger(stack, jaeger, topic_factory, 
     assert result.exit_code != 0
     assert isinstance(result.exception, BackfillError)
     assert "cannot read traces" in str(result.exception)
+
+
+def _with_event(span: dict, payload: str) -> dict:
+    """``span`` with a ``routeiq.router_decision.v1`` event, as Jaeger shows span events."""
+    fields = [
+        {"key": "event", "type": "string", "value": DECISION_EVENT_NAME},
+        {"key": ATTR_DECISION_PAYLOAD, "type": "string", "value": payload},
+    ]
+    return {**span, "logs": [*span["logs"], {"timestamp": span["startTime"], "fields": fields}]}
+
+
+def test_a_spans_decision_event_wins_over_its_attributes_and_a_broken_one_is_skipped() -> None:
+    span = next(iter(_route_spans().values()))
+    rebuilt = decision_from_span(span)  # an old span: from its attributes
+    assert rebuilt["candidate_deployments"][0]["provider"] == "unknown"
+    carried = {
+        **rebuilt,
+        "selection_reason": "carried by the event",
+        "candidate_deployments": [
+            {**c, "provider": "openai", "score": 0.5} for c in rebuilt["candidate_deployments"]
+        ],
+        "query_embedding": [0.25, 0.5],
+        "embedding_model": "minilm",
+    }
+    # The event's record as it is, except an embedding, which a trace never carries.
+    assert decision_from_span(_with_event(span, json.dumps(carried))) == {
+        **carried,
+        "query_embedding": None,
+        "embedding_model": None,
+    }
+    with pytest.raises(SkipSpan, match="is not JSON"):
+        decision_from_span(_with_event(span, "{not json"))
+    with pytest.raises(SkipSpan, match="has no event_id"):
+        decision_from_span(_with_event(span, json.dumps({**carried, "event_id": ""})))
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_paging_finds_every_trace_whichever_traces_fill_a_page(newest_first: bool) -> None:
+    recorded = json.loads(FIXTURE.read_text())
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = parse_qs(request.url.query.decode())
+        return httpx.Response(200, json=jaeger_answer(recorded, query, newest_first=newest_first))
+
+    stats = BackfillStats()
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        spans = list(
+            route_spans(
+                JaegerClient(base_url="http://jaeger", http=http),
+                service=SERVICE,
+                start_us=(END_MS - 2 * 3_600_000) * 1000,
+                end_us=END_MS * 1000,
+                page_size=3,
+                stats=stats,
+            )
+        )
+    assert (stats.traces, stats.spans) == (8, 8)
+    assert sorted(s["spanID"] for s in spans) == sorted(
+        s["spanID"]
+        for trace in recorded["data"]
+        for s in trace["spans"]
+        if s["operationName"] == "routeiq.route"
+    )

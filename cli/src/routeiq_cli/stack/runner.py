@@ -177,6 +177,12 @@ def endpoints_table(settings: StackSettings) -> str:
         ("Redis", settings.redis.url, ""),
         ("MLflow", settings.mlflow_url, f"artifacts in s3://{settings.mlflow_bucket}/"),
         (
+            "Jaeger UI",
+            settings.jaeger_url,
+            f"query API /api/traces; OTLP gRPC :{settings.otlp_grpc_port}, "
+            f"HTTP :{settings.otlp_http_port}",
+        ),
+        (
             "Offline upstream",
             f"http://{settings.host}:{settings.upstream_port}/v1",
             "recorded benchmark answers (OpenAI API)",

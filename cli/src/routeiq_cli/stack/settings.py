@@ -113,6 +113,14 @@ class StackSettings(ServiceSettings):
     s3_secret_key: SecretStr = SecretStr("routeiq-secret")
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    # Jaeger v2: its query API and UI, its query gRPC API, and OTLP ingest over gRPC and HTTP
+    # (the gateways export to the HTTP one). Traces live in memory, the oldest dropped beyond
+    # jaeger_max_traces, so a long-running stack stays bounded.
+    jaeger_port: int = Field(default=16686, ge=1, le=65535)
+    jaeger_grpc_port: int = Field(default=16685, ge=1, le=65535)
+    otlp_grpc_port: int = Field(default=4317, ge=1, le=65535)
+    otlp_http_port: int = Field(default=4318, ge=1, le=65535)
+    jaeger_max_traces: int = Field(default=50_000, ge=1)
     # RouteIQ's own services.
     upstream_port: int = Field(default=8090, ge=1, le=65535)
     gateway_port: int = Field(default=8000, ge=1, le=65535)
@@ -253,3 +261,13 @@ class StackSettings(ServiceSettings):
     @property
     def mlflow_url(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def jaeger_url(self) -> str:
+        """Jaeger's query API and UI."""
+        return f"http://{self.host}:{self.jaeger_port}"
+
+    @property
+    def otlp_http_url(self) -> str:
+        """Where OTLP/HTTP exporters send (they append ``/v1/traces``)."""
+        return f"http://{self.host}:{self.otlp_http_port}"

@@ -77,3 +77,9 @@ ATTR_OUTPUT_TOKENS = "routeiq.output_tokens"
 ATTR_COST_USD = "routeiq.cost_usd"
 ATTR_FALLBACK_USED = "routeiq.fallback_used"
 ATTR_ATTEMPTED = "routeiq.attempted_deployments"  # string array
+
+# The decision itself, as the telemetry contract defines it: a span event on the routing span
+# whose one attribute is the RouterDecision record as JSON (the record published to Kafka,
+# without the query embedding). `routeiq backfill jaeger` prefers it to the attributes above.
+DECISION_EVENT_NAME = "routeiq.router_decision.v1"
+ATTR_DECISION_PAYLOAD = "routeiq.router_decision.payload"

@@ -1,12 +1,14 @@
 """What the gateway reports about each request: metrics, span attributes and the
 ``RouterDecision`` event (built with the contract's typed builder, enqueued, never awaited).
 
-No prompt or response text ever reaches an event or a span: only lengths, hashes and the
-embedding.
+No prompt or response text ever reaches an event or a span: only lengths, hashes and (in the
+Kafka event only) the embedding.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +57,14 @@ def span_attributes(plan: Plan, outcome: UpstreamOutcome, *, total_ms: float) ->
         attrs.ATTR_FALLBACK_USED: o.fallback_used,
         attrs.ATTR_ATTEMPTED: o.attempted,
     }
+
+
+def decision_payload(decision: records.RouterDecision) -> str:
+    """The ``routeiq.router_decision.payload`` of a request's span event: the decision record
+    as compact JSON, without the query embedding (a trace is no place for a vector of hundreds
+    of floats, and the contract's span event never carried one)."""
+    record = dataclasses.replace(decision, query_embedding=None).to_record()
+    return json.dumps(record, separators=(",", ":"))
 
 
 # eq=False: compared by identity, like the publisher it holds.
@@ -139,17 +149,27 @@ class DecisionTelemetry:
         )
 
     def record(self, plan: Plan, outcome: UpstreamOutcome, span: Any) -> None:
-        """Metrics, span attributes and the decision event (enqueued; never blocks)."""
+        """Metrics, span attributes, the decision as a span event and as a Kafka event
+        (enqueued; never blocks). Both carry the same record, built once."""
         o = outcome
         status = "200" if o.status == "SUCCESS" else o.status.lower()
         self.metrics.requests.labels(o.served_group, status).inc()
         self.metrics.upstream_latency.labels(o.served_group).observe(o.upstream_ms / 1000.0)
-        if span is not None:
+        # A span that is not recorded (sampled out, no tracer provider) gets nothing: building
+        # the payload for it would cost every request for nothing.
+        recording = span is not None and span.is_recording()
+        if not recording and not self.enabled:
+            return
+        decision = self.decision(plan, o, span)
+        if recording:
             total_ms = (time.perf_counter() - plan.started) * 1000.0
             span.set_attributes(span_attributes(plan, o, total_ms=total_ms))
+            span.add_event(
+                attrs.DECISION_EVENT_NAME, {attrs.ATTR_DECISION_PAYLOAD: decision_payload(decision)}
+            )
             if o.status != "SUCCESS":
                 span.set_status(trace.StatusCode.ERROR, o.error_type or o.status)
         if self.publisher is None or self.serde is None:
             return
-        value = self.serde.encode(self.decision(plan, o, span).to_record())
+        value = self.serde.encode(decision.to_record())
         self.publisher.publish(self.topic, plan.decision_id.encode(), value)

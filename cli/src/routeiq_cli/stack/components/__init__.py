@@ -3,7 +3,8 @@
 A component is data (command, environment, ports, log file) plus a health probe; the runner
 starts them under supervisord in the order of ``components()`` and gates each on its probe.
 One module per component family: ``kafka``, ``registry``, ``s3``, ``redis``, ``mlflow``,
-``gateway`` and ``services`` (RouteIQ's own processes); ``base`` holds what they share.
+``jaeger``, ``gateway`` and ``services`` (RouteIQ's own processes); ``base`` holds what they
+share.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from routeiq_cli.stack.components.gateway import (
     prepare_features,
     render_gateway_config,
 )
+from routeiq_cli.stack.components.jaeger import jaeger_component
 from routeiq_cli.stack.components.kafka import (
     KAFKA_VERSION,
     _kafka_properties,
@@ -53,5 +55,6 @@ def components(settings: StackSettings) -> list[Component]:
         s3_component(settings),
         redis_component(settings),
         mlflow_component(settings),
+        jaeger_component(settings),
         *service_components(settings),
     ]

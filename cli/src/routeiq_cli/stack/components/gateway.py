@@ -77,6 +77,8 @@ def gateway_components(settings: StackSettings, keys: StackSecrets) -> list[Comp
             "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(state / "model-cache"),
             "ROUTEIQ_GATEWAY_CACHE_VOLUME": f"local-{settings.host}",
             "ROUTEIQ_GATEWAY_AUDIT_LOG": str(state / name / "audit.jsonl"),
+            # Spans (with each decision as a span event) go to the stack's Jaeger over OTLP.
+            "ROUTEIQ_GATEWAY_TELEMETRY__OTLP_ENDPOINT": settings.otlp_http_url,
             # The offline upstream needs no key; a real provider's would go here.
             "ROUTEIQ_UPSTREAM_API_KEY": "offline",
             **features_env,
