@@ -18,14 +18,13 @@ from routeiq.contracts.catalog import RETRAIN_REQUEST
 from routeiq.contracts.topics import RETRAIN_REQUESTS
 from routeiq.errors import TransportError
 from routeiq.kafka import make_producer
+from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.shards import ShardManifest, list_manifests, read_manifest
 from routeiq.storage import ArtifactStore, make_minio
 
 from routeiq_cli.clients import CLIENT_ID, topic_serde
 from routeiq_cli.options import key_values
 from routeiq_cli.stack.settings import StackSettings
-
-ROUTER_TYPES = ("knn", "svm", "mlp", "mf", "bert")
 
 
 def manual_request(
@@ -98,7 +97,7 @@ def retrain() -> None:
     "--router-type",
     "router_types",
     multiple=True,
-    type=click.Choice(ROUTER_TYPES),
+    type=click.Choice(sorted(ROUTER_TYPES)),  # built-ins and installed plugins
     help="Router type to train (repeatable); none: the trainer's defaults.",
 )
 @click.option(

@@ -39,9 +39,8 @@ from routeiq.routing.strategies import (
     Strategy,
     StrongestStrategy,
     ThresholdStrategy,
+    strategy_class,
 )
-
-KINDS = ("random", "cheapest", "strongest", "threshold", "policy", "learned")
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,8 @@ class StrategyRegistry:
     def build(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
         """Instantiate a strategy of ``kind`` (validating its parameters) without registering."""
         p = dict(params or {})
+        # ConfigError for an unknown kind, or a plugin that clashes with a built-in or is broken.
+        cls = strategy_class(kind)
         if kind == "random":
             return RandomStrategy(name, p, rng=self._rng)
         if kind == "cheapest":
@@ -139,7 +140,8 @@ class StrategyRegistry:
             strategy = LearnedStrategy(name, p, holder=self.holder, fallback=fallback)
             strategy.params["fallback"] = fallback_name
             return strategy
-        raise ConfigError(f"unknown strategy kind {kind!r}; known: {', '.join(KINDS)}")
+        # Every other kind (``routellm``, plugins) builds itself from its parameters.
+        return cls.from_config(name, p, holder=self.holder)
 
     def register(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
         if not name or len(name) > 64:

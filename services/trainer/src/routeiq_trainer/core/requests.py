@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from routeiq.routing.routers import ROUTER_TYPES
+from routeiq.routing.routers import ROUTER_TYPES, RouterError
 
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.errors import RequestError
@@ -189,7 +189,10 @@ def resolve_options(request: TrainRequest, settings: TrainerSettings) -> TrainOp
             )
         if kind not in types:
             raise RequestError(f"parameter {key!r} is for {kind}, which is not being trained")
-        allowed = ROUTER_TYPES[kind].default_params
+        try:
+            allowed = ROUTER_TYPES[kind].default_params
+        except RouterError as exc:  # a plugin that is declared but broken
+            raise RequestError(str(exc)) from exc
         if name not in allowed:
             raise RequestError(f"{kind} has no parameter {name!r}; known: {sorted(allowed)}")
         router_params[kind][name] = _value(raw)

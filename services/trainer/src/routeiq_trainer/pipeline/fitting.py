@@ -44,7 +44,10 @@ class RouterFitter:
     ) -> TypeResult:
         """Train ``kind``, score it on the validation rows and log it (``RequestError`` when
         the type cannot train on this data or with these parameters)."""
-        cls = router_class(kind)
+        try:
+            cls = router_class(kind)
+        except RouterError as exc:  # a plugin that is declared but broken
+            raise RequestError(str(exc)) from exc
         params = options.router_params.get(kind, {})
         if cls.needs_text and data.train.texts is None:
             raise RequestError(f"{kind} needs query text, which {data.source} does not carry")

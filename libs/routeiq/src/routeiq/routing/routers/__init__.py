@@ -1,7 +1,10 @@
-"""Learned routers, by type name: kNN, SVM, MLP, matrix factorisation, MiniLM classifier."""
+"""Learned routers, by type name: kNN, SVM, MLP, matrix factorisation, MiniLM classifier, and
+any router type an installed package declares in the ``routeiq.routers`` entry-point group
+(``routeiq.routing.plugins``): the trainer fits it and bundles carry it like a built-in."""
 
 from __future__ import annotations
 
+from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup
 from routeiq.routing.routers.base import FitContext, Router, RouterError, TrainingData
 from routeiq.routing.routers.bert import BertRouter
 from routeiq.routing.routers.knn import KNNRouter
@@ -9,22 +12,24 @@ from routeiq.routing.routers.mf import MFRouter
 from routeiq.routing.routers.mlp import MLPRouter
 from routeiq.routing.routers.svm import SVMRouter
 
-ROUTER_TYPES: dict[str, type[Router]] = {
+BUILTIN_ROUTERS: dict[str, type[Router]] = {
     cls.kind: cls for cls in (KNNRouter, SVMRouter, MLPRouter, MFRouter, BertRouter)
 }
 
+# Every router type by name: the built-ins, then the plugins (imported on first lookup).
+ROUTER_TYPES: PluginGroup[Router] = PluginGroup(
+    ROUTER_GROUP, base=Router, what="router type", builtins=BUILTIN_ROUTERS, error=RouterError
+)
+
 
 def router_class(kind: str) -> type[Router]:
-    """The router class for a type name; ``RouterError`` names the known ones."""
-    try:
-        return ROUTER_TYPES[kind]
-    except KeyError:
-        raise RouterError(
-            f"unknown router type {kind!r}; known: {', '.join(sorted(ROUTER_TYPES))}"
-        ) from None
+    """The router class for a type name; ``RouterError`` names the known ones, or the plugin
+    behind ``kind`` and why it cannot be used."""
+    return ROUTER_TYPES.lookup(kind)
 
 
 __all__ = [
+    "BUILTIN_ROUTERS",
     "ROUTER_TYPES",
     "BertRouter",
     "FitContext",

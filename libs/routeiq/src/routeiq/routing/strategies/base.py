@@ -8,7 +8,7 @@ import random as _random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +16,9 @@ from numpy.typing import NDArray
 from routeiq.errors import ConfigError
 from routeiq.routing.features import CHARS_PER_TOKEN, TextFeatures, text_features
 from routeiq.routing.featurizer import Featurizer
+
+if TYPE_CHECKING:
+    from routeiq.routing.strategies.holder import BundleHolder
 
 __all__ = ["Choice", "ModelOption", "RouteInput", "Strategy", "StrategyFactory"]
 
@@ -137,6 +140,13 @@ class Strategy(abc.ABC):
     def __init__(self, name: str, params: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.params = dict(params or {})
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], *, holder: BundleHolder) -> Self:
+        """How the registry builds a plugin strategy from the model file or the admin API:
+        ``cls(name, params)``. One that reads the active learned router overrides this to
+        keep ``holder`` (``holder.get()`` per request: model sync swaps the bundle)."""
+        return cls(name, params)
 
     @abc.abstractmethod
     def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:

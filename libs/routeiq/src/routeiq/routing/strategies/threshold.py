@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from routeiq.routing.features import TextFeatures
 from routeiq.routing.strategies.base import Choice, ModelOption, RouteInput, Strategy
 from routeiq.routing.strategies.holder import BundleHolder, predict_quality
 
-__all__ = ["ThresholdStrategy"]
+__all__ = ["RouteLLMThreshold", "ThresholdStrategy", "strong_win_rate"]
 
 
 class ThresholdStrategy(Strategy):
@@ -72,6 +72,10 @@ class ThresholdStrategy(Strategy):
         self._scored_by: str | None = None
         self._lock = threading.Lock()
         self._rng = self.seeded_rng()
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], *, holder: BundleHolder) -> Self:
+        return cls(name, params, holder=holder)
 
     @staticmethod
     def heuristic_score(features: TextFeatures) -> float:
@@ -174,4 +178,74 @@ class ThresholdStrategy(Strategy):
             },
             router_version=version,
             probabilities=probabilities,
+        )
+
+
+def strong_win_rate(quality: Mapping[str, float], strong: str, weak: str) -> float:
+    """RouteLLM's routing quantity from a router's expected qualities: the probability that
+    the strong model's answer beats the weak one's, a tie counting half.
+
+    With independent outcomes of success probabilities q_s and q_w that is
+    q_s(1 − q_w) + ½[q_s·q_w + (1 − q_s)(1 − q_w)] = (1 + q_s − q_w) / 2, in [0, 1].
+    """
+    q_s = min(max(quality[strong], 0.0), 1.0)
+    q_w = min(max(quality[weak], 0.0), 1.0)
+    return 0.5 * (1.0 + q_s - q_w)
+
+
+class RouteLLMThreshold(Strategy):
+    """RouteLLM's rule for one request: the strong model when its win rate (``strong_win_rate``
+    under the active learned router) is at least ``threshold``, else the weak one.
+
+    The threshold is the client's (``model="router-mf-0.116"``), not calibrated here: as in
+    RouteLLM, a higher threshold means fewer strong calls, and the share a given threshold
+    yields depends on the router and the traffic.
+    """
+
+    kind = "routellm"
+    capabilities = frozenset({"learned", "needs_embedding"})
+
+    def __init__(
+        self, name: str, params: Mapping[str, Any] | None = None, *, holder: BundleHolder
+    ) -> None:
+        super().__init__(name, params)
+        self.check_params({"strong", "weak", "threshold"})
+        for key in ("strong", "weak"):
+            if not self.params.get(key):
+                raise ConfigError(f"strategy routellm: parameter {key!r} is required")
+        self.strong = str(self.params["strong"])
+        self.weak = str(self.params["weak"])
+        threshold = self.params.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ConfigError(f"strategy routellm: threshold must be a number, got {threshold!r}")
+        self.threshold = float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"strategy routellm: threshold must be in [0, 1], got {threshold}")
+        self._holder = holder
+
+    @classmethod
+    def from_config(cls, name: str, params: Mapping[str, Any], *, holder: BundleHolder) -> Self:
+        return cls(name, params, holder=holder)
+
+    def choose(self, request: RouteInput, candidates: Sequence[ModelOption]) -> Choice:
+        bundle = self._holder.get()
+        if bundle is None or not {self.strong, self.weak} <= set(bundle.manifest.models):
+            raise ConfigError(
+                f"strategy routellm: the active router does not score {self.strong} and {self.weak}"
+            )
+        win = strong_win_rate(predict_quality(bundle, request), self.strong, self.weak)
+        names = {c.name for c in candidates}
+        pick = self.strong if win >= self.threshold else self.weak
+        if pick not in names:  # the chosen side is unavailable: serve the other
+            pick = self.weak if pick == self.strong else self.strong
+        relation = ">=" if win >= self.threshold else "<"
+        return Choice(
+            pick,
+            f"{bundle.manifest.router_type} router: strong win rate {win:.4f} {relation} "
+            f"threshold {self.threshold:g}",
+            scores={
+                c.name: win if c.name == self.strong else 1.0 - win if c.name == self.weak else None
+                for c in candidates
+            },
+            router_version=bundle.version,
         )
