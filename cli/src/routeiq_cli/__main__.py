@@ -19,6 +19,7 @@ from routeiq_cli.commands.replay import replay_command
 from routeiq_cli.commands.schemas import schemas
 from routeiq_cli.commands.stack import stack
 from routeiq_cli.commands.topics import topics
+from routeiq_cli.keys import keys
 from routeiq_cli.models import model
 from routeiq_cli.report import report
 from routeiq_cli.retrain import retrain
@@ -40,6 +41,7 @@ cli.add_command(retrain)  # routeiq retrain request
 cli.add_command(backfill)  # routeiq backfill jaeger
 cli.add_command(model)  # routeiq model list / promote / rollback
 cli.add_command(report)  # routeiq report
+cli.add_command(keys)  # routeiq keys create / list / revoke
 
 
 def main() -> None:

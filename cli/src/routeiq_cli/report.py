@@ -1,8 +1,9 @@
 """`routeiq report`: the analytics service's summary of one window, printed as tables.
 
 It reads the same JSON the dashboard is drawn from (``GET /api/summary?window=...``), so the
-terminal, the dashboard and Prometheus show the same numbers. The CLI's ``__main__`` registers
-the ``report`` command.
+terminal, the dashboard and Prometheus show the same numbers; then each team's spend today and
+this month against its budget, from the gateway's ``GET /admin/budgets`` (the Redis ledger the
+gateway enforces). The CLI's ``__main__`` registers the ``report`` command.
 """
 
 from __future__ import annotations
@@ -15,32 +16,20 @@ from typing import Any
 import click
 import httpx
 
+from routeiq_cli.keys import admin_get, call_json, gateway_client
+
 DEFAULT_URL = "http://127.0.0.1:8095"
 
 
 def fetch_summary(url: str, window: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
     """``GET {url}/api/summary?window=...``; ``click.ClickException`` with the reason if not."""
     endpoint = f"{url.rstrip('/')}/api/summary"
-    try:
-        response = httpx.get(endpoint, params={"window": window}, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(
-            f"cannot reach the analytics service at {url}: {exc} (is it running? `make up`)"
-        ) from exc
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise click.ClickException(
-            f"{endpoint} answered {response.status_code} with no JSON: {response.text[:200]!r}"
-        ) from exc
-    if response.status_code != 200:
-        message = body.get("error", {}).get("message") if isinstance(body, dict) else None
-        raise click.ClickException(
-            f"analytics refused the request ({response.status_code}): {message or body}"
-        )
-    if not isinstance(body, dict):
-        raise click.ClickException(f"{endpoint} did not answer with a JSON object")
-    return body
+    return call_json(
+        lambda: httpx.get(endpoint, params={"window": window}, timeout=timeout_s),
+        service="the analytics service",
+        url=url,
+        what=endpoint,
+    )
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -248,6 +237,42 @@ def render_report(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_budgets(answer: Mapping[str, Any]) -> list[str]:
+    """Each team's spend against its daily and monthly budget, and where it stands."""
+    if not answer.get("enabled"):
+        return ["budgets: the gateway counts no spend (no virtual keys nor routeiq.budgets)"]
+    teams = answer.get("teams") or []
+    if not teams:
+        return ["budgets: no team has spent anything this month"]
+
+    def against(spent: float, limit: float | None) -> str:
+        if limit is None:
+            return _usd(spent)
+        return f"{_usd(spent)} of {_usd(limit)} ({spent / limit * 100:.1f}%)"
+
+    states = {"ok": "ok", "soft": "downgraded", "hard": "refused"}
+    rows = [
+        [
+            t["team"],
+            against(t["day_usd"], t["daily_usd"]),
+            against(t["month_usd"], t["monthly_usd"]),
+            states.get(t["level"], t["level"]),
+        ]
+        for t in teams
+    ]
+    return _table(["team", "today", "this month", "state"], rows)
+
+
+def budget_lines(url: str | None, admin_key: str | None) -> list[str]:
+    """The budget table, or why it is missing: a gateway that does not answer must not cost
+    the analytics report above it."""
+    try:
+        with gateway_client(url, admin_key) as client:
+            return render_budgets(admin_get(client, "/admin/budgets"))
+    except click.ClickException as exc:
+        return [f"budgets: {exc.message}"]
+
+
 @click.command("report")
 @click.option(
     "--url", default=DEFAULT_URL, show_default=True, help="The analytics service's base URL."
@@ -256,7 +281,27 @@ def render_report(summary: Mapping[str, Any]) -> str:
     "--window", default="1h", show_default=True, help="Window to report: 30s, 5m, 1h, ..."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON summary instead.")
-def report(url: str, window: str, as_json: bool) -> None:
-    """Cost, savings, model mix, success, routing latency and quality of the last WINDOW."""
+@click.option(
+    "--gateway-url", default=None, help="The gateway whose budgets to show (default: local stack)."
+)
+@click.option(
+    "--admin-key", envvar="ROUTEIQ_ADMIN_KEY", default=None, help="The gateway's admin key."
+)
+@click.option("--budgets/--no-budgets", default=True, help="Show spend against team budgets.")
+def report(
+    url: str,
+    window: str,
+    as_json: bool,
+    gateway_url: str | None,
+    admin_key: str | None,
+    budgets: bool,
+) -> None:
+    """Cost, savings, model mix, success, routing latency and quality of the last WINDOW,
+    and each team's spend against its budget."""
     summary = fetch_summary(url, window)
-    click.echo(json.dumps(summary, indent=2) if as_json else render_report(summary))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(render_report(summary))
+    if budgets:
+        click.echo("\n" + "\n".join(budget_lines(gateway_url, admin_key)))

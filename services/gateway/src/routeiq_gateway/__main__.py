@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 # litellm fetches a model cost map over the network at import time unless told not to.
@@ -26,10 +25,10 @@ from routeiq.routing.strategies import BundleHolder
 from routeiq.service import Runner, http_server, run_service, serve_http
 from routeiq.telemetry import configure_tracing
 
-from routeiq_gateway.api.app import create_app
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.wiring import (
+    build_app,
     build_engine,
     build_features,
     build_gateway,
@@ -76,13 +75,7 @@ def build(settings: GatewaySettings) -> Runner:
             metrics=metrics,
             resolver=resolver,
         )
-    app = create_app(
-        gateway,
-        admin_key=settings.admin_key.get_secret_value(),
-        max_body_bytes=settings.max_body_bytes,
-        sync=sync,
-        started_at=time.time(),
-    )
+    app = build_app(settings, gateway, model_file=model_file, metrics=metrics, sync=sync)
     server = http_server(app, host=settings.host, port=settings.port)
 
     def stop() -> None:

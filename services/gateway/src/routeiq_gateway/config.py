@@ -9,11 +9,25 @@ setting stops the gateway with the field that is wrong.
 
 from __future__ import annotations
 
+import inspect
+import logging
+import os
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.topics import (
     DEAD_LETTERS,
@@ -31,6 +45,8 @@ from routeiq.settings import (
     TelemetrySettings,
     TopicName,
 )
+
+log = logging.getLogger("routeiq_gateway")
 
 
 class GatewaySettings(ServiceSettings):
@@ -83,6 +99,17 @@ class GatewaySettings(ServiceSettings):
     redis_retries: int = Field(default=3, ge=0)
     keep_versions: int = Field(default=5, ge=1)
     audit_log: Path = Path(".routeiq/gateway-audit.jsonl")
+    # Virtual keys (``POST /admin/keys``) live hashed in Redis. On: every chat and feedback
+    # request needs a key (the model file's ``general_settings.master_key`` turns that on too).
+    virtual_keys: bool = False
+    keys_prefix: str = Field(default="routeiq", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
+    # How long a verified key is trusted without asking Redis again (a revocation reaches the
+    # other replicas within this), and how long past that a known key still passes while
+    # Redis does not answer (a blip must not refuse every client).
+    key_cache_s: float = Field(default=30.0, ge=0.0)
+    key_stale_s: float = Field(default=600.0, ge=0.0)
+    # How long the gateway remembers which key made a decision (feedback from that key only).
+    decision_owner_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     @field_validator("admin_key", "decision_key")
     @classmethod
@@ -117,6 +144,25 @@ class StrategySpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class BudgetSpec(_Strict):
+    """A team's spending limits in USD (real spend: usage × the model file's prices)."""
+
+    daily_usd: float | None = Field(default=None, gt=0)
+    monthly_usd: float | None = Field(default=None, gt=0)
+    # Past this share of a limit the team's routed requests are downgraded (the cost rule);
+    # at the limit itself they are refused.
+    soft_fraction: float = Field(default=0.8, gt=0, le=1)
+    # Once over the soft limit: the strongest candidate estimated at or under this per-request
+    # cost serves, else the cheapest (0: always the cheapest).
+    downgrade_request_usd: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetSpec:
+        if self.daily_usd is None and self.monthly_usd is None:
+            raise ValueError("a budget needs daily_usd, monthly_usd or both")
+        return self
+
+
 class RouteIQSection(_Strict):
     # Model names a client sends to ask RouteIQ to choose (anything else is a direct call).
     route_aliases: list[str] = Field(default_factory=lambda: ["auto", "routeiq"])
@@ -128,18 +174,120 @@ class RouteIQSection(_Strict):
     domain_overrides: dict[str, str] = Field(default_factory=dict)
     # The learned router (the announcement key) this gateway follows; None: no model sync.
     router_name: str | None = None
+    # Team → budget; "*" applies to every team not named.
+    budgets: dict[str, BudgetSpec] = Field(default_factory=dict)
+
+
+# What RouteIQ reads of a LiteLLM proxy config; everything else LiteLLM knows is accepted and
+# named in one warning at start (``ModelFile.unsupported``), anything else is a typo, refused.
+SUPPORTED_GENERAL = frozenset({"master_key"})
+SUPPORTED_LITELLM = frozenset({"drop_params"})
+LITELLM_SECTIONS = frozenset(
+    {
+        "assistant_settings",
+        "callback_settings",
+        "credential_list",
+        "files_settings",
+        "finetune_settings",
+        "guardrails",
+        "include",
+        "mcp_servers",
+        "prompts",
+        "search_tools",
+        "vector_store_registry",
+    }
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_REF = "os.environ/"
+
+
+@cache
+def router_parameters() -> frozenset[str]:
+    """The ``router_settings`` keys ``litellm.Router`` takes (the rest would crash it)."""
+    from litellm.router import Router  # heavy: only when a model file is read
+
+    return frozenset(inspect.signature(Router.__init__).parameters) - {"self", "model_list"}
 
 
 class ModelFile(BaseModel):
-    """A LiteLLM proxy config with a ``routeiq`` section."""
+    """A LiteLLM proxy config, accepted as LiteLLM users write it, with a ``routeiq`` section."""
 
-    model_config = ConfigDict(extra="forbid")
+    # LiteLLM's other sections are kept (``extra``) to be named in the start warning.
+    model_config = ConfigDict(extra="allow")
 
     model_list: list[dict[str, Any]]
     router_settings: dict[str, Any] = Field(default_factory=dict)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
+    environment_variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
     routeiq: RouteIQSection = Field(default_factory=RouteIQSection)
+    _ignored_router: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _litellm_sections(self) -> ModelFile:
+        unknown = sorted(set(self.model_extra or {}) - LITELLM_SECTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown section(s) {unknown}: a LiteLLM proxy config has model_list, "
+                "router_settings, litellm_settings, general_settings, environment_variables"
+            )
+        # Router keys litellm.Router does not take would refuse the whole file at start.
+        known = router_parameters()
+        self._ignored_router = sorted(k for k in self.router_settings if k not in known)
+        for key in self._ignored_router:
+            del self.router_settings[key]
+        return self
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _env_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(k for k in value if not _ENV_NAME.match(k))
+        if bad:
+            raise ValueError(f"{bad} are not environment variable names")
+        return value
+
+    @field_validator("general_settings")
+    @classmethod
+    def _general(cls, value: dict[str, Any]) -> dict[str, Any]:
+        key = value.get("master_key")
+        if key is not None and (not isinstance(key, str) or not key.strip()):
+            raise ValueError("master_key must be a non-empty string (or os.environ/NAME)")
+        return value
+
+    def unsupported(self) -> list[str]:
+        """What this file configures that RouteIQ does not act on (for the start warning)."""
+        names = sorted(self.model_extra or {})
+        names += [f"router_settings.{k}" for k in self._ignored_router]
+        names += [f"general_settings.{k}" for k in sorted(self.general_settings)]
+        names = [n for n in names if n.removeprefix("general_settings.") not in SUPPORTED_GENERAL]
+        names += [f"litellm_settings.{k}" for k in sorted(set(self.litellm_settings))]
+        return [n for n in names if n.removeprefix("litellm_settings.") not in SUPPORTED_LITELLM]
+
+    def resolve(self, value: str) -> str:
+        """``os.environ/NAME`` (LiteLLM's reference) → the process's value, else the file's
+        ``environment_variables``; ``ConfigError`` when neither has it."""
+        if not value.startswith(ENV_REF):
+            return value
+        name = value[len(ENV_REF) :]
+        found = os.environ.get(name, self.environment_variables.get(name))
+        if found is None or str(found) == "":
+            raise ConfigError(f"{value} is not set (neither in the environment nor the file)")
+        return str(found)
+
+    @property
+    def master_key(self) -> str | None:
+        """``general_settings.master_key``, its ``os.environ/`` reference resolved."""
+        raw = self.general_settings.get("master_key")
+        return None if raw is None else self.resolve(str(raw))
+
+    def apply_environment(self) -> None:
+        """Export ``environment_variables`` as LiteLLM's proxy does, so ``os.environ/``
+        references in ``litellm_params`` resolve; a variable the process already has wins
+        (the deployment overrides the file)."""
+        for name, value in self.environment_variables.items():
+            os.environ.setdefault(
+                name, str(value).lower() if isinstance(value, bool) else str(value)
+            )
 
     @field_validator("model_list")
     @classmethod
@@ -197,6 +345,7 @@ class ModelFile(BaseModel):
         names = [s.name for s in rq.strategies]
         if len(names) != len(set(names)):
             raise ConfigError(f"routeiq.strategies has duplicate names: {names}")
+        _ = self.master_key  # an os.environ/ reference that resolves to nothing stops the start
 
     @property
     def candidate_groups(self) -> list[str]:
@@ -222,4 +371,8 @@ def load_model_file(path: Path) -> ModelFile:
         )
         raise ConfigError(f"model file {path}: {problems}") from exc
     parsed.check()
+    ignored = parsed.unsupported()
+    if ignored:
+        # One line at start, so an operator sees what of their LiteLLM file has no effect here.
+        log.warning("model file %s: RouteIQ does not act on %s", path, ", ".join(ignored))
     return parsed

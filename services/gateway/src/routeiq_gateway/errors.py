@@ -167,6 +167,19 @@ class Forbidden(GatewayError, status=403, code="invalid_admin_key", type="permis
     """An admin endpoint was called with the wrong admin key."""
 
 
+class InvalidApiKey(GatewayError, status=401, code="invalid_api_key"):
+    """A chat or feedback request without a valid key, where keys are configured (OpenAI's
+    own 401: ``invalid_request_error`` / ``invalid_api_key``)."""
+
+
+class QuotaExceeded(GatewayError, status=429, code="insufficient_quota", type="insufficient_quota"):
+    """The key's team is at its hard budget limit (OpenAI's ``insufficient_quota`` 429)."""
+
+
+class KeysUnavailable(GatewayError, status=503, code="key_store_unavailable", type="api_error"):
+    """A key not verified lately cannot be checked: Redis does not answer (keys fail closed)."""
+
+
 class UpstreamFailed(GatewayError, status=502, code="upstream_error", type="upstream_error"):
     """The upstream failed after LiteLLM's retries and fallbacks."""
 

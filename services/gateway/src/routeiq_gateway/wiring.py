@@ -10,10 +10,12 @@ Each lost dependency is logged once, reminded about rarely and shown on ``/healt
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 
 import redis
+import redis.asyncio
 from confluent_kafka import KafkaError, Producer
 from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, SchemaIdResolver
@@ -26,11 +28,15 @@ from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistr
 from routeiq.routing.featurizer import FeatureError, Featurizer, minilm_pipeline, read_pipeline
 from routeiq.routing.strategies import BundleHolder
 from routeiq.storage import ArtifactStore, make_minio
+from starlette.applications import Starlette
 
+from routeiq_gateway.api.app import create_app
+from routeiq_gateway.budgets import Budgets
 from routeiq_gateway.config import GatewaySettings, ModelFile
 from routeiq_gateway.features import FeatureService
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.ids import DecisionIds
+from routeiq_gateway.keys import Access, DecisionOwners, KeyStore
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.publisher import EventPublisher
 from routeiq_gateway.spool import Spool
@@ -129,6 +135,9 @@ def build_gateway(
 ) -> Gateway:
     """The gateway: the engine's holder, the upstream router and, with ``publisher``, the
     telemetry serdes."""
+    # LiteLLM's proxy exports these before it reads model_list: os.environ/ references in
+    # litellm_params resolve against them.
+    model_file.apply_environment()
     decision_serde, feedback_serde = (
         telemetry_serdes(settings, resolver, registry=metrics.dependencies["registry"])
         if publisher is not None
@@ -264,4 +273,57 @@ def announcement_dead_letters(
         serde=serde,
         topic=settings.deadletter_topic,
         consumer=ANNOUNCEMENTS_CONSUMER,
+    )
+
+
+def build_access(
+    settings: GatewaySettings, model_file: ModelFile, metrics: GatewayMetrics
+) -> tuple[Access, Budgets | None]:
+    """Keys (the model file's master key, virtual keys in Redis when enabled) and the spend
+    ledger with the file's team budgets (when either needs Redis), on one asyncio Redis
+    client for the request path."""
+    needs_redis = settings.virtual_keys or bool(model_file.routeiq.budgets)
+    if not needs_redis:
+        return Access(master_key=model_file.master_key), None
+    password = settings.redis.password
+    # Short timeouts: these calls sit on the request path, and budgets fail open.
+    client = redis.asyncio.Redis.from_url(
+        settings.redis.url,
+        password=password.get_secret_value() if password else None,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+    up = metrics.dependencies["redis"]
+    prefix = settings.keys_prefix
+    store = owners = None
+    if settings.virtual_keys:
+        fresh, stale = settings.key_cache_s, settings.key_stale_s
+        store = KeyStore(redis=client, dependency=up, prefix=prefix, cache_s=fresh, stale_s=stale)
+        ttl_s = settings.decision_owner_ttl_s
+        owners = DecisionOwners(redis=client, dependency=up, prefix=prefix, ttl_s=ttl_s)
+    access = Access(master_key=model_file.master_key, store=store, owners=owners)
+    # Spend is counted for every team once Redis is in use, limits or not: the report shows it.
+    specs = dict(model_file.routeiq.budgets)
+    budgets = Budgets(redis=client, dependency=up, specs=specs, prefix=prefix)
+    return access, budgets
+
+
+def build_app(
+    settings: GatewaySettings,
+    gateway: Gateway,
+    *,
+    model_file: ModelFile,
+    metrics: GatewayMetrics,
+    sync: ModelSync | None,
+) -> Starlette:
+    """The HTTP app with its keys and spend ledger (``build_access``)."""
+    access, budgets = build_access(settings, model_file, metrics)
+    return create_app(
+        gateway,
+        admin_key=settings.admin_key.get_secret_value(),
+        max_body_bytes=settings.max_body_bytes,
+        sync=sync,
+        started_at=time.time(),
+        access=access,
+        budgets=budgets,
     )

@@ -22,8 +22,9 @@ The two-model special case, a strong-call share, is the threshold strategy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +33,19 @@ from routeiq.errors import ConfigError
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+
+
+class Priced(Protocol):
+    """A candidate the downgrade rule can weigh (``ModelOption`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def quality_rank(self) -> float: ...
+    def est_cost(self, input_tokens: int, output_tokens: int | None = None) -> float: ...
+
+
+P = TypeVar("P", bound=Priced)
 
 TARGET_KINDS = ("cost_per_1k_usd", "quality_floor", "lambda")
 # λ is searched on [0, LAMBDA_MAX]: at λ = 1e4 the cheapest candidate wins every request
@@ -172,3 +186,15 @@ def _bisect(turns_true: Any, *, want_smallest_true: bool) -> float:
         else:
             lo = mid
     return float(np.exp(hi if want_smallest_true else lo))
+
+
+def downgrade(candidates: Sequence[P], input_tokens: int, budget_usd: float) -> P:
+    """The cost rule's pick when a request must be cheaper: the strongest candidate estimated
+    at or under ``budget_usd`` for this request, else the cheapest (policy's ``budget_usd``
+    and a team over its soft budget both use it)."""
+    if not candidates:
+        raise ConfigError("downgrade needs at least one candidate")
+    within = [c for c in candidates if c.est_cost(input_tokens) <= budget_usd]
+    if within:
+        return max(within, key=lambda c: (c.quality_rank, c.name))
+    return min(candidates, key=lambda c: (c.est_cost(input_tokens), c.name))

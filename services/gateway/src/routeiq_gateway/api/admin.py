@@ -1,4 +1,5 @@
-"""The admin API (admin key required): router state, strategies, rollback and the audit trail.
+"""The admin API (admin key required): router state, strategies, rollback, the audit trail,
+virtual keys and team spend against budget.
 
 Bodies are checked against the models below, built on ``request_models`` (one 400 naming the field);
 strategy changes then run as one transaction in ``routeiq.routing.admin``; this module only
@@ -19,7 +20,8 @@ from starlette.routing import Route
 from routeiq_gateway.api.dependencies import admin_only, context, json_body, model_sync
 from routeiq_gateway.api.health import router_state
 from routeiq_gateway.api.openapi import Operation, documented
-from routeiq_gateway.errors import BadRequest
+from routeiq_gateway.errors import BadRequest, NotFound
+from routeiq_gateway.keys import KeyStore
 from routeiq_gateway.request_models import Bounded, Closed, Model, parse
 
 
@@ -101,10 +103,84 @@ async def audit(request: Request) -> Response:
     return JSONResponse({"entries": model_sync(request).audit.tail(query.limit)})
 
 
+# Team and user names as they appear in events and Redis keys: no separators, no spaces.
+_NAME = r"^[A-Za-z0-9._@-]{1,128}$"
+
+
+class KeyCreateBody(Closed):
+    """``POST /admin/keys``: a virtual key for a team (and optionally one of its users)."""
+
+    team: str = Field(pattern=_NAME)
+    user: str | None = Field(default=None, pattern=_NAME)
+    alias: str | None = Field(default=None, max_length=128)
+
+
+class KeysQuery(BaseModel):
+    """``GET /admin/keys``'s query."""
+
+    model_config = ConfigDict(extra="allow")
+
+    team: str | None = None
+
+
+def _store(request: Request) -> KeyStore:
+    store = context(request).access.store
+    if store is None:
+        raise BadRequest("virtual keys are not enabled here (ROUTEIQ_GATEWAY_VIRTUAL_KEYS)")
+    return store
+
+
+@documented(
+    Operation(
+        "Create a virtual key for a team; the key is in this answer only.",
+        ok_status=201,
+        body=KeyCreateBody,
+        errors=(503,),
+    )
+)
+async def create_key(request: Request) -> Response:
+    body = parse(KeyCreateBody, await json_body(request))
+    key, record = await _store(request).create(team=body.team, user=body.user, alias=body.alias)
+    return JSONResponse({"key": key, **record}, status_code=201)
+
+
+@documented(
+    Operation("The virtual keys (ids and teams, never the keys).", query=KeysQuery, errors=(503,))
+)
+async def list_keys(request: Request) -> Response:
+    query = parse(KeysQuery, dict(request.query_params))
+    return JSONResponse({"keys": await _store(request).list(team=query.team)})
+
+
+@documented(Operation("Revoke a virtual key by its id.", errors=(400, 404, 503)))
+async def revoke_key(request: Request) -> Response:
+    key_id = str(request.path_params["key_id"])
+    record = await _store(request).revoke(key_id)
+    if record is None:
+        raise NotFound(f"no key with id {key_id!r}", param="key_id", code="key_not_found")
+    return JSONResponse({"revoked": record})
+
+
+@documented(Operation("Each team's spend today and this month against its budget.", errors=(503,)))
+async def budgets(request: Request) -> Response:
+    ctx = context(request)
+    ledger = ctx.budgets
+    if ledger is None:
+        return JSONResponse({"enabled": False, "teams": []})
+    store = ctx.access.store
+    known = [r["team"] for r in await store.list()] if store is not None else []
+    teams = [await ledger.state(t) for t in await ledger.teams(known)]
+    return JSONResponse({"enabled": True, "teams": [t.describe() for t in teams]})
+
+
 routes = [
     Route("/admin/router", admin_only(router), methods=["GET"]),
     Route("/admin/strategies", admin_only(strategies), methods=["GET"]),
     Route("/admin/strategies", admin_only(change_strategies), methods=["PUT"]),
     Route("/admin/model/rollback", admin_only(rollback), methods=["POST"]),
     Route("/admin/audit", admin_only(audit), methods=["GET"]),
+    Route("/admin/keys", admin_only(create_key), methods=["POST"]),
+    Route("/admin/keys", admin_only(list_keys), methods=["GET"]),
+    Route("/admin/keys/{key_id}", admin_only(revoke_key), methods=["DELETE"]),
+    Route("/admin/budgets", admin_only(budgets), methods=["GET"]),
 ]

@@ -18,8 +18,10 @@ from starlette.responses import JSONResponse, Response
 from routeiq_gateway.api import admin, chat, feedback, health
 from routeiq_gateway.api.dependencies import ApiContext
 from routeiq_gateway.api.openapi import openapi_route
+from routeiq_gateway.budgets import Budgets
 from routeiq_gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from routeiq_gateway.gateway import Gateway
+from routeiq_gateway.keys import Access
 from routeiq_gateway.sync import ModelSync
 
 # Every route but the document's own; ``GET /openapi.json`` describes these and itself.
@@ -55,7 +57,11 @@ def create_app(
     max_body_bytes: int,
     sync: ModelSync | None = None,
     started_at: float | None = None,
+    access: Access | None = None,
+    budgets: Budgets | None = None,
 ) -> Starlette:
+    """The app; without ``access`` nobody is asked for a key, without ``budgets`` no spend
+    is counted (``wiring.build_access`` builds both from the settings and model file)."""
     app = Starlette(
         routes=[*ROUTES, openapi_route(ROUTES)],
         exception_handlers={
@@ -71,5 +77,7 @@ def create_app(
         admin_key=admin_key,
         max_body_bytes=max_body_bytes,
         started_at=started_at or time.time(),
+        access=access or Access(),
+        budgets=budgets,
     )
     return app

@@ -1,14 +1,30 @@
-"""The OpenAI-compatible surface: ``POST /v1/chat/completions`` and ``GET /v1/models``."""
+"""The OpenAI-compatible surface: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Where keys are configured a completion needs one (its team and user win over the request's);
+a team at its hard budget is refused before any routing work, one over its soft limit is
+downgraded, and what a served request cost is added to its team's spend.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from routeiq_gateway.api.dependencies import context, json_body
+from routeiq_gateway.api.dependencies import (
+    ApiContext,
+    caller,
+    context,
+    identity_headers,
+    json_body,
+)
 from routeiq_gateway.api.openapi import ChatCompletion, ModelList, Operation, documented
+from routeiq_gateway.budgets import over_soft_budget
 from routeiq_gateway.request_models import ChatCompletionRequest
+from routeiq_gateway.routing import Plan
 
 # One schema per server-sent event (how schemathesis and OpenAPI 3.2's itemSchema read SSE):
 # ``data`` is a chat.completion.chunk as JSON, then the literal ``[DONE]``.
@@ -28,7 +44,7 @@ _SSE = {
         "A chat completion, routed to a model group (streamed as SSE when `stream` is true).",
         ok=ChatCompletion,
         body=ChatCompletionRequest,
-        errors=(404, 429, 502, 504),
+        errors=(401, 404, 429, 502, 503, 504),
         media=_SSE,
         headers={
             "x-routeiq-decision-id": "The decision's id: what POST /v1/feedback scores.",
@@ -39,8 +55,16 @@ _SSE = {
     )
 )
 async def chat_completions(request: Request) -> Response:
-    gateway = context(request).gateway
-    plan = await gateway.plan(await json_body(request), request.headers)
+    ctx = context(request)
+    gateway = ctx.gateway
+    who = await caller(request)
+    headers_in = identity_headers(request.headers, who)
+    team = headers_in.get("x-routeiq-team") or None
+    budgets = ctx.budgets
+    state = await budgets.admit(team) if budgets is not None else None
+    plan = over_soft_budget(await gateway.plan(await json_body(request), headers_in), state)
+    if who is not None and ctx.access.owners is not None:
+        await ctx.access.owners.remember(plan.decision_id, who)
     headers = {
         "x-routeiq-decision-id": plan.decision_id,
         "x-routeiq-model": plan.group,
@@ -49,16 +73,41 @@ async def chat_completions(request: Request) -> Response:
     }
     if plan.request.stream:
         frames = await gateway.open_stream(plan)
+        if team is not None and budgets is not None:
+            frames = _metered(ctx, plan, team, frames)
         return StreamingResponse(
             frames, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
         )
     served = await gateway.complete(plan)
     headers["x-routeiq-model"] = served.outcome.served_group  # after any fallback
+    if team is not None and budgets is not None:
+        # The number the decision event carries: the spend matches the events' sum.
+        await budgets.add(team, served.outcome.cost_usd or 0.0)
     return Response(
         served.response.model_dump_json(exclude_none=True),
         media_type="application/json",
         headers=headers,
     )
+
+
+async def _metered(
+    ctx: ApiContext, plan: Plan, team: str, frames: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """``frames`` passed through; at the end the stream's cost (its last chunk's usage, which
+    the gateway always asks for, at the planned group's prices) joins the team's spend."""
+    usage: dict[str, int] = {}
+    try:
+        async for frame in frames:
+            if b'"usage"' in frame and frame.startswith(b"data: {"):
+                found = json.loads(frame[6:]).get("usage") or {}
+                usage = {k: int(found.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
+            yield frame
+    finally:
+        cost = ctx.gateway.upstream.cost(
+            plan.group, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        )
+        assert ctx.budgets is not None
+        await ctx.budgets.add(team, cost or 0.0)
 
 
 @documented(Operation("The routing aliases and model groups served here.", ok=ModelList))

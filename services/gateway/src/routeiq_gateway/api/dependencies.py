@@ -7,13 +7,14 @@ import functools
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from routeiq_gateway.budgets import Budgets
 from routeiq_gateway.errors import (
     BadRequest,
     Forbidden,
@@ -22,6 +23,7 @@ from routeiq_gateway.errors import (
     UnsupportedMediaType,
 )
 from routeiq_gateway.gateway import Gateway
+from routeiq_gateway.keys import Access, Caller
 from routeiq_gateway.sync import ModelSync
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -41,11 +43,39 @@ class ApiContext:
     admin_key: str
     max_body_bytes: int
     started_at: float
+    # Keys off and no budgets unless the composition root hands them in.
+    access: Access = field(default_factory=Access)
+    budgets: Budgets | None = None
 
 
 def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.routeiq
     return ctx
+
+
+async def caller(request: Request) -> Caller | None:
+    """Who calls, from the request's key (None when the gateway has no keys configured);
+    ``InvalidApiKey`` (401) without a valid one."""
+    return await context(request).access.caller(request.headers.get("authorization", ""))
+
+
+# The identity headers a client may send only when no key says who it is.
+_TEAM, _USER = "x-routeiq-team", "x-routeiq-user"
+
+
+def identity_headers(headers: Mapping[str, str], who: Caller | None) -> Mapping[str, str]:
+    """``headers`` with the team (and user) of ``who``'s key: a key's team wins over any the
+    client names, so A/B units, rollout flags and budgets cannot be claimed by another team.
+    A key without a user leaves the user to the client (its end users); the master key
+    may act for any team."""
+    if who is None or who.master:
+        return headers
+    out = {k.lower(): v for k, v in headers.items() if k.lower() != _TEAM}
+    if who.team:
+        out[_TEAM] = who.team
+    if who.user:
+        out[_USER] = who.user
+    return out
 
 
 def model_sync(request: Request) -> ModelSync:

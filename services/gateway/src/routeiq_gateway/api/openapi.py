@@ -8,6 +8,7 @@ so the document cannot drift from what the gateway accepts. It holds no secrets:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -26,16 +27,18 @@ _REF = "#/components/schemas/{model}"
 # The statuses GatewayError and Starlette's handlers answer with, and what each means here.
 STATUS_TEXT = {
     400: "The request is malformed; `error.param` names the field.",
-    401: "No admin key was given.",
+    401: "No valid key was given (the admin key on /admin, an API key where keys are on).",
     403: "The admin key is wrong.",
     404: "The model, decision or endpoint named does not exist here.",
     413: "The body is over the gateway's size limit.",
     415: "The body is not `application/json`.",
-    429: "The upstream provider is rate limiting.",
+    429: "The upstream is rate limiting, or the team's budget is spent (`insufficient_quota`).",
     502: "The upstream failed after LiteLLM's retries and fallbacks.",
+    503: "The key store does not answer and the key was not verified lately; retry.",
     504: "The upstream timed out.",
 }
 _BODY_ERRORS = (400, 413, 415)
+_PATH_PARAM = re.compile(r"{([^}:]+)}")
 
 
 class ErrorDetail(BaseModel):
@@ -162,8 +165,17 @@ def build_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             "securitySchemes": {
                 "adminBearer": {"type": "http", "scheme": "bearer"},
                 "adminKey": {"type": "apiKey", "in": "header", "name": "x-routeiq-admin-key"},
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The master key or a virtual key, needed on chat and "
+                    "feedback only when the gateway has keys configured.",
+                },
             },
         },
+        # The OpenAI surface: a key when keys are configured, none otherwise (``{}``); the
+        # admin operations override this with the admin key.
+        "security": [{"apiKey": []}, {}],
     }
 
 
@@ -199,12 +211,18 @@ def _operation(op: Operation, method: str, path: str, *, admin: bool) -> dict[st
             "required": True,
             "content": {"application/json": {"schema": _ref(op.body)}},
         }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(path)
+    ]
     if op.query is not None:
         query = op.query.model_json_schema()
-        spec["parameters"] = [
+        parameters += [
             {"name": name, "in": "query", "required": False, "schema": schema}
             for name, schema in query["properties"].items()
         ]
+    if parameters:
+        spec["parameters"] = parameters
     if admin:
         spec["security"] = [{"adminBearer": []}, {"adminKey": []}]
     return spec

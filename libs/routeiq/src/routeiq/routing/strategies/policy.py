@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routeiq.errors import ConfigError
+from routeiq.routing.costpolicy import downgrade
 from routeiq.routing.features import TextFeatures, matches_keywords
 from routeiq.routing.strategies.base import Choice, ModelOption, RouteInput, Strategy
 
@@ -93,12 +94,7 @@ class PolicyStrategy(Strategy):
             target, reason = fallback.name, f"{reason} wanted {target!r} (unavailable)"
         tokens = request.features.est_tokens
         if self.budget is not None and by_name[target].est_cost(tokens) > self.budget:
-            within = [c for c in candidates if c.est_cost(tokens) <= self.budget]
-            down = (
-                max(within, key=lambda c: (c.quality_rank, c.name))
-                if within
-                else min(candidates, key=lambda c: c.est_cost(tokens))
-            )
+            down = downgrade(candidates, tokens, self.budget)
             reason += (
                 f"; estimated ${by_name[target].est_cost(tokens):.4f} over budget "
                 f"${self.budget:.4f}, downgraded"
