@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from routeiq.routing.oracle import Oracle
 from routeiq.shards import SCHEMA, decode_table, encode_table, to_table
 from routeiq_labeler.core.labels import LabelPolicy, utc
 from support.records import labeler_facts as facts
@@ -109,3 +110,51 @@ def test_rows_fit_the_shard_schema_and_survive_parquet() -> None:
     assert all(r["embedding"] == [0.0] * 384 for r in back if r["decision_id"] not in missing)
     assert {r["event_time"] for r in back} == {utc(5_000 + i) for i in range(6)}
     assert utc(1_763_028_000_123).isoformat() == "2025-11-13T10:00:00.123000+00:00"
+
+
+ORACLE = Oracle(cheap="weak", strong="strong")
+
+
+def test_the_oracle_labels_a_row_whose_cheap_and_strong_answers_were_both_graded() -> None:
+    policy = LabelPolicy(oracle=ORACLE)
+    # Served by the strong model (graded correct), the cheap one graded wrong as a shadow.
+    row = policy.row(
+        facts(), _items((1.0, None, None), (0.0, "weak", None)), window_start_ms=0, late=False
+    )
+    assert row["outcome_models"] == ["strong", "weak"]
+    assert row["outcome_grades"] == ["correct", "wrong"]
+    assert (row["oracle_cell"], row["policy"]) == ("wrong/correct", "Complex_Query")
+    # The reward stays for the other router types.
+    assert row["reward"] == pytest.approx(1.0 - 10.0 * row["cost_usd"])
+    # A partial cheap answer and a wrong strong one: the cheap model is the one to use.
+    row = policy.row(
+        facts(), _items((0.0, None, None), (0.5, "weak", None)), window_start_ms=0, late=False
+    )
+    assert (row["oracle_cell"], row["policy"]) == ("partial/wrong", "Standard_Query")
+
+
+def test_no_oracle_label_without_both_grades_or_from_an_outcome() -> None:
+    policy = LabelPolicy(oracle=ORACLE)
+    # Only the served (strong) answer graded: its grade, no cell.
+    row = policy.row(facts(), _items((1.0, None, None)), window_start_ms=0, late=False)
+    assert row["outcome_grades"] == ["correct"]
+    assert (row["oracle_cell"], row["policy"]) == (None, None)
+    # The served quality came from the outcome (a success), not a grade: it is not graded.
+    row = policy.row(facts(), _items((0.0, "weak", None)), window_start_ms=0, late=False)
+    assert row["quality_source"] == "outcome"
+    assert row["outcome_grades"] == [None, "wrong"]
+    assert row["policy"] is None
+    # Without an oracle the columns stay null.
+    row = LabelPolicy().row(
+        facts(), _items((1.0, None, None), (0.0, "weak", None)), window_start_ms=0, late=False
+    )
+    assert "policy" not in row
+    assert to_table([row]).column("policy").to_pylist() == [None]
+
+
+def test_a_shard_written_before_the_oracle_columns_reads_them_as_null() -> None:
+    rows = [LabelPolicy().row(facts(), None, window_start_ms=0, late=False)]
+    old = to_table(rows).drop_columns(["outcome_grades", "oracle_cell", "policy"])
+    back = decode_table(encode_table(old))
+    assert back.schema.equals(SCHEMA)
+    assert back.column("oracle_cell").to_pylist() == [None]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from routeiq.contracts.topics import (
     DEAD_LETTERS,
     FEEDBACK_EVENTS,
     RETRAIN_REQUESTS,
     ROUTER_DECISIONS,
 )
+from routeiq.errors import ConfigError
 from routeiq_labeler.config import LabelerSettings
 
 
@@ -51,3 +53,37 @@ def test_retrain_can_be_left_to_operators() -> None:
         }
     )
     assert not settings.retrain_enabled
+
+
+def test_the_oracle_needs_both_models_and_a_whole_matrix() -> None:
+    assert LabelerSettings.load(environ={}).oracle() is None
+    settings = LabelerSettings.load(
+        environ={
+            "ROUTEIQ_LABELER_ORACLE_CHEAP_MODEL": "mixtral",
+            "ROUTEIQ_LABELER_ORACLE_STRONG_MODEL": "gpt-4",
+            "ROUTEIQ_LABELER_ORACLE_CORRECT_AT": "0.9",
+        }
+    )
+    oracle = settings.oracle()
+    assert oracle is not None
+    assert (oracle.cheap, oracle.strong, oracle.scale.correct_at) == ("mixtral", "gpt-4", 0.9)
+    refusals = {
+        "ROUTEIQ_LABELER_ORACLE_CHEAP_MODEL": "oracle_strong_model go together",
+        "ROUTEIQ_LABELER_ORACLE_MATRIX": "cell correct/partial: None is not one of",
+        "ROUTEIQ_LABELER_ORACLE_WRONG_AT": "cut points",
+    }
+    both = {
+        "ROUTEIQ_LABELER_ORACLE_CHEAP_MODEL": "mixtral",
+        "ROUTEIQ_LABELER_ORACLE_STRONG_MODEL": "gpt-4",
+    }
+    values = {
+        "ROUTEIQ_LABELER_ORACLE_CHEAP_MODEL": {"ROUTEIQ_LABELER_ORACLE_CHEAP_MODEL": "mixtral"},
+        "ROUTEIQ_LABELER_ORACLE_MATRIX": {
+            **both,
+            "ROUTEIQ_LABELER_ORACLE_MATRIX": '{"correct": {"correct": "Standard_Query"}}',
+        },
+        "ROUTEIQ_LABELER_ORACLE_WRONG_AT": {**both, "ROUTEIQ_LABELER_ORACLE_WRONG_AT": "0.8"},
+    }
+    for name, reason in refusals.items():
+        with pytest.raises(ConfigError, match=reason):
+            LabelerSettings.load(environ=values[name])

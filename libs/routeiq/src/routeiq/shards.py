@@ -67,8 +67,15 @@ SCHEMA = pa.schema(
         pa.field("outcome_qualities", pa.list_(pa.float64())),
         pa.field("outcome_costs", pa.list_(pa.float64())),
         pa.field("feedback_count", pa.int32()),
+        # The oracle (routeiq.routing.oracle), when the labeler is configured with a cheap and
+        # a strong model and both were graded: each outcome's grade, the cell, the policy.
+        pa.field("outcome_grades", pa.list_(pa.string())),
+        pa.field("oracle_cell", pa.string()),
+        pa.field("policy", pa.string()),
     ]
 )
+# Columns added after the first shards were written: older shards read as null there.
+ADDED_COLUMNS = ("outcome_grades", "oracle_cell", "policy")
 
 
 def window_prefix(window_start_ms: int, *, late: bool = False) -> str:
@@ -157,9 +164,18 @@ def _restore_missing_embeddings(table: pa.Table) -> pa.Table:
     return table.set_column(index, SCHEMA.field("embedding"), flat.cast(pa.list_(pa.float32())))
 
 
+def _add_missing_columns(table: pa.Table) -> pa.Table:
+    for name in ADDED_COLUMNS:
+        if name not in table.column_names:
+            field = SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, type=field.type))
+    return table
+
+
 def decode_table(data: bytes) -> pa.Table:
-    """Parquet bytes of a shard → its table, rows without an embedding having ``None``."""
-    return _restore_missing_embeddings(pq.read_table(io.BytesIO(data)))
+    """Parquet bytes of a shard → its table, rows without an embedding having ``None`` and
+    columns added since it was written null."""
+    return _add_missing_columns(_restore_missing_embeddings(pq.read_table(io.BytesIO(data))))
 
 
 def encode_table(table: pa.Table) -> bytes:

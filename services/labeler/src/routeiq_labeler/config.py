@@ -19,6 +19,9 @@ from routeiq.contracts.topics import (
     RETRAIN_REQUESTS,
     ROUTER_DECISIONS,
 )
+from routeiq.errors import ConfigError
+from routeiq.routing.oracle import GradeScale, Oracle, OracleMatrix
+from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
     KafkaSettings,
     RegistrySettings,
@@ -31,8 +34,6 @@ from routeiq.settings import (
 # The app id prefixes changelog topic names (``<app_id>-<table>-changelog``): it must be a
 # legal topic name with room left for the suffix.
 MAX_APP_ID = 200
-# Router types the trainer knows (routeiq.routing.routers).
-ROUTER_TYPES = frozenset({"knn", "svm", "mlp", "mf", "bert"})
 QualitySource = Literal["feedback", "outcome", "feedback_or_outcome"]
 
 
@@ -81,6 +82,16 @@ class LabelerSettings(ServiceSettings):
     outcome_latency_slo_ms: float = Field(default=30_000.0, gt=0)
     slow_success_quality: float = Field(default=0.5, ge=0, le=1)
 
+    # The oracle matrix (routeiq.routing.oracle): with both models named, a decision whose
+    # cheap and strong answers were both graded gets their grades, the cell and the policy.
+    oracle_cheap_model: str | None = None
+    oracle_strong_model: str | None = None
+    # Quality at or above ``correct_at`` is correct, at or below ``wrong_at`` wrong.
+    oracle_correct_at: float = Field(default=0.75, ge=0, le=1)
+    oracle_wrong_at: float = Field(default=0.25, ge=0, le=1)
+    # {cheap grade: {strong grade: policy}} as JSON; the default is DEFAULT_MATRIX.
+    oracle_matrix: dict[str, dict[str, str]] | None = None
+
     # Publish a RetrainRequest after this many new labelled examples (0: never by count) ...
     retrain_threshold: int = Field(default=10_000, ge=0)
     # ... or this long after the last request when there are new examples (0: never by time).
@@ -111,7 +122,7 @@ class LabelerSettings(ServiceSettings):
     @field_validator("retrain_router_types")
     @classmethod
     def _known_router_types(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - ROUTER_TYPES)
+        unknown = sorted(set(value) - set(ROUTER_TYPES))  # built-ins and plugins
         if unknown:
             raise ValueError(
                 f"unknown router type(s) {unknown}; known: {', '.join(sorted(ROUTER_TYPES))}"
@@ -152,6 +163,12 @@ class LabelerSettings(ServiceSettings):
             raise ValueError(
                 f"window_size_s={self.window_size_s} must be a whole number of milliseconds"
             )
+        if (self.oracle_cheap_model is None) != (self.oracle_strong_model is None):
+            raise ValueError("oracle_cheap_model and oracle_strong_model go together")
+        try:
+            self.oracle()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if self.kafka.extra:
             # The worker talks to Kafka through aiokafka, not librdkafka: passing librdkafka
             # properties through would silently do nothing.
@@ -172,6 +189,21 @@ class LabelerSettings(ServiceSettings):
                 "and sasl_password"
             )
         return self
+
+    def oracle(self) -> Oracle | None:
+        """The oracle these settings describe (None without its two models)."""
+        if self.oracle_cheap_model is None or self.oracle_strong_model is None:
+            return None
+        return Oracle(
+            cheap=self.oracle_cheap_model,
+            strong=self.oracle_strong_model,
+            scale=GradeScale(correct_at=self.oracle_correct_at, wrong_at=self.oracle_wrong_at),
+            matrix=(
+                OracleMatrix.from_mapping(self.oracle_matrix)
+                if self.oracle_matrix is not None
+                else OracleMatrix()
+            ),
+        )
 
     @property
     def window_ms(self) -> int:

@@ -83,6 +83,7 @@ class LabelerWorker:
             latency_slo_ms=settings.outcome_latency_slo_ms,
             slow_success_quality=settings.slow_success_quality,
             ttl_ms=settings.ttl_ms,
+            oracle=settings.oracle(),
         )
         tables = partitioned_tables(app, ("decisions", "feedback", "meta"))
         self.state = LabelerState(

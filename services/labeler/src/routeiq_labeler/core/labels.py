@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from routeiq.routing.oracle import Oracle
+
 from routeiq_labeler.config import QualitySource
 from routeiq_labeler.core.records import DecisionFacts
 
@@ -36,6 +38,8 @@ class LabelPolicy:
     latency_slo_ms: float = 30_000.0
     slow_success_quality: float = 0.5
     ttl_ms: int = 600_000
+    # Grades, cell and policy for rows whose cheap and strong answers were both graded.
+    oracle: Oracle | None = None
 
     def outcome_quality(self, facts: DecisionFacts) -> float:
         """1 for a success within the latency SLO, ``slow_success_quality`` for a slower one,
@@ -103,6 +107,7 @@ class LabelPolicy:
         outcome_models = [served, *shadows]
         outcome_qualities = [quality] + [_mean(scores[m]) for m in shadows]
         outcome_costs = [cost] + [_mean(costs[m]) if m in costs else None for m in shadows]
+        oracle = self._oracle(outcome_models, outcome_qualities, graded=source == "feedback")
         return {
             "decision_id": facts.decision_id,
             "event_time": utc(facts.event_time_ms),
@@ -135,6 +140,25 @@ class LabelPolicy:
             "outcome_qualities": outcome_qualities,
             "outcome_costs": outcome_costs,
             "feedback_count": len(feedback or {}),
+            **oracle,
+        }
+
+    def _oracle(self, models: list[str], qualities: list[float], *, graded: bool) -> dict[str, Any]:
+        """The oracle columns. Only graded answers count: an outcome-derived quality (the
+        request succeeded) says nothing about whether the answer was correct."""
+        if self.oracle is None:
+            return {}
+        known = {
+            m: q
+            for i, (m, q) in enumerate(zip(models, qualities, strict=True))
+            if (graded or i > 0) and q is not None and not math.isnan(q)
+        }
+        label = self.oracle.label(known)
+        scale = self.oracle.scale
+        return {
+            "outcome_grades": [scale.grade(known[m]) if m in known else None for m in models],
+            "oracle_cell": label.cell if label else None,
+            "policy": label.policy if label else None,
         }
 
 
