@@ -56,19 +56,9 @@ def test_mlflow_run_trains_registers_and_announces(harness_factory) -> None:
     env = _project_env(harness)
     experiment = f"routeiq/{name}"
 
-    done = _mlflow_run(
-        "train",
-        {
-            "model_name": name,
-            "dataset": "gsm8k",
-            "router_types": "knn",
-            "params": "knn.k=30,validation_fraction=0.3",
-        },
-        env,
-        experiment,
+    version = _train_knn(
+        harness, env, experiment, dataset="gsm8k", params=",validation_fraction=0.3"
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (version,) = harness.services.registry.versions(name)
     assert version.is_champion
     assert version.router_type == "knn"
     assert version.tags["routeiq.source"] == "dataset:gsm8k"
@@ -98,6 +88,15 @@ def test_mlflow_run_trains_registers_and_announces(harness_factory) -> None:
     done = _mlflow_run("evaluate", {"model_name": name, "dataset": "gsm8k"}, env, experiment)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert '"apgr"' in done.stdout
+
+
+def _train_knn(harness, env: dict[str, str], experiment: str, params: str = "", **data: str):
+    """``train`` a kNN router (k = 30) from ``data`` (dataset or manifests); the one version."""
+    entry = {"model_name": harness.model_name, "router_types": "knn", "params": "knn.k=30" + params}
+    done = _mlflow_run("train", {**entry, **data}, env, experiment)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (version,) = harness.services.registry.versions(harness.model_name)
+    return version
 
 
 def _json_out(done) -> dict:
@@ -136,19 +135,8 @@ def test_synthetic_traffic_trains_then_deploy_gates_and_announces(
     assert again["manifests"] == generated["manifests"]
     assert len(list_manifests(store, bucket)) == len(generated["manifests"])
 
-    done = _mlflow_run(
-        "train",
-        {
-            "model_name": name,
-            "manifests": ",".join(generated["manifests"]),
-            "router_types": "knn",
-            "params": "knn.k=30",
-        },
-        strict,
-        experiment,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (version,) = harness.services.registry.versions(name)
+    manifests = ",".join(generated["manifests"])
+    version = _train_knn(harness, strict, experiment, manifests=manifests)
     assert version.tags["routeiq.gate"] == "held"
     assert not version.is_champion
 

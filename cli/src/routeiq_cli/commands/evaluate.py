@@ -28,7 +28,10 @@ from routeiq_cli.stack.settings import StackSettings
     "--router",
     "routers",
     multiple=True,
-    help="Router type(s) to train: knn, svm, mlp, mf, bert, or all (knn svm mlp mf). Default: knn.",
+    help=(
+        "Router type(s) to train: knn, svm, mlp, mf, bert, hybrid, or all (knn svm mlp mf). "
+        "Default: knn."
+    ),
 )
 @click.option(
     "--param", "params", multiple=True, help="Router parameter TYPE.KEY=VALUE (JSON value)."

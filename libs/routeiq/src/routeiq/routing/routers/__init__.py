@@ -1,4 +1,5 @@
-"""Learned routers, by type name: kNN, SVM, MLP, matrix factorisation, MiniLM classifier, and
+"""Learned routers, by type name: kNN, SVM, MLP, matrix factorisation, MiniLM classifier, Hybrid
+LLM (Ding et al. 2024), and
 any router type an installed package declares in the ``routeiq.routers`` entry-point group
 (``routeiq.routing.plugins``): the trainer fits it and bundles carry it like a built-in."""
 
@@ -7,13 +8,14 @@ from __future__ import annotations
 from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup
 from routeiq.routing.routers.base import FitContext, Router, RouterError, TrainingData
 from routeiq.routing.routers.bert import BertRouter
+from routeiq.routing.routers.hybrid import HybridRouter
 from routeiq.routing.routers.knn import KNNRouter
 from routeiq.routing.routers.mf import MFRouter
 from routeiq.routing.routers.mlp import MLPRouter
 from routeiq.routing.routers.svm import SVMRouter
 
 BUILTIN_ROUTERS: dict[str, type[Router]] = {
-    cls.kind: cls for cls in (KNNRouter, SVMRouter, MLPRouter, MFRouter, BertRouter)
+    cls.kind: cls for cls in (KNNRouter, SVMRouter, MLPRouter, MFRouter, BertRouter, HybridRouter)
 }
 
 # Every router type by name: the built-ins, then the plugins (imported on first lookup).
@@ -33,6 +35,7 @@ __all__ = [
     "ROUTER_TYPES",
     "BertRouter",
     "FitContext",
+    "HybridRouter",
     "KNNRouter",
     "MFRouter",
     "MLPRouter",
