@@ -102,11 +102,13 @@ class GatewaySettings(ServiceSettings):
     # Virtual keys (``POST /admin/keys``) live hashed in Redis. On: every chat and feedback
     # request needs a key (the model file's ``general_settings.master_key`` turns that on too).
     virtual_keys: bool = False
+    # Prefix of the Redis keys that hold key records, spend and decision owners.
     keys_prefix: str = Field(default="routeiq", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
     # How long a verified key is trusted without asking Redis again (a revocation reaches the
-    # other replicas within this), and how long past that a known key still passes while
-    # Redis does not answer (a blip must not refuse every client).
+    # other replicas within this).
     key_cache_s: float = Field(default=30.0, ge=0.0)
+    # How long past that a known key still passes while Redis does not answer (a blip must
+    # not refuse every client).
     key_stale_s: float = Field(default=600.0, ge=0.0)
     # How long the gateway remembers which key made a decision (feedback from that key only).
     decision_owner_ttl_s: int = Field(default=24 * 3600, ge=60)

@@ -85,9 +85,11 @@ class LabelerSettings(ServiceSettings):
     # The oracle matrix (routeiq.routing.oracle): with both models named, a decision whose
     # cheap and strong answers were both graded gets their grades, the cell and the policy.
     oracle_cheap_model: str | None = None
+    # The strong model of the oracle's pair (named together with the cheap one).
     oracle_strong_model: str | None = None
     # Quality at or above ``correct_at`` is correct, at or below ``wrong_at`` wrong.
     oracle_correct_at: float = Field(default=0.75, ge=0, le=1)
+    # Quality at or below this is wrong; between the two, partial.
     oracle_wrong_at: float = Field(default=0.25, ge=0, le=1)
     # {cheap grade: {strong grade: policy}} as JSON; the default is DEFAULT_MATRIX.
     oracle_matrix: dict[str, dict[str, str]] | None = None
