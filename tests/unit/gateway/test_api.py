@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from routeiq.contracts.catalog import ROUTER_DECISION
+from routeiq.errors import ConfigError
+from routeiq.routing.engine import Rollout
+from routeiq.routing.strategies import BundleHolder
 from routeiq_gateway.api.app import create_app
+from routeiq_gateway.config import load_model_file
+from routeiq_gateway.wiring import build_engine
 from starlette.testclient import TestClient
 
 from .conftest import ADMIN_KEY, CollectingPublisher, offline_gateway
@@ -327,3 +333,54 @@ def test_an_integer_too_long_for_python_is_a_400_not_a_500(model_file) -> None:
         r = client.post(path, **_raw('{"model": "auto", "n": ' + "9" * 5000 + "}"))
         assert r.status_code == 400, r.text
         assert "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_rollout_flags_and_the_kill_switch_through_the_admin_api(wired) -> None:
+    client, gateway, publisher = wired
+    auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+
+    def strategy_for(team: str) -> tuple[str, str | None]:
+        r = client.post(
+            "/v1/chat/completions",
+            headers={"x-routeiq-team": team},
+            json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert r.status_code == 200, r.text
+        event = decode(gateway, publisher.records[-1][2])
+        return r.headers["x-routeiq-strategy"], event["ab_arm"]
+
+    bad = client.put(
+        "/admin/strategies",
+        headers=auth,
+        json={"rollout": {"strategy": "strongest", "percent": 150}},
+    )
+    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "rollout.percent")
+    r = client.put(
+        "/admin/strategies",
+        headers=auth,
+        json={"rollout": {"strategy": "strongest", "percent": 0, "teams": ["red"]}},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["config"]["rollout"]["teams"] == ["red"]
+    assert strategy_for("red") == ("strongest", "rollout")
+    assert strategy_for("blue") == ("policy", None)
+    r = client.put("/admin/strategies", headers=auth, json={"kill_switch": True})
+    assert r.json()["config"]["kill_switch"] is True
+    assert strategy_for("red") == ("policy", "kill-switch")
+    r = client.put("/admin/strategies", headers=auth, json={"kill_switch": False, "rollout": None})
+    assert r.json()["config"]["rollout"] is None
+    assert strategy_for("red") == ("policy", None)
+
+
+def test_rollout_flags_from_the_model_file(model_file) -> None:
+    raw = yaml.safe_load(model_file.read_text())
+    raw["routeiq"]["rollout"] = {"strategy": "strongest", "percent": 10, "domains": ["law"]}
+    raw["routeiq"]["kill_switch"] = True
+    model_file.write_text(yaml.safe_dump(raw))
+    config = build_engine(load_model_file(model_file), BundleHolder()).config
+    assert config.rollout == Rollout(strategy="strongest", percent=10, domains=frozenset({"law"}))
+    assert config.kill_switch
+    raw["routeiq"]["rollout"] = {"strategy": "nope", "percent": 10}
+    model_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="rollout strategy 'nope' is not registered"):
+        build_engine(load_model_file(model_file), BundleHolder())

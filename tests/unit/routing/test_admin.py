@@ -46,6 +46,8 @@ def test_a_valid_change_registers_and_reconfigures() -> None:
         "ab": {"t": 1.0, "cheapest": 3.0},
         "domain_overrides": {"legal": "strongest"},
         "epsilon": 0.1,
+        "rollout": None,
+        "kill_switch": False,
     }
     assert "t" in e.registry.names()
     assert e.registry.get("t").kind == "threshold"

@@ -146,6 +146,16 @@ class StrategySpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class RolloutSpec(_Strict):
+    """A strategy rolled out in phases (``routeiq.routing.engine.Rollout``)."""
+
+    strategy: str
+    percent: float = Field(default=0.0, ge=0.0, le=100.0)
+    teams: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+    monitoring_only: bool = False
+
+
 class BudgetSpec(_Strict):
     """A team's spending limits in USD (real spend: usage × the model file's prices)."""
 
@@ -174,6 +184,10 @@ class RouteIQSection(_Strict):
     epsilon: float = Field(default=0.05, ge=0.0, le=1.0)
     ab: dict[str, float] = Field(default_factory=dict)
     domain_overrides: dict[str, str] = Field(default_factory=dict)
+    # Who the rolled-out strategy serves (None: nobody), and the switch that sends everything
+    # to default_strategy at once.
+    rollout: RolloutSpec | None = None
+    kill_switch: bool = False
     # The learned router (the announcement key) this gateway follows; None: no model sync.
     router_name: str | None = None
     # Team → budget; "*" applies to every team not named.

@@ -213,7 +213,7 @@ class RoutePlanner:
         return work()
 
     def route_input(
-        self, text: str, *, model: str, unit_key: str, domain: str | None
+        self, text: str, *, model: str, unit_key: str, domain: str | None, team: str | None = None
     ) -> RouteInput:
         """The strategies' view of one request (features computed on demand)."""
         features = self.embeddings
@@ -221,6 +221,7 @@ class RoutePlanner:
             text,
             requested_model=model,
             unit_key=unit_key,
+            team=team,
             domain=domain,
             embed=self._embed if features is not None else None,
             featurize=self._featurize if features is not None else None,
@@ -239,7 +240,9 @@ class RoutePlanner:
         unit_key = request.user or request.team or decision_id
         if model in self.aliases:
             candidates = [self.options[g] for g in self.candidate_names]
-            routed = self.route_input(text, model=model, unit_key=unit_key, domain=request.domain)
+            routed = self.route_input(
+                text, model=model, unit_key=unit_key, domain=request.domain, team=request.team
+            )
             decision = await self._off_loop_if_slow(
                 lambda: self.engine.route(routed, candidates, want_embedding=self.include_embedding)
             )

@@ -23,6 +23,7 @@ from routeiq.deadletters import DeadLetterSink, recall_reader
 from routeiq.dependencies import Dependency
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.kafka import make_consumer, make_producer
+from routeiq.routing.admin import rollout_from
 from routeiq.routing.bundle import BundleError, verifier_from
 from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
 from routeiq.routing.featurizer import FeatureError, Featurizer, minilm_pipeline, read_pipeline
@@ -68,6 +69,8 @@ def build_engine(model_file: ModelFile, holder: BundleHolder) -> RoutingEngine:
         ab=dict(rq.ab),
         domain_overrides=dict(rq.domain_overrides),
         epsilon=rq.epsilon,
+        rollout=rollout_from(rq.rollout.model_dump()) if rq.rollout is not None else None,
+        kill_switch=rq.kill_switch,
     )
     return RoutingEngine(registry, config)
 

@@ -15,10 +15,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from routeiq.errors import ConfigError
-from routeiq.routing.engine import RoutingConfig, RoutingEngine
+from routeiq.routing.engine import Rollout, RoutingConfig, RoutingEngine
 
 # The fields a strategy change may carry; anything else is refused (a typo must not pass).
-CHANGE_FIELDS = ("register", "default", "ab", "domain_overrides", "epsilon")
+CHANGE_FIELDS = (
+    "register",
+    "default",
+    "ab",
+    "domain_overrides",
+    "epsilon",
+    "rollout",
+    "kill_switch",
+)
+ROLLOUT_FIELDS = ("strategy", "percent", "teams", "domains", "monitoring_only")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ def parse_strategy_change(body: Mapping[str, Any]) -> StrategyChange:
         specs.append(StrategySpec(spec["name"], spec["kind"], params))
     config: dict[str, Any] = {}
     if "default" in body:
+        if not isinstance(body["default"], str):
+            raise ConfigError(f"'default' must be a strategy name, got {body['default']!r}")
         config["default"] = body["default"]
     if "ab" in body:
         if not isinstance(body["ab"], dict):
@@ -71,7 +82,42 @@ def parse_strategy_change(body: Mapping[str, Any]) -> StrategyChange:
         config["domain_overrides"] = {str(k): str(v) for k, v in body["domain_overrides"].items()}
     if "epsilon" in body:
         config["epsilon"] = _number(body["epsilon"], "epsilon")
+    if "rollout" in body:
+        # null ends the rollout; an object replaces it whole.
+        config["rollout"] = None if body["rollout"] is None else rollout_from(body["rollout"])
+    if "kill_switch" in body:
+        if not isinstance(body["kill_switch"], bool):
+            raise ConfigError("'kill_switch' must be true or false")
+        config["kill_switch"] = body["kill_switch"]
     return StrategyChange(register=tuple(specs), config=config)
+
+
+def rollout_from(raw: Any) -> Rollout:
+    """A rollout from its JSON shape (``{strategy, percent, teams, domains,
+    monitoring_only}``); whether its strategy exists is the configuration's check."""
+    if not isinstance(raw, dict):
+        raise ConfigError("'rollout' must be an object {strategy, percent, teams, domains, ...}")
+    unknown = set(raw) - set(ROLLOUT_FIELDS)
+    if unknown:
+        raise ConfigError(f"rollout: unknown field(s) {sorted(unknown)}; allowed: {ROLLOUT_FIELDS}")
+    if not isinstance(raw.get("strategy"), str):
+        raise ConfigError("rollout needs a string 'strategy'")
+    names = {}
+    for key in ("teams", "domains"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"rollout.{key} must be a list of strings")
+        names[key] = frozenset(value)
+    monitoring = raw.get("monitoring_only", False)
+    if not isinstance(monitoring, bool):
+        raise ConfigError("rollout.monitoring_only must be true or false")
+    return Rollout(
+        strategy=raw["strategy"],
+        percent=_number(raw.get("percent", 0.0), "rollout.percent"),
+        teams=names["teams"],
+        domains=names["domains"],
+        monitoring_only=monitoring,
+    )
 
 
 def apply_strategy_change(engine: RoutingEngine, change: StrategyChange) -> RoutingConfig:

@@ -44,14 +44,58 @@ from routeiq.routing.strategies import (
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """A strategy rolled out in phases (monitoring only → some teams or domains → a share of
+    everyone). A request is in when its team or domain is enabled, or its unit key (user,
+    else team) hashes below ``percent``: sticky, and raising the share only adds units. Those
+    in are served by ``strategy``; everyone else takes the configuration's usual path. With
+    ``monitoring_only`` nobody is served by it: it decides for those in, and the decision
+    logs what it would have chosen while the usual path serves."""
+
+    strategy: str
+    percent: float = 0.0
+    teams: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    monitoring_only: bool = False
+
+    def validate(self, names: set[str]) -> None:
+        if self.strategy not in names:
+            raise ConfigError(
+                f"rollout strategy {self.strategy!r} is not registered; registered: {sorted(names)}"
+            )
+        if not 0.0 <= self.percent <= 100.0:
+            raise ConfigError(f"rollout percent must be in [0, 100], got {self.percent}")
+
+    def includes(self, request: RouteInput, salt: str) -> bool:
+        if request.team is not None and request.team in self.teams:
+            return True
+        if request.domain is not None and request.domain in self.domains:
+            return True
+        return _unit_position(request.unit_key, f"{salt}:rollout") < self.percent / 100.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "percent": self.percent,
+            "teams": sorted(self.teams),
+            "domains": sorted(self.domains),
+            "monitoring_only": self.monitoring_only,
+        }
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
-    """Which strategy serves whom. ``ab`` maps strategy names to weights (empty: default)."""
+    """Which strategy serves whom. ``ab`` maps strategy names to weights (empty: default);
+    ``rollout`` serves a strategy to part of the traffic before that; ``kill_switch`` sends
+    everything to ``default``, without exploration, whatever else is configured."""
 
     default: str
     ab: Mapping[str, float] = field(default_factory=dict)
     domain_overrides: Mapping[str, str] = field(default_factory=dict)
     epsilon: float = 0.05
     salt: str = "routeiq"
+    rollout: Rollout | None = None
+    kill_switch: bool = False
 
     def validate(self, known: Sequence[str]) -> None:
         names = set(known)
@@ -66,6 +110,8 @@ class RoutingConfig:
             raise ConfigError("A/B weights must be >= 0")
         if self.ab and sum(self.ab.values()) <= 0:
             raise ConfigError("A/B weights must not all be zero")
+        if self.rollout is not None:
+            self.rollout.validate(names)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -73,6 +119,8 @@ class RoutingConfig:
             "ab": dict(self.ab),
             "domain_overrides": dict(self.domain_overrides),
             "epsilon": self.epsilon,
+            "rollout": self.rollout.describe() if self.rollout is not None else None,
+            "kill_switch": self.kill_switch,
         }
 
 
@@ -95,10 +143,15 @@ class Decision:
     embedding_model: str | None = None  # the feature pipeline of ``embedding``
 
 
+def _unit_position(unit_key: str, salt: str) -> float:
+    """Where a unit key falls in [0, 1): the same key always falls in the same place."""
+    digest = hashlib.blake2b(f"{salt}:{unit_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 def assign_arm(unit_key: str, weights: Mapping[str, float], salt: str) -> str:
     """Deterministic weighted split: the same unit key always lands in the same arm."""
-    digest = hashlib.blake2b(f"{salt}:{unit_key}".encode(), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2**64
+    u = _unit_position(unit_key, salt)
     total = sum(weights.values())
     acc = 0.0
     for name in sorted(weights):  # sorted: the split does not depend on dict order
@@ -166,6 +219,11 @@ class StrategyRegistry:
         return [self._strategies[n].describe() for n in self.names()]
 
 
+# The arm a decision logs when the kill switch or a rollout picked its strategy.
+KILL_SWITCH_ARM = "kill-switch"
+ROLLOUT_ARM = "rollout"
+
+
 class RoutingEngine:
     """Routes one request: A/B arm → strategy → ε-exploration → decision with propensities."""
 
@@ -198,6 +256,16 @@ class RoutingEngine:
     def strategy_for(
         self, request: RouteInput, config: RoutingConfig
     ) -> tuple[Strategy, str | None]:
+        """The strategy that serves ``request``, and its arm (None: the default)."""
+        if config.kill_switch:
+            return self.registry.get(config.default), KILL_SWITCH_ARM
+        rollout = config.rollout
+        if (
+            rollout is not None
+            and not rollout.monitoring_only
+            and rollout.includes(request, config.salt)
+        ):
+            return self.registry.get(rollout.strategy), ROLLOUT_ARM
         if request.domain and request.domain in config.domain_overrides:
             return (
                 self.registry.get(config.domain_overrides[request.domain]),
@@ -207,6 +275,20 @@ class RoutingEngine:
             arm = assign_arm(request.unit_key, config.ab, config.salt)
             return self.registry.get(arm), arm
         return self.registry.get(config.default), None
+
+    def _monitor(
+        self, request: RouteInput, candidates: Sequence[ModelOption], config: RoutingConfig
+    ) -> str | None:
+        """In monitoring-only mode, what the rollout strategy would choose for a request it
+        includes (None otherwise). It decides and is logged; it never serves."""
+        rollout = config.rollout
+        if config.kill_switch or rollout is None or not rollout.monitoring_only:
+            return None
+        if not rollout.includes(request, config.salt):
+            return None
+        shadow = self.registry.get(rollout.strategy)
+        choice = shadow.choose(request, candidates)
+        return f"{shadow.name} would choose {choice.model} ({choice.reason})"
 
     def route(
         self,
@@ -220,6 +302,7 @@ class RoutingEngine:
             raise ConfigError("no candidate models to route between")
         config = self._config
         strategy, arm = self.strategy_for(request, config)
+        monitored = self._monitor(request, candidates, config)
         # Telemetry logs the active router's features (what the next router trains on), or
         # the default pipeline's before any router is active.
         bundle = self.registry.holder.get()
@@ -232,7 +315,7 @@ class RoutingEngine:
         choice: Choice = strategy.choose(request, candidates)
         lazy_embedding_ms = request.embedding_ms - embedded_before
         k = len(candidates)
-        eps = config.epsilon if k > 1 else 0.0
+        eps = config.epsilon if k > 1 and not config.kill_switch else 0.0
         with self._rng_lock:
             explore = self._rng.random() < eps
             explored_pick = self._rng.choice(list(candidates)).name if explore else None
@@ -250,6 +333,10 @@ class RoutingEngine:
         reason = choice.reason
         if exploration and selected != choice.model:
             reason = f"exploration (ε={eps:g}) instead of {choice.model}: {reason}"
+        if config.kill_switch:
+            reason = f"kill switch: {reason}"
+        if monitored is not None:
+            reason = f"{reason}; monitoring {monitored}"
         computed = request.peek_embedding(logged)
         return Decision(
             selected=selected,

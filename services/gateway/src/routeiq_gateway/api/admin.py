@@ -31,6 +31,16 @@ class StrategySpecBody(Closed):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class RolloutBody(Closed):
+    """Who a rolled-out strategy serves: enabled teams and domains, then a sticky share."""
+
+    strategy: str = Field(min_length=1)
+    percent: Annotated[float, Bounded(0, 100)] = 0.0
+    teams: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+    monitoring_only: bool = False
+
+
 class StrategyChangeBody(Closed):
     """``PUT /admin/strategies``: strategies to register and the routing fields to change,
     applied all or nothing."""
@@ -41,6 +51,9 @@ class StrategyChangeBody(Closed):
     ab: dict[str, Annotated[float, Bounded(0)]] | None = None
     domain_overrides: dict[str, str] | None = None
     epsilon: Annotated[float, Bounded(0, 1)] | None = None
+    # null ends the rollout; an object replaces it.
+    rollout: RolloutBody | None = None
+    kill_switch: bool | None = None
 
 
 class RollbackBody(Model):

@@ -54,6 +54,7 @@ class RouteInput:
     _: KW_ONLY
     requested_model: str = "auto"
     unit_key: str = ""
+    team: str | None = None  # rollouts enable teams
     domain: str | None = None
     embed: Callable[[str], NDArray[np.float32]] | None = None
     featurize: Callable[[Featurizer, str], NDArray[np.float32]] | None = None
