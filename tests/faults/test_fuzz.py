@@ -9,16 +9,11 @@ from typing import Any
 import httpx
 import schemathesis
 from faults.harness import Row, Stack
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis.generation.modes import GenerationMode
+from support.fuzz import fuzz_settings
 
-FUZZ = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ = fuzz_settings(max_examples=40)
 # Admin operations are fuzzed without the key (the live stack's routing must not change
 # under the other rows): they test the refusal path; in-process fuzzing has the key.
 OPERATIONS = [

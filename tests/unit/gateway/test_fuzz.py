@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from routeiq_gateway.api.app import ROUTES
 from routeiq_gateway.api.openapi import build_document, openapi_route
@@ -22,17 +22,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from starlette.testclient import TestClient
+from support.fuzz import fuzz_settings
 
 from .conftest import ADMIN_KEY
 
 # Reproducible in CI (derandomize) and bounded (a few seconds per operation here).
-FUZZ = settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ = fuzz_settings(max_examples=30)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
