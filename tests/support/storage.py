@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from routeiq.errors import ArtifactNotFoundError, IntegrityError
 from routeiq.storage import StoredObject
@@ -40,6 +41,12 @@ class MemoryStore:
         if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
             raise IntegrityError(key)
         return data
+
+    def download_to(self, bucket: str, key: str, path: Path, **pin: str | None) -> int:
+        """``get_bytes`` (``version_id``, ``expected_sha256`` as there) written to ``path``."""
+        data = self.get_bytes(bucket, key, **pin)
+        path.write_bytes(data)
+        return len(data)
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))

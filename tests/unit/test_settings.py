@@ -147,7 +147,10 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
             ({"ROUTEIQ_ANALYTICS_WEAK_MODEL": GPT4}, "must differ"),
             ({"ROUTEIQ_ANALYTICS_PRICES": "cheap"}, "one of routellm, llmrouter"),
             ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "bad topic"}, "not a legal Kafka topic"),
-            ({"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": "routeiq.router_decision.v1"}, "three topics"),
+            (
+                {"ROUTEIQ_ANALYTICS_FEEDBACK_TOPIC": ROUTER_DECISIONS.name},
+                f"decisions_topic and feedback_topic are both '{ROUTER_DECISIONS.name}'",
+            ),
             ({"ROUTEIQ_ANALYTICS_BUCKET": "1s", "ROUTEIQ_ANALYTICS_RETENTION": "7d"}, "buckets"),
             ({"ROUTEIQ_ANALYTICS_WINDOW": "5m"}, "unknown setting(s) ROUTEIQ_ANALYTICS_WINDOW"),
             ({"ROUTEIQ_ANALYTICS_STRONG_MODEL": "auto"}, "set both, or both to auto"),
@@ -198,7 +201,10 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
         ),
         ({"ROUTEIQ_TRAINER_SIGNING_KEY": "not base64!"}, "not valid base64"),
         ({"ROUTEIQ_TRAINER_SIGNING_KEY": base64.b64encode(b"short").decode()}, "32 bytes"),
-        ({"ROUTEIQ_TRAINER_ANNOUNCEMENTS_TOPIC": "routeiq.retrain.requests.v1"}, "must differ"),
+        (
+            {"ROUTEIQ_TRAINER_ANNOUNCEMENTS_TOPIC": RETRAIN_REQUESTS.name},
+            "requests_topic and announcements_topic are both .*must differ",
+        ),
         ({"ROUTEIQ_TRAINER_GATE_METRIC": "accuracy"}, "gate_metric"),
         ({"ROUTEIQ_TRAINER_GATE_MARGIN": "-0.1"}, "gate_margin"),
         ({"ROUTEIQ_TRAINER_VALIDATION_FRACTION": "1.0"}, "validation_fraction"),
@@ -250,6 +256,30 @@ def test_every_service_refuses_typos_and_invalid_values_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=reason):
         settings.load(env)
+
+
+@pytest.mark.parametrize(
+    ("settings", "prefix"),
+    [
+        (AnalyticsSettings, "ROUTEIQ_ANALYTICS_"),
+        (LabelerSettings, "ROUTEIQ_LABELER_"),
+        (TrainerSettings, "ROUTEIQ_TRAINER_"),
+        (UpstreamSettings, "ROUTEIQ_UPSTREAM_"),
+        (RegistryServiceSettings, "ROUTEIQ_REGISTRY_"),
+    ],
+)
+def test_every_service_takes_its_log_level_in_any_case_and_refuses_others(
+    settings: type[ServiceSettings], prefix: str
+) -> None:
+    loaded: Any = settings.load({f"{prefix}LOG_LEVEL": "DEBUG"})
+    assert loaded.log_level == "debug"
+    with pytest.raises(ConfigError, match="log_level"):
+        settings.load({f"{prefix}LOG_LEVEL": "verbose"})
+
+
+def test_labeler_quality_source_in_any_case() -> None:
+    loaded = LabelerSettings.load({"ROUTEIQ_LABELER_QUALITY_SOURCE": "Feedback"})
+    assert loaded.quality_source == "feedback"
 
 
 def test_secrets_never_show_in_repr() -> None:

@@ -44,6 +44,16 @@ def legal_topic_name(value: str) -> str:
 TopicName = Annotated[str, AfterValidator(legal_topic_name)]
 
 
+def distinct_topics(**topics: str) -> None:
+    """``ValueError`` naming the first two settings (``name=topic``) that hold one topic: a
+    service that reads its input from its own output or dead-letter topic would loop."""
+    seen: dict[str, str] = {}
+    for name, topic in topics.items():
+        if topic in seen:
+            raise ValueError(f"{seen[topic]} and {name} are both {topic!r}: topics must differ")
+        seen[topic] = name
+
+
 def lowercase(value: Any) -> Any:
     """A string lower-cased (``INFO`` → ``info``), anything else as it is: for options whose
     choices are lower-case words but that people write in any case in the environment."""

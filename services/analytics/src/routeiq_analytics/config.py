@@ -19,7 +19,7 @@ baselines; ``auto`` for both picks the most expensive and the cheapest candidate
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -29,9 +29,11 @@ from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice,
 from routeiq.settings import (
     KafkaSettings,
     Listed,
+    LogLevel,
     RegistrySettings,
     ServiceSettings,
     TopicName,
+    distinct_topics,
     json_env_value,
 )
 
@@ -117,10 +119,6 @@ def _auto_pair(value: Any) -> Any:
     return value
 
 
-def _lowercase(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
 # Durations as people write them (10s, 5m, 1h); a bare number is seconds.
 Seconds = Annotated[int, BeforeValidator(_seconds)]
 PriceTable = Annotated[dict[str, PriceSpec], NoDecode]
@@ -180,9 +178,7 @@ class AnalyticsSettings(ServiceSettings):
     startup_timeout_s: float = Field(default=60.0, gt=0.0)
     dashboard_refresh_s: int = Field(default=10, ge=0, le=3600)
     timeseries_points: int = Field(default=30, ge=2, le=1000)
-    log_level: Annotated[
-        Literal["critical", "error", "warning", "info", "debug"], BeforeValidator(_lowercase)
-    ] = "info"
+    log_level: LogLevel = "info"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -225,8 +221,11 @@ class AnalyticsSettings(ServiceSettings):
                 f"candidates: no price for {unpriced} (add them to extra_prices); priced "
                 f"models: {sorted(table)}"
             )
-        if len({self.decisions_topic, self.feedback_topic, self.deadletter_topic}) != 3:
-            raise ValueError("decisions, feedback and dead-letter topics must be three topics")
+        distinct_topics(
+            decisions_topic=self.decisions_topic,
+            feedback_topic=self.feedback_topic,
+            deadletter_topic=self.deadletter_topic,
+        )
         return self
 
     @property

@@ -9,7 +9,7 @@ contradictory combinations are refused by ``LabelerSettings.load`` with the reas
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -23,11 +23,14 @@ from routeiq.errors import ConfigError
 from routeiq.routing.oracle import GradeScale, Oracle, OracleMatrix
 from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
+    AnyCase,
     KafkaSettings,
+    LogLevel,
     RegistrySettings,
     S3Settings,
     ServiceSettings,
     TopicName,
+    distinct_topics,
     legal_topic_name,
 )
 
@@ -76,7 +79,7 @@ class LabelerSettings(ServiceSettings):
 
     # reward = quality - cost_weight * cost_usd
     cost_weight: float = Field(default=10.0, ge=0)
-    quality_source: QualitySource = "feedback_or_outcome"
+    quality_source: Annotated[QualitySource, AnyCase] = "feedback_or_outcome"
     # Outcome-derived quality: 1.0 for a success within the SLO, this for a slower success,
     # 0.0 for errors, timeouts and cancellations.
     outcome_latency_slo_ms: float = Field(default=30_000.0, gt=0)
@@ -106,7 +109,7 @@ class LabelerSettings(ServiceSettings):
     data_dir: Path = Path(".routeiq/labeler")
     # Faust's offset commit interval (offsets commit only after the changelog is flushed).
     commit_interval_s: float = Field(default=2.0, gt=0)
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: LogLevel = "info"
 
     @field_validator("app_id")
     @classmethod
@@ -138,24 +141,14 @@ class LabelerSettings(ServiceSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("quality_source", "log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _consistent(self) -> LabelerSettings:
-        topics = {
-            "decisions_topic": self.decisions_topic,
-            "feedback_topic": self.feedback_topic,
-            "retrain_topic": self.retrain_topic,
-            "deadletter_topic": self.deadletter_topic,
-        }
-        seen: dict[str, str] = {}
-        for name, topic in topics.items():
-            if topic in seen:
-                raise ValueError(f"{name} and {seen[topic]} are both {topic!r}")
-            seen[topic] = name
+        distinct_topics(
+            decisions_topic=self.decisions_topic,
+            feedback_topic=self.feedback_topic,
+            retrain_topic=self.retrain_topic,
+            deadletter_topic=self.deadletter_topic,
+        )
         if self.quality_source == "feedback" and self.feedback_ttl_s == 0:
             raise ValueError(
                 "quality_source=feedback with feedback_ttl_s=0 would label nothing: a decision "

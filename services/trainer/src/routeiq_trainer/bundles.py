@@ -1,9 +1,10 @@
 """Bundles in the versioned models bucket under ``models/<name>/<version>/``.
 
 Upload writes the router files and ``manifest.sig`` first and ``manifest.json`` last, so a
-reader that finds a manifest finds everything it lists. Download fetches only what the
-manifest lists (names checked: no paths), then ``load_bundle`` verifies the signature and
-every sha256 and refuses anything else, naming the reason.
+reader that finds a manifest finds everything it lists. Download (``fetch_bundle``, as the
+gateway's model sync does) fetches only what the manifest lists (names checked: no paths),
+then ``load_bundle`` verifies the signature and every sha256 and refuses anything else,
+naming the reason.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from routeiq.errors import IntegrityError
 from routeiq.routing.bundle import (
     MANIFEST,
     SIGNATURE,
     BundleError,
     LoadedBundle,
-    Manifest,
     Verifier,
+    fetch_bundle,
     load_bundle,
 )
 from routeiq.storage import ArtifactStore
@@ -107,42 +107,19 @@ class BundleStore:
         return BundleLocation(self.bucket, prefix, manifest_sha, size, manifest_version)
 
     def download(self, location: BundleLocation, dest: Path) -> Path:
-        """Fetch the bundle into ``dest`` (emptied first); verification is ``load``'s job."""
+        """Fetch the bundle into ``dest`` (emptied first); trusting it is ``load``'s job."""
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
-        manifest_bytes = self._get(
-            location,
-            MANIFEST,
-            version_id=location.manifest_version_id,
-            expected_sha256=location.manifest_sha256 or None,
+        fetch_bundle(
+            self._store,
+            bucket=location.bucket,
+            prefix=location.prefix,
+            dest=dest,
+            manifest_version_id=location.manifest_version_id,
+            manifest_sha256=location.manifest_sha256 or None,
         )
-        (dest / MANIFEST).write_bytes(manifest_bytes)
-        (dest / SIGNATURE).write_bytes(self._get(location, SIGNATURE))
-        manifest = Manifest.from_bytes(manifest_bytes)
-        for file_name in manifest.files:
-            if "/" in file_name or "\\" in file_name or file_name in {"", ".", ".."}:
-                raise BundleError(f"manifest lists an unsafe file name {file_name!r}")
-            (dest / file_name).write_bytes(self._get(location, file_name))
         return dest
-
-    def _get(
-        self,
-        location: BundleLocation,
-        file_name: str,
-        *,
-        version_id: str | None = None,
-        expected_sha256: str | None = None,
-    ) -> bytes:
-        try:
-            return self._store.get_bytes(
-                location.bucket,
-                location.prefix + file_name,
-                version_id=version_id,
-                expected_sha256=expected_sha256,
-            )
-        except IntegrityError as exc:
-            raise BundleError(f"{file_name}: {exc}") from exc
 
     def load(self, location: BundleLocation, dest: Path, verifier: Verifier) -> LoadedBundle:
         """Download, verify (signature, manifest hash, every file's sha256) and load."""

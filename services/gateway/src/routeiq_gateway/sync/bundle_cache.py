@@ -1,6 +1,7 @@
 """Fetching bundles into the cache the replicas on one volume share: one download per
 version under a renewing Redis lock, written to a temporary folder and renamed into place,
-every file checked against the announced manifest's sha256."""
+every file checked against the announced manifest's sha256 (``fetch_bundle``, as the trainer
+fetches)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from routeiq.errors import ArtifactNotFoundError, IntegrityError, LockError, StorageError
+from routeiq.errors import ArtifactNotFoundError, LockError, StorageError
 from routeiq.locks import RenewingLock
-from routeiq.routing.bundle import MANIFEST, SIGNATURE, BundleError, Manifest
+from routeiq.routing.bundle import MANIFEST, BundleError, fetch_bundle
 from routeiq.storage import ArtifactStore
 
 from routeiq_gateway.errors import SyncError
@@ -122,27 +123,19 @@ class BundleCache:
         tmp = self.root / f".tmp-{a.version}-{self.replica_id}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            manifest_path = tmp / MANIFEST
-            total = self.store.download_to(
-                a.bucket,
-                f"{a.prefix}/{MANIFEST}",
-                manifest_path,
-                version_id=a.manifest_version_id,
-                expected_sha256=a.manifest_sha256,
+            total = fetch_bundle(
+                self.store,
+                bucket=a.bucket,
+                prefix=a.prefix,
+                dest=tmp,
+                manifest_version_id=a.manifest_version_id,
+                manifest_sha256=a.manifest_sha256,
             )
-            manifest = Manifest.from_bytes(manifest_path.read_bytes())
-            total += self.store.download_to(a.bucket, f"{a.prefix}/{SIGNATURE}", tmp / SIGNATURE)
-            for name, info in manifest.files.items():
-                total += self.store.download_to(
-                    a.bucket, f"{a.prefix}/{name}", tmp / name, expected_sha256=str(info["sha256"])
-                )
         except (StorageError, BundleError) as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, StorageError) and not isinstance(
-                exc, (IntegrityError, ArtifactNotFoundError)
-            ):
-                # S3 failing, not a missing object or bytes that do not match: a dependency
-                # state, logged once.
+            if isinstance(exc, StorageError) and not isinstance(exc, ArtifactNotFoundError):
+                # S3 failing, not a missing object (bytes that do not match are a BundleError):
+                # a dependency state, logged once.
                 self._s3.failed(exc)
             raise SyncError(f"download of {a.version} failed: {exc}", stage="download") from exc
         self._s3.recovered()

@@ -16,11 +16,13 @@ Probe queries (fixed, synthetic texts: never user data) with their expected outp
 gateway prove that its feature pipeline reproduces the trainer's before it serves a bundle.
 
 Modules: ``manifest`` (the record and its names), ``signing`` (keys, signers, verifiers),
-``writing`` (``write_bundle``), ``loading`` (verify, load, probe). This package's namespace
-is the public API every caller imports from.
+``writing`` (``write_bundle``), ``fetching`` (``fetch_bundle``: from S3 into a folder),
+``loading`` (verify, load, probe). This package's namespace is the public API every caller
+imports from.
 """
 
 from routeiq.routing.bundle.errors import *  # noqa: F403
+from routeiq.routing.bundle.fetching import *  # noqa: F403
 from routeiq.routing.bundle.loading import *  # noqa: F403
 from routeiq.routing.bundle.manifest import *  # noqa: F403
 from routeiq.routing.bundle.signing import *  # noqa: F403
