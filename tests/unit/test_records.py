@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import numpy as np
 import pytest
-from routeiq.contracts.catalog import DEAD_LETTER, ROUTER_DECISION, Contract
+from routeiq.contracts.catalog import DEAD_LETTER, ROUTER_DECISION, ROUTING_CONFIG, Contract
 from routeiq.contracts.records import (
     MAX_REASON_CHARS,
     CandidateDeployment,
@@ -18,8 +18,10 @@ from routeiq.contracts.records import (
     DecisionOutcome,
     Fallback,
     RouterDecision,
+    RoutingConfigChange,
     Timings,
 )
+from routeiq.errors import ContractError
 from support.kafka import FakeMessage
 
 
@@ -138,3 +140,50 @@ def test_dead_letter_from_message_and_reason_rules() -> None:
     )
     with pytest.raises(ValueError, match="needs an error"):
         DeadLetter.from_message(_message((1, 1)), consumer="c", now_ms=1)
+
+
+def _config_change(**overrides: Any) -> RoutingConfigChange:
+    fields: dict[str, Any] = {
+        "change_id": "c-1",
+        "fleet": "default",
+        "version": 3,
+        "action": "ROLLBACK",
+        "config": {"default": "cheapest", "kill_switch": True},
+        "change": {},
+        "author": "oncall@example.com",
+        "written_by": "gw-0",
+        "changed_at_ms": 1_700_000_000_000,
+        "reason": "bad router",
+        "rollback_to": 1,
+    }
+    fields.update(overrides)
+    return RoutingConfigChange(**fields)
+
+
+def test_routing_config_builder_has_the_schema_fields_and_round_trips() -> None:
+    change = _config_change()
+    record = change.to_record()
+    _assert_fields(record, json.loads(ROUTING_CONFIG.working_text()))
+    decoded = _encode(ROUTING_CONFIG, record)
+    assert RoutingConfigChange.from_record(decoded) == change
+    # One configuration, one text: key order does not change the record.
+    reordered = _config_change(config={"kill_switch": True, "default": "cheapest"})
+    assert reordered.to_record()["config_json"] == record["config_json"]
+    assert change.kafka_key == b"default"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("config_json", "[1, 2]"),
+        ("config_json", "{not json"),
+        ("change_json", "null"),
+        ("version", 0),
+        ("action", "UNKNOWN"),
+    ],
+)
+def test_routing_config_record_no_replica_can_apply_is_refused(field: str, value: Any) -> None:
+    record = _config_change().to_record()
+    record[field] = value
+    with pytest.raises(ContractError):
+        RoutingConfigChange.from_record(record)

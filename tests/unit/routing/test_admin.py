@@ -12,10 +12,12 @@ from routeiq.routing.admin import (
     StrategyChange,
     StrategySpec,
     apply_strategy_change,
+    merge_change,
     parse_strategy_change,
+    rebuild,
 )
 from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
-from routeiq.routing.strategies import BundleHolder
+from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
 
 
 def engine() -> RoutingEngine:
@@ -128,3 +130,79 @@ def test_changes_are_all_or_nothing(default: str, epsilon: float, weights: dict)
         assert e.config.default == default
         assert e.config.epsilon == epsilon
         assert dict(e.config.ab) == weights
+
+
+def test_merge_change_keeps_what_the_change_does_not_set_and_replaces_names() -> None:
+    v1 = merge_change({}, {"register": [THRESHOLD], "epsilon": 0.1, "kill_switch": True})
+    other = {"name": "t", "kind": "strongest"}
+    v2 = merge_change(v1, {"register": [other, {"name": "u", "kind": "random"}], "ab": {"u": 1}})
+    assert v2 == {
+        "epsilon": 0.1,
+        "kill_switch": True,
+        "ab": {"u": 1},
+        "register": [other, {"name": "u", "kind": "random"}],
+    }
+    assert merge_change(v2, {}) == v2
+    assert v1 == merge_change({}, {"register": [THRESHOLD], "epsilon": 0.1, "kill_switch": True})
+
+
+def test_a_version_is_built_on_the_base_alone_whatever_was_served_before() -> None:
+    learned = {"name": "l", "kind": "learned", "params": {"fallback": "t"}}
+    # The learned strategy names its fallback, registered in the same version: built after it.
+    config = {"register": [learned, THRESHOLD], "default": "l", "epsilon": 0.2}
+    served = engine()
+    served.adopt(rebuild(engine, config))
+    assert served.config.default == "l"
+    assert served.registry.names() == ["cheapest", "l", "random", "strongest", "t"]
+    # Back to the base (an empty version): the registered strategies are gone with it.
+    served.adopt(rebuild(engine, {}))
+    assert served.config == engine().config
+    assert served.registry.names() == ["cheapest", "random", "strongest"]
+
+
+def test_a_version_that_cannot_be_built_changes_nothing() -> None:
+    served = engine()
+    before = (served.config, served.registry.names())
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        served.adopt(rebuild(engine, {"default": "missing"}))
+    assert (served.config, served.registry.names()) == before
+
+
+def test_requests_read_a_configuration_and_its_strategies_together() -> None:
+    """A request reads one (configuration, strategies) pair: adopting a version whose
+    default is a new strategy never lets a request see one without the other."""
+    served = engine()
+    candidates = [
+        ModelOption("small", input_price=1.0, output_price=1.0, quality_rank=0.1),
+        ModelOption("big", input_price=5.0, output_price=5.0, quality_rank=0.9),
+    ]
+    new = rebuild(engine, {"register": [{"name": "n", "kind": "strongest"}], "default": "n"})
+    config, strategies = served._active
+    served.adopt(new)
+    assert "n" not in strategies
+    assert config.default == "cheapest"
+    assert served.route(RouteInput("q"), candidates).strategy == "n"
+
+
+def test_a_strategy_that_did_not_change_keeps_what_it_learned_live() -> None:
+    def base() -> RoutingEngine:
+        e = engine()
+        e.registry.register("t", "threshold", THRESHOLD["params"])
+        e.registry.register("l", "learned", {"fallback": "t"})
+        return e
+
+    served = base()
+    threshold, learned = served.registry.get("t"), served.registry.get("l")
+    cheapest = served.registry.get("cheapest")
+    served.adopt(rebuild(base, {"kill_switch": True}))
+    assert served.registry.get("t") is threshold
+    assert served.registry.get("l") is learned
+    # A strategy whose parameters change is the new one, and so is what falls back on it.
+    change = {
+        "register": [{**THRESHOLD, "params": {**THRESHOLD["params"], "target_strong_pct": 30}}]
+    }
+    served.adopt(rebuild(base, change))
+    assert served.registry.get("t") is not threshold
+    assert served.registry.get("l") is not learned
+    assert served.registry.get("cheapest") is cheapest
+    assert served._active[1]["t"] is served.registry.get("t")

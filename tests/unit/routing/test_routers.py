@@ -55,7 +55,7 @@ def test_unknown_parameters_are_refused() -> None:
         router_class("knn")(("a", "b"), {"kk": 3})
     with pytest.raises(RouterError, match="unknown router type"):
         router_class("forest")
-    assert set(ROUTER_TYPES) == {"knn", "svm", "mlp", "mf", "bert", "hybrid"}
+    assert set(ROUTER_TYPES) == {"knn", "svm", "mlp", "mf", "bert", "hybrid", "causallm"}
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.routing.datasets import GPT4, MIXTRAL
+from routeiq.routing.oracle import GradeScale
 from routeiq.settings import AnyCase, Listed, LogLevel, ServiceSettings, json_env_value
+
+from routeiq_upstream.core.judging import DEFAULT_JUDGE_MODEL
 
 BUILTIN_DATASETS = ("gsm8k", "mt_bench", "llmrouter-train", "llmrouter-test")
 DEFAULT_ALIASES = {
@@ -62,6 +65,11 @@ class UpstreamSettings(ServiceSettings):
     # Folder holding tiktoken's cached cl100k_base file; None: TIKTOKEN_CACHE_DIR, then the
     # copy litellm bundles.
     tiktoken_cache_dir: Path | None = None
+    # The blind judge's model (routeiq.routing.judge): grades answers from the recorded scores.
+    judge_model: str = Field(default=DEFAULT_JUDGE_MODEL, pattern=r"\S")  # not blank
+    # Recorded score → grade, as the oracle's GradeScale: correct at or above, wrong at or below.
+    judge_correct_at: float = Field(default=GradeScale.correct_at, ge=0, le=1)
+    judge_wrong_at: float = Field(default=GradeScale.wrong_at, ge=0, le=1)
     log_level: LogLevel = "info"
 
     @field_validator("datasets")
@@ -128,6 +136,15 @@ class UpstreamSettings(ServiceSettings):
     @classmethod
     def _status_number(cls, value: object) -> object:
         return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+    @model_validator(mode="after")
+    def _judge_scale(self) -> UpstreamSettings:
+        if not self.judge_wrong_at < self.judge_correct_at:
+            raise ValueError(
+                f"judge_wrong_at ({self.judge_wrong_at}) must be below judge_correct_at "
+                f"({self.judge_correct_at})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tokenizer_dir_needs_tiktoken(self) -> UpstreamSettings:

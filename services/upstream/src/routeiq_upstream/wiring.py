@@ -1,5 +1,6 @@
 """Building the upstream from its settings: datasets -> prompt index, tokenizer, catalogue,
-faults -> ``OfflineUpstream``. Everything that reads files happens here, before the port opens.
+faults, the offline judge -> ``OfflineUpstream``. Everything that reads files happens here,
+before the port opens.
 
 A setting that cannot be served (a dataset that does not load, a model in a mapping that no
 dataset serves, cl100k_base required but not available) raises ``ConfigError``.
@@ -13,12 +14,14 @@ from pathlib import Path
 
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import RoutingDataset, load_named
+from routeiq.routing.oracle import GradeScale
 
 from routeiq_upstream.cl100k import litellm_tokenizer_dir, load_encoder
 from routeiq_upstream.config import DEFAULT_ALIASES, UpstreamSettings
 from routeiq_upstream.core import (
     FaultPolicy,
     ModelCatalog,
+    OfflineJudge,
     OfflineUpstream,
     PromptIndex,
     TokenCounter,
@@ -58,6 +61,8 @@ def build_upstream(settings: UpstreamSettings) -> OfflineUpstream:
     if aliases is None:
         aliases = {a: t for a, t in DEFAULT_ALIASES.items() if t in index.models}
     catalog = ModelCatalog(models=index.models, aliases=aliases)
+    scale = GradeScale(correct_at=settings.judge_correct_at, wrong_at=settings.judge_wrong_at)
+    judge = OfflineJudge(index=index, model=settings.judge_model, scale=scale)
     encoder, problems = load_encoder(settings.tokenizer, tiktoken_dirs(settings))
     if problems and encoder.name != "cl100k_base":
         logger.warning(
@@ -80,4 +85,5 @@ def build_upstream(settings: UpstreamSettings) -> OfflineUpstream:
         counter=counter,
         faults=faults,
         stream_chunk_words=settings.stream_chunk_words,
+        judge=judge,
     )

@@ -67,6 +67,7 @@ FEEDBACK = Contract("feedback", "io.routeiq.events.Feedback")
 RETRAIN_REQUEST = Contract("retrain_request", "io.routeiq.events.RetrainRequest")
 MODEL_ANNOUNCEMENT = Contract("model_announcement", "io.routeiq.events.ModelAnnouncement")
 DEAD_LETTER = Contract("dead_letter", "io.routeiq.events.DeadLetter")
+ROUTING_CONFIG = Contract("routing_config", "io.routeiq.events.RoutingConfigChange")
 
 CONTRACTS: tuple[Contract, ...] = (
     ROUTER_DECISION,
@@ -74,6 +75,7 @@ CONTRACTS: tuple[Contract, ...] = (
     RETRAIN_REQUEST,
     MODEL_ANNOUNCEMENT,
     DEAD_LETTER,
+    ROUTING_CONFIG,
 )
 
 

@@ -8,9 +8,13 @@ serde encodes; nothing here does I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack
+
+from routeiq.errors import ContractError
 
 # A dead letter's reason is a diagnostic, not a log: long tracebacks are cut to this.
 MAX_REASON_CHARS = 4000
@@ -295,3 +299,94 @@ class DeadLetter:
             "consumer": self.consumer,
             "failed_at": self.failed_at_ms,
         }
+
+
+# --------------------------------------------------------------------------- RoutingConfigChange
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfigChange:
+    """One version of a fleet's routing configuration (``routeiq.routing.config.v1``): the
+    whole configuration (``config``, a strategy change's JSON shape) and who set it, when and
+    why. ``change`` is what was asked for; a rollback names the version it restores."""
+
+    change_id: str
+    fleet: str
+    version: int
+    action: str
+    config: Mapping[str, Any]
+    change: Mapping[str, Any]
+    author: str
+    written_by: str
+    changed_at_ms: int
+    reason: str | None = None
+    rollback_to: int | None = None
+
+    @property
+    def kafka_key(self) -> bytes:
+        return self.fleet.encode()
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "fleet": self.fleet,
+            "version": self.version,
+            "action": self.action,
+            # sort_keys: one configuration, one text (versions compare by their JSON).
+            "config_json": json.dumps(self.config, sort_keys=True),
+            "change_json": json.dumps(self.change, sort_keys=True),
+            "rollback_to": self.rollback_to,
+            "author": self.author,
+            "written_by": self.written_by,
+            "changed_at": self.changed_at_ms,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> RoutingConfigChange:
+        """The change in a decoded record; ``ContractError`` for one no replica can act on
+        (JSON that is not an object, a version below 1, an action it does not know)."""
+        try:
+            config, change = json.loads(r["config_json"]), json.loads(r["change_json"])
+            version, action = int(r["version"]), str(r["action"])
+            fleet = str(r["fleet"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContractError(f"routing configuration record: {exc!r}") from exc
+        if not isinstance(config, dict) or not isinstance(change, dict):
+            raise ContractError("routing configuration: config_json and change_json are objects")
+        if version < 1 or action not in ("UPDATE", "ROLLBACK"):
+            raise ContractError(f"routing configuration: version {version}, action {action!r}")
+        return cls(
+            change_id=str(r["change_id"]),
+            fleet=fleet,
+            version=version,
+            action=action,
+            config=config,
+            change=change,
+            author=str(r["author"]),
+            written_by=str(r["written_by"]),
+            changed_at_ms=_millis(r["changed_at"]),
+            reason=r.get("reason"),
+            rollback_to=r.get("rollback_to"),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The audit view: who, when, what, why (the configuration itself included)."""
+        return {
+            "version": self.version,
+            "action": self.action,
+            "author": self.author,
+            "written_by": self.written_by,
+            "changed_at_ms": self.changed_at_ms,
+            "reason": self.reason,
+            "rollback_to": self.rollback_to,
+            "change": dict(self.change),
+            "config": dict(self.config),
+        }
+
+
+def _millis(value: Any) -> int:
+    # Avro readers hand a timestamp-millis back as a datetime (fastavro) or as its int.
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)

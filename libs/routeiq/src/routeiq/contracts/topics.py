@@ -14,6 +14,7 @@ from routeiq.contracts.catalog import (
     MODEL_ANNOUNCEMENT,
     RETRAIN_REQUEST,
     ROUTER_DECISION,
+    ROUTING_CONFIG,
     Contract,
 )
 from routeiq.contracts.compatibility import CompatibilityLevel
@@ -87,19 +88,38 @@ def _occasional(name: str, contract: Contract, *, key: str) -> TopicSpec:
 ROUTER_DECISIONS = _joined("routeiq.router_decision.v1", ROUTER_DECISION)
 FEEDBACK_EVENTS = _joined("routeiq.feedback.v1", FEEDBACK)
 RETRAIN_REQUESTS = _occasional("routeiq.retrain.requests.v1", RETRAIN_REQUEST, key="model name")
-MODEL_ANNOUNCEMENTS = TopicSpec(
-    name="routeiq.model.announcements.v1",
-    # One partition: every gateway reads every announcement in order; compaction keeps the
-    # latest per model name so a starting gateway learns the current model from the log.
+
+
+def _fleet_state(name: str, contract: Contract, *, key: str) -> TopicSpec:
+    """A desired state every gateway follows: one partition, so every replica reads every
+    record in order; compacted, so the latest per key stays and a starting gateway learns the
+    current state from the log."""
+    return TopicSpec(
+        name=name,
+        partitions=1,
+        contract=contract,
+        key=key,
+        configs={
+            "cleanup.policy": "compact",
+            "min.compaction.lag.ms": "0",
+            "segment.ms": str(3600 * 1000),
+            "min.cleanable.dirty.ratio": "0.1",
+        },
+    )
+
+
+MODEL_ANNOUNCEMENTS = _fleet_state(
+    "routeiq.model.announcements.v1", MODEL_ANNOUNCEMENT, key="model name"
+)
+ROUTING_CONFIGS = _fleet_state("routeiq.routing.config.v1", ROUTING_CONFIG, key="fleet")
+# Every version of every fleet's configuration, kept for good: the audit trail and what a
+# rollback to an earlier version reads.
+ROUTING_CONFIG_AUDIT = TopicSpec(
+    name="routeiq.routing.config.audit.v1",
     partitions=1,
-    contract=MODEL_ANNOUNCEMENT,
-    key="model name",
-    configs={
-        "cleanup.policy": "compact",
-        "min.compaction.lag.ms": "0",
-        "segment.ms": str(3600 * 1000),
-        "min.cleanable.dirty.ratio": "0.1",
-    },
+    contract=ROUTING_CONFIG,
+    key="fleet",
+    configs={"retention.ms": "-1"},
 )
 DEAD_LETTERS = _occasional(
     "routeiq.deadletter.v1", DEAD_LETTER, key="source topic/partition/offset"
@@ -111,6 +131,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     RETRAIN_REQUESTS,
     MODEL_ANNOUNCEMENTS,
     DEAD_LETTERS,
+    ROUTING_CONFIGS,
+    ROUTING_CONFIG_AUDIT,
 )
 
 

@@ -6,11 +6,17 @@ and the result to ``apply_strategy_change``. Every new strategy is built and the
 configuration validated against the old and new names before anything is installed, so a
 request that is wrong anywhere leaves the engine exactly as it was. Errors are
 ``ConfigError`` with the reason; nothing here does I/O.
+
+A fleet keeps its configuration as versions on the control topic, each the whole
+configuration on top of the model file: ``merge_change`` folds a change into the current
+version, ``rebuild`` builds a version on a fresh engine (which validates it), and the
+engine adopts the result in one step. A version depends on the model file and nothing
+else, so every replica, restarted or not, serves the same one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -141,3 +147,29 @@ def _number(value: Any, what: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"'{what}' must be a number, got {value!r}") from None
+
+
+def merge_change(config: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole configuration after ``change`` (both in the strategy change's JSON shape):
+    the fields the change sets replace the configuration's, and its strategies are added, a
+    name registered again replacing the earlier one."""
+    merged = {k: v for k, v in config.items() if k != "register"}
+    merged.update({k: v for k, v in change.items() if k != "register"})
+    specs = {spec["name"]: spec for spec in config.get("register", [])}
+    specs.update({spec["name"]: spec for spec in change.get("register", [])})
+    if specs:
+        merged["register"] = list(specs.values())
+    return merged
+
+
+def rebuild(base: Callable[[], RoutingEngine], config: Mapping[str, Any]) -> RoutingEngine:
+    """A fresh engine (``base``: the model file's) with the whole ``config`` applied, or
+    ``ConfigError`` saying why that configuration cannot be served here."""
+    change = parse_strategy_change(config)
+    engine = base()
+    # One by one on the scratch engine (nothing serves it yet), so a learned strategy finds a
+    # fallback registered in the same version: everything else first, as the model file does.
+    for spec in sorted(change.register, key=lambda spec: spec.kind == "learned"):
+        engine.registry.register(spec.name, spec.kind, spec.params)
+    engine.configure(**change.config)
+    return engine

@@ -27,20 +27,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from routeiq.errors import ConfigError
-from routeiq.routing.strategies import (
-    BundleHolder,
-    CheapestStrategy,
-    Choice,
-    LearnedStrategy,
-    ModelOption,
-    PolicyStrategy,
-    RandomStrategy,
-    RouteInput,
-    Strategy,
-    StrongestStrategy,
-    ThresholdStrategy,
-    strategy_class,
-)
+from routeiq.routing.registry import StrategyRegistry, lookup
+from routeiq.routing.strategies import Choice, ModelOption, RouteInput, Strategy
+
+__all__ = [
+    "Decision",
+    "Rollout",
+    "RoutingConfig",
+    "RoutingEngine",
+    "StrategyRegistry",
+    "assign_arm",
+    "lookup",
+]
 
 
 @dataclass(frozen=True)
@@ -161,64 +159,6 @@ def assign_arm(unit_key: str, weights: Mapping[str, float], salt: str) -> str:
     return sorted(weights)[-1]
 
 
-class StrategyRegistry:
-    """Strategy instances by name; built-ins are registered by the gateway at start."""
-
-    def __init__(self, *, holder: BundleHolder, rng: _random.Random | None = None) -> None:
-        self.holder = holder
-        self._rng = rng
-        self._strategies: dict[str, Strategy] = {}
-        self._lock = threading.Lock()
-
-    def build(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
-        """Instantiate a strategy of ``kind`` (validating its parameters) without registering."""
-        p = dict(params or {})
-        # ConfigError for an unknown kind, or a plugin that clashes with a built-in or is broken.
-        cls = strategy_class(kind)
-        if kind == "random":
-            return RandomStrategy(name, p, rng=self._rng)
-        if kind == "cheapest":
-            return CheapestStrategy(name, p)
-        if kind == "strongest":
-            return StrongestStrategy(name, p)
-        if kind == "policy":
-            return PolicyStrategy(name, p)
-        if kind == "threshold":
-            return ThresholdStrategy(name, p, holder=self.holder)
-        if kind == "learned":
-            fallback_name = str(p.pop("fallback", "cheapest"))
-            fallback = self.get(fallback_name)
-            if fallback.kind == "learned":
-                raise ConfigError("a learned strategy cannot fall back to another learned one")
-            strategy = LearnedStrategy(name, p, holder=self.holder, fallback=fallback)
-            strategy.params["fallback"] = fallback_name
-            return strategy
-        # Every other kind (``routellm``, plugins) builds itself from its parameters.
-        return cls.from_config(name, p, holder=self.holder)
-
-    def register(self, name: str, kind: str, params: Mapping[str, Any] | None = None) -> Strategy:
-        if not name or len(name) > 64:
-            raise ConfigError("a strategy name is 1-64 characters")
-        strategy = self.build(name, kind, params)
-        with self._lock:
-            self._strategies[name] = strategy
-        return strategy
-
-    def get(self, name: str) -> Strategy:
-        try:
-            return self._strategies[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown strategy {name!r}; registered: {', '.join(sorted(self._strategies))}"
-            ) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._strategies)
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [self._strategies[n].describe() for n in self.names()]
-
-
 # The arm a decision logs when the kill switch or a rollout picked its strategy.
 KILL_SWITCH_ARM = "kill-switch"
 ROLLOUT_ARM = "rollout"
@@ -237,47 +177,85 @@ class RoutingEngine:
     ) -> None:
         config.validate(registry.names())
         self.registry = registry
-        self._config = config
+        # The configuration and the strategies it names, swapped as one reference: a request
+        # reads both at once and never sees a configuration naming a strategy it lacks.
+        self._active: tuple[RoutingConfig, Mapping[str, Strategy]] = (config, registry.strategies)
+        registry.listen(self._registered)
         self._rng = rng or _random.Random()  # noqa: S311 - exploration, not cryptography
         self._rng_lock = threading.Lock()
         self._clock = clock
 
     @property
     def config(self) -> RoutingConfig:
-        return self._config
+        return self._active[0]
 
     def configure(self, **changes: Any) -> RoutingConfig:
         """Validate and atomically install a new configuration (admin API)."""
-        new = replace(self._config, **changes)
+        new = replace(self.config, **changes)
         new.validate(self.registry.names())
-        self._config = new
+        self._active = (new, self.registry.strategies)
         return new
 
+    def adopt(self, other: RoutingEngine) -> RoutingConfig:
+        """Serve ``other``'s strategies and configuration from now on, in one step (the
+        control topic's versions are built whole on a scratch engine, then adopted).
+
+        A strategy whose kind and parameters did not change stays the instance that served
+        so far, with what it learned live (the threshold's score window, the learned
+        policy's λ): switching the kill switch on and off must not reset calibrations."""
+        config, built = other._active
+        config.validate(list(built))
+        current = self.registry.strategies
+        kept: dict[str, Strategy] = {}
+        # Learned strategies hold their fallback: keep one only if its fallback was kept.
+        for name, new in sorted(built.items(), key=lambda item: item[1].kind == "learned"):
+            old = current.get(name)
+            same = old is not None and type(old) is type(new) and old.params == new.params
+            if same and new.kind == "learned":
+                fallback = str(new.params.get("fallback"))
+                same = kept.get(fallback) is current.get(fallback)
+            kept[name] = old if same and old is not None else new
+        self._active = (config, kept)
+        self.registry.adopt(kept)
+        return config
+
+    def _registered(self, strategies: Mapping[str, Strategy]) -> None:
+        self._active = (self._active[0], strategies)
+
     def strategy_for(
-        self, request: RouteInput, config: RoutingConfig
+        self,
+        request: RouteInput,
+        config: RoutingConfig,
+        strategies: Mapping[str, Strategy] | None = None,
     ) -> tuple[Strategy, str | None]:
         """The strategy that serves ``request``, and its arm (None: the default)."""
+        named = strategies if strategies is not None else self.registry.strategies
+
+        def get(name: str) -> Strategy:
+            return lookup(named, name)
+
         if config.kill_switch:
-            return self.registry.get(config.default), KILL_SWITCH_ARM
+            return get(config.default), KILL_SWITCH_ARM
         rollout = config.rollout
         if (
             rollout is not None
             and not rollout.monitoring_only
             and rollout.includes(request, config.salt)
         ):
-            return self.registry.get(rollout.strategy), ROLLOUT_ARM
+            return get(rollout.strategy), ROLLOUT_ARM
         if request.domain and request.domain in config.domain_overrides:
-            return (
-                self.registry.get(config.domain_overrides[request.domain]),
-                f"domain:{request.domain}",
-            )
+            return get(config.domain_overrides[request.domain]), f"domain:{request.domain}"
         if config.ab:
             arm = assign_arm(request.unit_key, config.ab, config.salt)
-            return self.registry.get(arm), arm
-        return self.registry.get(config.default), None
+            return get(arm), arm
+        return get(config.default), None
 
     def _monitor(
-        self, request: RouteInput, candidates: Sequence[ModelOption], config: RoutingConfig
+        self,
+        request: RouteInput,
+        candidates: Sequence[ModelOption],
+        config: RoutingConfig,
+        strategies: Mapping[str, Strategy],
     ) -> str | None:
         """In monitoring-only mode, what the rollout strategy would choose for a request it
         includes (None otherwise). It decides and is logged; it never serves."""
@@ -286,7 +264,7 @@ class RoutingEngine:
             return None
         if not rollout.includes(request, config.salt):
             return None
-        shadow = self.registry.get(rollout.strategy)
+        shadow = lookup(strategies, rollout.strategy)
         choice = shadow.choose(request, candidates)
         return f"{shadow.name} would choose {choice.model} ({choice.reason})"
 
@@ -300,9 +278,9 @@ class RoutingEngine:
         """Choose a candidate for ``request``. ``candidates`` must be non-empty."""
         if not candidates:
             raise ConfigError("no candidate models to route between")
-        config = self._config
-        strategy, arm = self.strategy_for(request, config)
-        monitored = self._monitor(request, candidates, config)
+        config, strategies = self._active
+        strategy, arm = self.strategy_for(request, config, strategies)
+        monitored = self._monitor(request, candidates, config, strategies)
         # Telemetry logs the active router's features (what the next router trains on), or
         # the default pipeline's before any router is active.
         bundle = self.registry.holder.get()

@@ -4,7 +4,10 @@ Feedback for one decision arrives as several records: ``candidate = null`` grade
 that served, any other candidate is a shadow outcome. Scores of one candidate are averaged (an
 order-independent choice, so a replay after a crash labels the same way). Every graded
 candidate becomes an entry of ``outcome_models``/``outcome_qualities``/``outcome_costs``, the
-served model first, which is what makes a row full-information for the trainer.
+served model first, which is what makes a row full-information for the trainer. A blind
+verdict (``verdict_grades``) grades every answer it saw at once: the models other than the
+record's own become shadow scores (correct 1, partial 0.5, wrong 0) and their grades feed the
+oracle columns as given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from routeiq.routing.oracle import Oracle
+from routeiq.routing.judge import GRADE_QUALITY
+from routeiq.routing.oracle import GRADES, Grade, Oracle, OracleLabel
 
 from routeiq_labeler.config import QualitySource
 from routeiq_labeler.core.records import DecisionFacts
@@ -85,11 +89,19 @@ class LabelPolicy:
         served = facts.selected_model
         scores: dict[str, list[float]] = {}
         costs: dict[str, list[float]] = {}
+        verdicts: dict[str, list[str]] = {}  # a blind verdict's grades, per model
+        labels: set[tuple[str | None, str]] = set()  # verdicts' (cell, policy)
         for fb in (feedback or {}).values():
             model = fb.get("c") or served
             scores.setdefault(model, []).append(float(fb["s"]))
             if fb.get("cost") is not None:
                 costs.setdefault(model, []).append(float(fb["cost"]))
+            for other, grade in (fb.get("g") or {}).items():
+                verdicts.setdefault(other, []).append(grade)
+                if other != model:  # the record's own model is graded by its score already
+                    scores.setdefault(other, []).append(GRADE_QUALITY[grade])
+            if fb.get("pol"):
+                labels.add((fb.get("cell"), fb["pol"]))
 
         if self.quality_source != "outcome" and served in scores:
             quality, source = _mean(scores[served]), "feedback"
@@ -107,7 +119,13 @@ class LabelPolicy:
         outcome_models = [served, *shadows]
         outcome_qualities = [quality] + [_mean(scores[m]) for m in shadows]
         outcome_costs = [cost] + [_mean(costs[m]) if m in costs else None for m in shadows]
-        oracle = self._oracle(outcome_models, outcome_qualities, graded=source == "feedback")
+        oracle = self._oracle(
+            outcome_models,
+            outcome_qualities,
+            graded=source == "feedback",
+            verdicts=verdicts,
+            labels=labels,
+        )
         return {
             "decision_id": facts.decision_id,
             "event_time": utc(facts.event_time_ms),
@@ -143,20 +161,41 @@ class LabelPolicy:
             **oracle,
         }
 
-    def _oracle(self, models: list[str], qualities: list[float], *, graded: bool) -> dict[str, Any]:
+    def _oracle(
+        self,
+        models: list[str],
+        qualities: list[float],
+        *,
+        graded: bool,
+        verdicts: Mapping[str, list[str]],
+        labels: set[tuple[str | None, str]],
+    ) -> dict[str, Any]:
         """The oracle columns. Only graded answers count: an outcome-derived quality (the
-        request succeeded) says nothing about whether the answer was correct."""
+        request succeeded) says nothing about whether the answer was correct. A blind
+        verdict's grade is kept as given (when the verdicts on a model agree) rather than
+        re-derived from its quality; the configured matrix names the cell's policy. Without
+        an oracle configured, the verdicts' own cell and policy fill the columns when they
+        agree."""
         if self.oracle is None:
-            return {}
+            if len(labels) != 1:
+                return {}
+            ((cell, policy),) = labels
+            grades = [_agreed(verdicts.get(m)) for m in models]
+            return {"outcome_grades": grades, "oracle_cell": cell, "policy": policy}
         known = {
             m: q
             for i, (m, q) in enumerate(zip(models, qualities, strict=True))
             if (graded or i > 0) and q is not None and not math.isnan(q)
         }
-        label = self.oracle.label(known)
         scale = self.oracle.scale
+        grades_by_model = {m: _agreed(verdicts.get(m)) or scale.grade(q) for m, q in known.items()}
+        cheap = grades_by_model.get(self.oracle.cheap)
+        strong = grades_by_model.get(self.oracle.strong)
+        label = None
+        if cheap is not None and strong is not None:
+            label = OracleLabel(cheap, strong, self.oracle.matrix.policy(cheap, strong))
         return {
-            "outcome_grades": [scale.grade(known[m]) if m in known else None for m in models],
+            "outcome_grades": [grades_by_model.get(m) for m in models],
             "oracle_cell": label.cell if label else None,
             "policy": label.policy if label else None,
         }
@@ -164,3 +203,10 @@ class LabelPolicy:
 
 def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values)
+
+
+def _agreed(grades: list[str] | None) -> Grade | None:
+    """The grade every verdict gave a model; None when none did or they differ."""
+    if not grades or len(set(grades)) != 1:
+        return None
+    return next((g for g in GRADES if g == grades[0]), None)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
 from routeiq.routing.featurizer import MAX_DIMENSION, dimension_of
+from routeiq.routing.oracle import GRADES, POLICIES
 
 from routeiq_labeler.errors import InvalidRecordError
 
@@ -231,9 +232,21 @@ class FeedbackFacts:
     candidate: str | None  # None: the model that served
     cost_usd: float | None
     source: str
+    # A blind verdict's grade per model, and the producer's oracle cell and policy.
+    grades: Mapping[str, str] | None = None
+    cell: str | None = None
+    policy: str | None = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"s": self.score, "c": self.candidate, "cost": self.cost_usd, "src": self.source}
+        state: dict[str, Any] = {
+            "s": self.score,
+            "c": self.candidate,
+            "cost": self.cost_usd,
+            "src": self.source,
+        }
+        if self.grades is not None:
+            state |= {"g": dict(self.grades), "cell": self.cell, "pol": self.policy}
+        return state
 
 
 def feedback_facts(record: Mapping[str, Any], *, key: bytes | None) -> FeedbackFacts:
@@ -245,6 +258,16 @@ def feedback_facts(record: Mapping[str, Any], *, key: bytes | None) -> FeedbackF
         raise InvalidRecordError("feedback_id is empty")
     _key_matches(key, decision_id, "decision id")
     score = _finite(record["score"], "score", low=0.0, high=1.0)
+    grades = record.get("verdict_grades")
+    cell, policy = record.get("oracle_cell"), record.get("policy")
+    if grades is not None:
+        bad = {m: g for m, g in grades.items() if not m or g not in GRADES}
+        if bad or not grades:
+            raise InvalidRecordError(f"verdict_grades must map models to {GRADES}, got {bad}")
+    if policy is not None and policy not in POLICIES:
+        raise InvalidRecordError(f"policy {policy!r} is not one of {POLICIES}")
+    if cell is not None and not (len(cell.split("/")) == 2 and set(cell.split("/")) <= {*GRADES}):
+        raise InvalidRecordError(f"oracle_cell {cell!r} is not '<grade>/<grade>'")
     return FeedbackFacts(
         feedback_id=record["feedback_id"],
         decision_id=decision_id,
@@ -252,4 +275,7 @@ def feedback_facts(record: Mapping[str, Any], *, key: bytes | None) -> FeedbackF
         candidate=record.get("candidate") or None,
         cost_usd=_finite(record.get("cost_usd"), "cost_usd", low=0.0),
         source=record["source"],
+        grades=grades,
+        cell=cell,
+        policy=policy,
     )

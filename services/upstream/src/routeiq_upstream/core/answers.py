@@ -96,6 +96,7 @@ class AnswerKind(StrEnum):
     RECORDED = "recorded"
     SCORED = "scored"
     UNRECORDED = "unrecorded"
+    JUDGED = "judged"  # the offline judge's verdict on recorded answers
 
 
 @dataclass(frozen=True, slots=True)

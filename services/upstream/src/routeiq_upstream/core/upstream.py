@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from routeiq.errors import ConfigError
+
 from routeiq_upstream.core.answers import Answer, Answerer
 from routeiq_upstream.core.catalog import ModelCatalog
 from routeiq_upstream.core.faults import FaultPolicy
 from routeiq_upstream.core.index import PromptIndex, normalise
+from routeiq_upstream.core.judging import OfflineJudge
 from routeiq_upstream.core.requests import ChatRequest
 from routeiq_upstream.core.tokens import TokenCounter
 from routeiq_upstream.errors import UpstreamError
@@ -68,19 +71,27 @@ class OfflineUpstream:
         counter: TokenCounter,
         faults: FaultPolicy | None = None,
         stream_chunk_words: int = 4,
+        judge: OfflineJudge | None = None,
     ) -> None:
+        if judge is not None and judge.model in {*catalog.models, *catalog.aliases}:
+            raise ConfigError(f"the judge model {judge.model!r} is also a served model or alias")
         self.index = index
         self.catalog = catalog
         self.counter = counter
         self.faults = faults or FaultPolicy()
         self.stream_chunk_words = stream_chunk_words
         self._answerer = Answerer(index=index)
+        self.judge = judge
 
     def complete(self, request: ChatRequest) -> Completion:
         """Resolve the model (404 if not served), look the prompt up and build the answer."""
-        model = self.catalog.resolve(request.model)
         key = normalise(request.prompt)
-        answer = self._answerer.answer(key, model)
+        if self.judge is not None and request.model == self.judge.model:
+            # The judge sits beside the catalogue: it answers from every dataset's data.
+            model, answer = self.judge.model, self.judge.answer(request.messages)
+        else:
+            model = self.catalog.resolve(request.model)
+            answer = self._answerer.answer(key, model)
         text, finish_reason = answer.text, "stop"
         completion_tokens = self.counter.count(text)
         if request.max_tokens is not None and completion_tokens > request.max_tokens:
@@ -117,4 +128,5 @@ class OfflineUpstream:
                 for d in self.index.datasets
             ],
             "tokenizer": self.counter.name,
+            "judge": self.judge.model if self.judge is not None else None,
         }

@@ -17,7 +17,7 @@ from routeiq.routing.bundle.errors import BundleError
 from routeiq.routing.bundle.manifest import MANIFEST, SIGNATURE, Manifest, feature_spec
 from routeiq.routing.bundle.signing import Verifier
 from routeiq.routing.featurizer import FeatureError, Featurizer, load_featurizer, sha256_file
-from routeiq.routing.routers import Router, router_class
+from routeiq.routing.routers import Router, RouterError, router_class
 
 __all__ = [
     "Featurize",
@@ -97,6 +97,8 @@ def load_bundle(
     cls = router_class(manifest.router_type)
     try:
         router = cls.load(folder, manifest.models, manifest.params)
+    except RouterError as exc:  # e.g. a base model whose files differ from the bundle's
+        raise BundleError(f"cannot load {manifest.router_type} router: {exc}") from exc
     except RouteIQError:
         raise
     except Exception as exc:

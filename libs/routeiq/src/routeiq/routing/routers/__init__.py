@@ -1,13 +1,21 @@
 """Learned routers, by type name: kNN, SVM, MLP, matrix factorisation, MiniLM classifier, Hybrid
-LLM (Ding et al. 2024), and
+LLM (Ding et al. 2024), a LoRA fine-tuned causal LM naming the oracle policy (torch only where
+it trains or scores: importing this package never imports torch), and
 any router type an installed package declares in the ``routeiq.routers`` entry-point group
 (``routeiq.routing.plugins``): the trainer fits it and bundles carry it like a built-in."""
 
 from __future__ import annotations
 
 from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup
-from routeiq.routing.routers.base import FitContext, Router, RouterError, TrainingData
+from routeiq.routing.routers.base import (
+    FitContext,
+    Router,
+    RouterError,
+    RouterUnavailable,
+    TrainingData,
+)
 from routeiq.routing.routers.bert import BertRouter
+from routeiq.routing.routers.causallm import CausalLMRouter
 from routeiq.routing.routers.hybrid import HybridRouter
 from routeiq.routing.routers.knn import KNNRouter
 from routeiq.routing.routers.mf import MFRouter
@@ -15,7 +23,16 @@ from routeiq.routing.routers.mlp import MLPRouter
 from routeiq.routing.routers.svm import SVMRouter
 
 BUILTIN_ROUTERS: dict[str, type[Router]] = {
-    cls.kind: cls for cls in (KNNRouter, SVMRouter, MLPRouter, MFRouter, BertRouter, HybridRouter)
+    cls.kind: cls
+    for cls in (
+        KNNRouter,
+        SVMRouter,
+        MLPRouter,
+        MFRouter,
+        BertRouter,
+        HybridRouter,
+        CausalLMRouter,
+    )
 }
 
 # Every router type by name: the built-ins, then the plugins (imported on first lookup).
@@ -34,6 +51,7 @@ __all__ = [
     "BUILTIN_ROUTERS",
     "ROUTER_TYPES",
     "BertRouter",
+    "CausalLMRouter",
     "FitContext",
     "HybridRouter",
     "KNNRouter",
@@ -41,6 +59,7 @@ __all__ = [
     "MLPRouter",
     "Router",
     "RouterError",
+    "RouterUnavailable",
     "SVMRouter",
     "TrainingData",
     "router_class",

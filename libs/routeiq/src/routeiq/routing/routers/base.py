@@ -26,6 +26,11 @@ class RouterError(RouteIQError):
     """A router cannot be trained, saved, loaded or run."""
 
 
+class RouterUnavailable(RouterError):
+    """The router cannot answer this request now (its worker is starting, broken, busy or over
+    its latency budget): whoever routes falls back to its configured strategy."""
+
+
 @dataclass
 class TrainingData:
     """Labelled examples for routers.

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from routeiq.errors import ConfigError
 from routeiq.routing.bundle import LoadedBundle
 from routeiq.routing.costpolicy import Target, calibrate, cost_scale
+from routeiq.routing.routers.base import RouterUnavailable
 from routeiq.routing.strategies.base import Choice, ModelOption, RouteInput, Strategy
 from routeiq.routing.strategies.holder import BundleHolder, predict_quality
 
@@ -96,17 +97,12 @@ class LearnedStrategy(Strategy):
         bundle = self._holder.get()
         known = [c for c in candidates if bundle is not None and c.name in bundle.manifest.models]
         if bundle is None or not known:
-            inner = self._fallback.choose(request, candidates)
             why = "no learned router loaded" if bundle is None else "router knows no candidate"
-            return Choice(
-                inner.model,
-                f"{why}; {self._fallback.name}: {inner.reason}",
-                inner.scores,
-                None,
-                inner.uniform,
-                inner.probabilities,
-            )
-        quality = predict_quality(bundle, request)
+            return self._fall_back(request, candidates, why)
+        try:
+            quality = predict_quality(bundle, request)
+        except RouterUnavailable as exc:  # an out-of-process router over its latency budget
+            return self._fall_back(request, candidates, f"router unavailable ({exc})")
         tokens = request.est_tokens
         costs = {c.name: c.est_cost(tokens) for c in known}
         if self.target is None:
@@ -122,6 +118,19 @@ class LearnedStrategy(Strategy):
             f"quality {quality[pick.name]:.3f}, est. ${costs[pick.name]:.6f}, {how}",
             scores={c.name: utility.get(c.name) for c in candidates},
             router_version=bundle.version,
+        )
+
+    def _fall_back(
+        self, request: RouteInput, candidates: Sequence[ModelOption], why: str
+    ) -> Choice:
+        inner = self._fallback.choose(request, candidates)
+        return Choice(
+            inner.model,
+            f"{why}; {self._fallback.name}: {inner.reason}",
+            inner.scores,
+            None,
+            inner.uniform,
+            inner.probabilities,
         )
 
     def _target_text(self) -> str:

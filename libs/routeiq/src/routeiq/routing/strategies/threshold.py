@@ -12,6 +12,7 @@ import numpy as np
 from routeiq.errors import ConfigError
 from routeiq.routing.bundle import LoadedBundle
 from routeiq.routing.features import TextFeatures
+from routeiq.routing.routers.base import RouterUnavailable
 from routeiq.routing.strategies.base import Choice, ModelOption, RouteInput, Strategy
 from routeiq.routing.strategies.holder import BundleHolder, predict_quality
 
@@ -128,8 +129,13 @@ class ThresholdStrategy(Strategy):
             and bundle is not None
             and {self.strong, self.weak} <= set(bundle.manifest.models)
         )
+        quality = None
         if usable and bundle is not None:
-            quality = predict_quality(bundle, request)
+            try:
+                quality = predict_quality(bundle, request)
+            except RouterUnavailable:  # over its latency budget: the heuristic decides
+                usable = False
+        if quality is not None and bundle is not None:
             score = quality[self.strong] - quality[self.weak]
             source, version = f"{bundle.manifest.router_type} router", bundle.version
         else:
