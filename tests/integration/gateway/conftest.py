@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+from routeiq.contracts.catalog import (
+    DEAD_LETTER,
+    FEEDBACK,
+    MODEL_ANNOUNCEMENT,
+    ROUTER_DECISION,
+    ROUTING_CONFIG,
+)
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import (
     DEAD_LETTERS,
     FEEDBACK_EVENTS,
     MODEL_ANNOUNCEMENTS,
     ROUTER_DECISIONS,
+    ROUTING_CONFIG_AUDIT,
+    ROUTING_CONFIGS,
 )
 from routeiq.routing.bundle import generate_ed25519
 from support.kafka import register_values
@@ -61,6 +69,8 @@ class GatewayHandle:
     feedback_topic: str
     announcements_topic: str
     deadletter_topic: str
+    control_topic: str
+    control_audit_topic: str
     decision_serde: AvroSerde
     feedback_serde: AvroSerde
     announcement_serde: AvroSerde
@@ -81,6 +91,9 @@ def gateway_factory(
     feedback = topic_factory(FEEDBACK_EVENTS)
     announcements = topic_factory(MODEL_ANNOUNCEMENTS)
     deadletters = topic_factory(DEAD_LETTERS)
+    # The fleet's routing configuration: every gateway a test starts is one fleet.
+    control = topic_factory(ROUTING_CONFIGS)
+    control_audit = topic_factory(ROUTING_CONFIG_AUDIT)
     register_values(
         registry_client,
         {
@@ -88,6 +101,8 @@ def gateway_factory(
             feedback.name: FEEDBACK,
             announcements.name: MODEL_ANNOUNCEMENT,
             deadletters.name: DEAD_LETTER,
+            control.name: ROUTING_CONFIG,
+            control_audit.name: ROUTING_CONFIG,
         },
     )
     resolver = RegistryResolver(registry_client)
@@ -122,6 +137,8 @@ def gateway_factory(
             "ROUTEIQ_GATEWAY_FEEDBACK_TOPIC": feedback.name,
             "ROUTEIQ_GATEWAY_ANNOUNCEMENTS_TOPIC": announcements.name,
             "ROUTEIQ_GATEWAY_DEADLETTER_TOPIC": deadletters.name,
+            "ROUTEIQ_GATEWAY_CONTROL_TOPIC": control.name,
+            "ROUTEIQ_GATEWAY_CONTROL_AUDIT_TOPIC": control_audit.name,
             "ROUTEIQ_GATEWAY_SPOOL_DIR": str(workdir / "spool"),
             "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(cache_dir or workdir / "cache"),
             "ROUTEIQ_GATEWAY_AUDIT_LOG": str(workdir / "audit.jsonl"),
@@ -142,6 +159,8 @@ def gateway_factory(
             feedback_topic=feedback.name,
             announcements_topic=announcements.name,
             deadletter_topic=deadletters.name,
+            control_topic=control.name,
+            control_audit_topic=control_audit.name,
             decision_serde=AvroSerde.for_topic(ROUTER_DECISION, decisions.name, resolver=resolver),
             feedback_serde=AvroSerde.for_topic(FEEDBACK, feedback.name, resolver=resolver),
             announcement_serde=AvroSerde.for_topic(

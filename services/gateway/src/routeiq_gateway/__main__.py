@@ -27,13 +27,13 @@ from routeiq.telemetry import configure_tracing
 
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.sync.wiring import build_control, build_sync
 from routeiq_gateway.wiring import (
     build_app,
     build_engine,
     build_features,
     build_gateway,
     build_publisher,
-    build_sync,
     log,
 )
 
@@ -75,10 +75,19 @@ def build(settings: GatewaySettings) -> Runner:
             metrics=metrics,
             resolver=resolver,
         )
-    app = build_app(settings, gateway, model_file=model_file, metrics=metrics, sync=sync)
+    control = (
+        build_control(settings, model_file, engine=engine, metrics=metrics, resolver=resolver)
+        if settings.control_enabled
+        else None
+    )
+    app = build_app(
+        settings, gateway, model_file=model_file, metrics=metrics, sync=sync, control=control
+    )
     server = http_server(app, host=settings.host, port=settings.port)
 
     def stop() -> None:
+        if control is not None:
+            control.stop()
         if sync is not None:
             sync.stop()
         if publisher is not None:
@@ -90,13 +99,11 @@ def build(settings: GatewaySettings) -> Runner:
             publisher.start()
         if sync is not None:
             sync.start()
-        log.info(
-            "gateway %s on http://%s:%d (model file %s)",
-            settings.replica_id,
-            settings.host,
-            settings.port,
-            Path(settings.config_path).resolve(),
-        )
+        if control is not None:
+            control.start(wait_s=settings.control_start_wait_s)
+        where = f"http://{settings.host}:{settings.port}"
+        model_path = Path(settings.config_path).resolve()
+        log.info("gateway %s on %s (model file %s)", settings.replica_id, where, model_path)
         return serve_http(server, on_stop=stop)
 
     return run

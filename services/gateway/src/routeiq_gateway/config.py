@@ -1,4 +1,5 @@
-"""Gateway configuration: environment settings (``ROUTEIQ_GATEWAY_*``) and the model file.
+"""Gateway configuration: the model file (environment settings, ``ROUTEIQ_GATEWAY_*``, are in
+``settings``).
 
 The model file is a LiteLLM proxy config (``model_list``, ``router_settings``, ...), so people
 who run LiteLLM recognise it, plus a ``routeiq:`` section for routing: which model groups are
@@ -23,109 +24,18 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_settings import SettingsConfigDict
-from routeiq.contracts.topics import (
-    DEAD_LETTERS,
-    FEEDBACK_EVENTS,
-    MODEL_ANNOUNCEMENTS,
-    ROUTER_DECISIONS,
-)
 from routeiq.errors import ConfigError
-from routeiq.settings import (
-    KafkaSettings,
-    RedisSettings,
-    RegistrySettings,
-    S3Settings,
-    ServiceSettings,
-    TelemetrySettings,
-    TopicName,
-)
+
+# The replica's environment settings live beside the model file's rules; imported from here too.
+from routeiq_gateway.settings import GatewaySettings
+
+__all__ = ["BudgetSpec", "GatewaySettings", "ModelFile", "load_model_file"]
 
 log = logging.getLogger("routeiq_gateway")
-
-
-class GatewaySettings(ServiceSettings):
-    """Environment settings of one gateway replica."""
-
-    model_config = SettingsConfigDict(env_prefix="ROUTEIQ_GATEWAY_")
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    config_path: Path
-    # Secrets: the admin API key, the key that signs decision ids (shared by all replicas so
-    # feedback is accepted by any of them) and the salt for hashing user ids into events.
-    admin_key: SecretStr
-    decision_key: SecretStr
-    user_salt: SecretStr
-    replica_id: str = "gateway-1"
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
-    telemetry: TelemetrySettings = TelemetrySettings()
-    s3: S3Settings = S3Settings()
-    redis: RedisSettings = RedisSettings()
-    telemetry_enabled: bool = True
-    include_embedding: bool = True
-    decisions_topic: str = ROUTER_DECISIONS.name
-    feedback_topic: str = FEEDBACK_EVENTS.name
-    announcements_topic: str = MODEL_ANNOUNCEMENTS.name
-    # Where announcement records this gateway cannot decode or validate go, once each.
-    deadletter_topic: TopicName = DEAD_LETTERS.name
-    spool_dir: Path = Path(".routeiq/gateway-spool")
-    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
-    spool_fsync_ms: float = Field(default=50.0, ge=0.0)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    embedding_cache_size: int = Field(default=50_000, ge=0)
-    # The feature pipeline the gateway computes before any router bundle is active (a bundle
-    # brings its own): a folder written by `routeiq features build`, shared with the trainer
-    # so that the features logged now are the ones the first router trains on. Unset: the
-    # packaged MiniLM alone (384-d, what gateways logged before pipelines).
-    features_dir: Path | None = None
-    # Feedback is accepted for decisions up to this old (the decision topic's retention).
-    decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
-    # Model sync (announcement-driven hot-swap).
-    sync_enabled: bool = True
-    model_cache_dir: Path = Path(".routeiq/model-cache")
-    cache_volume: str = "local"
-    models_bucket: str = "routeiq-models"
-    verify_algorithm: str = "ed25519"
-    verify_key: SecretStr | None = None
-    lock_ttl_s: float = Field(default=30.0, gt=1.0)
-    lock_wait_s: float = Field(default=300.0, gt=0.0)
-    redis_retries: int = Field(default=3, ge=0)
-    keep_versions: int = Field(default=5, ge=1)
-    audit_log: Path = Path(".routeiq/gateway-audit.jsonl")
-    # Virtual keys (``POST /admin/keys``) live hashed in Redis. On: every chat and feedback
-    # request needs a key (the model file's ``general_settings.master_key`` turns that on too).
-    virtual_keys: bool = False
-    # Prefix of the Redis keys that hold key records, spend and decision owners.
-    keys_prefix: str = Field(default="routeiq", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
-    # How long a verified key is trusted without asking Redis again (a revocation reaches the
-    # other replicas within this).
-    key_cache_s: float = Field(default=30.0, ge=0.0)
-    # How long past that a known key still passes while Redis does not answer (a blip must
-    # not refuse every client).
-    key_stale_s: float = Field(default=600.0, ge=0.0)
-    # How long the gateway remembers which key made a decision (feedback from that key only).
-    decision_owner_ttl_s: int = Field(default=24 * 3600, ge=60)
-
-    @field_validator("admin_key", "decision_key")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return value
-
-    @field_validator("verify_algorithm")
-    @classmethod
-    def _known_algorithm(cls, value: str) -> str:
-        if value not in {"ed25519", "hmac-sha256"}:
-            raise ValueError("must be ed25519 or hmac-sha256")
-        return value
 
 
 # ---------------------------------------------------------------- the model file

@@ -180,6 +180,12 @@ class KeysUnavailable(GatewayError, status=503, code="key_store_unavailable", ty
     """A key not verified lately cannot be checked: Redis does not answer (keys fail closed)."""
 
 
+class ControlUnavailable(GatewayError, status=503, code="control_unavailable", type="api_error"):
+    """A routing configuration change cannot be written now (Kafka or the fleet's write lock
+    in Redis does not answer, or this replica has not read the control topic yet); nothing
+    was changed."""
+
+
 class UpstreamFailed(GatewayError, status=502, code="upstream_error", type="upstream_error"):
     """The upstream failed after LiteLLM's retries and fallbacks."""
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from routeiq.contracts.serde import AvroSerde
 from routeiq.routing.engine import RoutingEngine, StrategyRegistry
 from routeiq.routing.strategies import BundleHolder
@@ -24,6 +25,7 @@ from routeiq_gateway.publisher import Publisher
 from routeiq_gateway.request_models import FeedbackRequest, parse_chat_request, parse_feedback
 from routeiq_gateway.routing import Plan, RoutePlanner
 from routeiq_gateway.serving import Served, Serving
+from routeiq_gateway.shadow import ShadowConfig, ShadowSampler
 from routeiq_gateway.telemetry import DecisionTelemetry
 from routeiq_gateway.upstream import Upstream
 
@@ -65,6 +67,10 @@ class Gateway:
     # The setting; whether vectors are logged is ``planner.include_embedding`` (needs features).
     include_embedding: bool = True
     clock: Callable[[], float] = time.time
+    # Shadow sampling (``routeiq_gateway.shadow``): off unless a config with a share is given;
+    # its daily budgets live in ``shadow_redis`` (None: nothing is shadowed, fail closed).
+    shadow_config: ShadowConfig | None = None
+    shadow_redis: Redis | None = None
 
     def __post_init__(self) -> None:
         self.planner = RoutePlanner(
@@ -85,7 +91,14 @@ class Gateway:
             include_embedding=self.planner.include_embedding,
             clock=self.clock,
         )
-        self.serving = Serving(upstream=self.upstream, telemetry=self.telemetry)
+        self.shadow = None
+        if self.shadow_config is not None and self.shadow_config.enabled:
+            self.shadow = ShadowSampler(self.shadow_config, self)
+        self.serving = Serving(
+            upstream=self.upstream,
+            telemetry=self.telemetry,
+            on_served=self.shadow.offer if self.shadow is not None else None,
+        )
         self.registry: StrategyRegistry = self.engine.registry
         self.aliases = self.planner.aliases
         self.groups = self.planner.groups
@@ -114,14 +127,20 @@ class Gateway:
         """Validate and publish a ``Feedback`` record; returns its id."""
         request = parse_feedback(body, check_decision_id=self.ids.check, groups=self.groups)
         feedback_id = str(uuid.uuid4())
-        self.metrics.feedback.labels(request.source).inc()
-        if self.publisher is not None and self.feedback_serde is not None:
-            record = feedback_record(
+        self.publish_feedback(
+            feedback_record(
                 request, feedback_id=feedback_id, created_at_ms=int(self.clock() * 1000)
             )
+        )
+        return feedback_id
+
+    def publish_feedback(self, record: Mapping[str, Any]) -> None:
+        """Count a ``Feedback`` record and publish it (keyed by its decision) when telemetry
+        is on."""
+        self.metrics.feedback.labels(record["source"]).inc()
+        if self.publisher is not None and self.feedback_serde is not None:
             self.publisher.publish(
                 self.feedback_topic,
-                request.decision_id.encode(),
+                str(record["decision_id"]).encode(),
                 self.feedback_serde.encode(record),
             )
-        return feedback_id

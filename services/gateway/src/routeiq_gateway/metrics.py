@@ -103,3 +103,9 @@ class GatewayMetrics(MetricSet):
             "Router activations by outcome (activated, rejected, rolled_back)",
             "outcome",
         )
+        self.shadow = self.counter(
+            "routeiq_gateway_shadow_total",
+            "Shadow sampling by fate (queued, dropped_full, judged, unjudged, over_budget, "
+            "budget_unavailable, shadow_failed, error)",
+            "fate",
+        )

@@ -208,6 +208,8 @@ class RoutePlanner:
         slow = self.embeddings is not None and not self.embeddings.fast(
             bundle.featurizer if bundle is not None else None
         )
+        # A router scored in another process (causallm) waits on it: never on the event loop.
+        slow = slow or bool(getattr(getattr(bundle, "router", None), "out_of_process", False))
         if slow:
             return await anyio.to_thread.run_sync(work)
         return work()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,13 @@ from opentelemetry import trace
 
 from routeiq_gateway.errors import UpstreamFailed
 from routeiq_gateway.routing import Plan
+from routeiq_gateway.shadow import response_text
 from routeiq_gateway.telemetry import DecisionTelemetry
 from routeiq_gateway.upstream import Upstream, UpstreamOutcome
 
 DONE = b"data: [DONE]\n\n"
+# (plan, the answer's text, what happened upstream) once a request is answered and recorded.
+OnServed = Callable[[Plan, str, UpstreamOutcome], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +79,17 @@ def sse_frame(payload: bytes) -> bytes:
 class Serving:
     """Calls the upstream for a plan and records the request when it ends."""
 
-    def __init__(self, *, upstream: Upstream, telemetry: DecisionTelemetry) -> None:
+    def __init__(
+        self,
+        *,
+        upstream: Upstream,
+        telemetry: DecisionTelemetry,
+        on_served: OnServed | None = None,
+    ) -> None:
         self.upstream = upstream
         self._telemetry = telemetry
+        # Told of every answered request once it is recorded (shadow sampling); must not raise.
+        self._on_served = on_served
         self._tracer = trace.get_tracer("routeiq.gateway")
 
     async def complete(self, plan: Plan) -> Served:
@@ -93,6 +104,8 @@ class Serving:
                 self._telemetry.record(plan, failure.outcome, span)
                 raise failure.error from exc
             self._telemetry.record(plan, outcome, span)
+            if self._on_served is not None:
+                self._on_served(plan, response_text(response), outcome)
             return Served(response, outcome)
 
     async def open_stream(self, plan: Plan) -> AsyncIterator[bytes]:
@@ -113,12 +126,16 @@ class Serving:
         outcome = UpstreamOutcome(served_group=plan.group, upstream_ms=0.0)
         span = self._tracer.start_span(attrs.ROUTE_SPAN_NAME)
         sent = completed = False
+        # The answer's text, kept only when someone is told of it.
+        parts: list[str] | None = [] if self._on_served is not None else None
         try:
             async for chunk in self.upstream.stream(
                 plan.group, plan.request.messages, plan.request.params, outcome
             ):
                 frame = sse_frame(chunk.model_dump_json(exclude_none=True).encode())
                 sent = True
+                if parts is not None:
+                    parts.append(_delta_text(chunk))
                 yield frame
             yield DONE
             completed = True
@@ -134,3 +151,11 @@ class Serving:
                 outcome.status = "CANCELLED"
             self._telemetry.record(plan, outcome, span)
             span.end()
+            if completed and parts is not None and self._on_served is not None:
+                self._on_served(plan, "".join(parts), outcome)
+
+
+def _delta_text(chunk: Any) -> str:
+    choices = getattr(chunk, "choices", None) or []
+    delta = getattr(choices[0], "delta", None) if choices else None
+    return str(getattr(delta, "content", None) or "")

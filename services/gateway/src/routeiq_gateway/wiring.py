@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 import redis
 import redis.asyncio
 from confluent_kafka import KafkaError, Producer
-from routeiq.contracts.catalog import DEAD_LETTER, FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
+from routeiq.contracts.catalog import (
+    FEEDBACK,
+    ROUTER_DECISION,
+)
 from routeiq.contracts.serde import AvroSerde, SchemaIdResolver
-from routeiq.deadletters import DeadLetterSink, recall_reader
 from routeiq.dependencies import Dependency
 from routeiq.errors import ConfigError, RouteIQError
-from routeiq.kafka import make_consumer, make_producer
+from routeiq.kafka import make_producer
 from routeiq.routing.admin import rollout_from
-from routeiq.routing.bundle import BundleError, verifier_from
 from routeiq.routing.engine import RoutingConfig, RoutingEngine, StrategyRegistry
 from routeiq.routing.featurizer import FeatureError, Featurizer, minilm_pipeline, read_pipeline
 from routeiq.routing.strategies import BundleHolder
-from routeiq.storage import ArtifactStore, make_minio
 from starlette.applications import Starlette
 
 from routeiq_gateway.api.app import create_app
@@ -40,19 +39,17 @@ from routeiq_gateway.ids import DecisionIds
 from routeiq_gateway.keys import Access, DecisionOwners, KeyStore
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.publisher import EventPublisher
+from routeiq_gateway.shadow import shadow_config
 from routeiq_gateway.spool import Spool
-from routeiq_gateway.sync import AuditTrail, BundleCache, ModelSync
+from routeiq_gateway.sync import (
+    ControlPlane,
+    ModelSync,
+)
 from routeiq_gateway.upstream import Upstream, build_router
 
 log = logging.getLogger("routeiq_gateway")
 
 BUILTIN_STRATEGIES = ("random", "cheapest", "strongest")
-
-# The announcement reader's name on its dead letters: one for the whole fleet, because every
-# replica reads the same log and gives up on the same records, and because the replica id is
-# not stable where it matters (a Kubernetes pod name changes with every new pod): a name per
-# replica would write each poison record again at every rollout or scale-up.
-ANNOUNCEMENTS_CONSUMER = "routeiq-gateway/announcements"
 
 
 def build_engine(model_file: ModelFile, holder: BundleHolder) -> RoutingEngine:
@@ -146,6 +143,7 @@ def build_gateway(
         if publisher is not None
         else (None, None)
     )
+    shadow = shadow_config(settings, model_file)
     return Gateway(
         model_file=model_file,
         engine=engine,
@@ -163,6 +161,9 @@ def build_gateway(
         metrics=metrics,
         user_salt=settings.user_salt.get_secret_value().encode(),
         include_embedding=settings.include_embedding,
+        shadow_config=shadow,
+        # Shadow jobs run off the request path: a slower Redis only delays them.
+        shadow_redis=async_redis(settings, timeout_s=2.0) if shadow is not None else None,
     )
 
 
@@ -191,91 +192,14 @@ def build_publisher(settings: GatewaySettings, metrics: GatewayMetrics) -> Event
     return EventPublisher(producer_factory=producer_factory, spool=spool, metrics=metrics)
 
 
-def build_sync(
-    settings: GatewaySettings,
-    *,
-    router_name: str,
-    holder: BundleHolder,
-    features: FeatureService,
-    metrics: GatewayMetrics,
-    resolver: SchemaIdResolver,
-) -> ModelSync:
-    """Model sync for ``router_name``: bundles are never used unverified, so a key is needed."""
-    if settings.verify_key is None:
-        raise ConfigError(
-            "ROUTEIQ_GATEWAY_VERIFY_KEY is required to follow router "
-            f"{router_name!r} (bundles are never used unverified)"
-        )
-    try:
-        verifier = verifier_from(settings.verify_algorithm, settings.verify_key.get_secret_value())
-    except BundleError as exc:
-        raise ConfigError(f"ROUTEIQ_GATEWAY_VERIFY_KEY: {exc}") from exc
+def async_redis(settings: GatewaySettings, *, timeout_s: float) -> redis.asyncio.Redis:
+    """An asyncio Redis client on the settings' Redis."""
     password = settings.redis.password
-    redis_client = redis.Redis.from_url(
+    return redis.asyncio.Redis.from_url(
         settings.redis.url,
         password=password.get_secret_value() if password else None,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
-    )
-    cache = BundleCache(
-        name=router_name,
-        replica_id=settings.replica_id,
-        store=ArtifactStore(make_minio(settings.s3)),
-        redis_client=redis_client,
-        cache_dir=settings.model_cache_dir,
-        cache_volume=settings.cache_volume,
-        metrics=metrics,
-        lock_ttl_s=settings.lock_ttl_s,
-        lock_wait_s=settings.lock_wait_s,
-        redis_retries=settings.redis_retries,
-    )
-    dead_letters = announcement_dead_letters(settings, metrics=metrics, resolver=resolver)
-    return ModelSync(
-        name=router_name,
-        replica_id=settings.replica_id,
-        consumer=make_consumer(
-            settings.kafka,
-            # A fresh group each start: offsets are never committed, every replica reads all.
-            group_id=f"routeiq-gateway-sync-{uuid.uuid4().hex[:12]}",
-            client_id=f"routeiq-gateway-{settings.replica_id}-sync",
-            overrides={"enable.partition.eof": True},
-        ),
-        topic=settings.announcements_topic,
-        serde=AvroSerde.for_topic(
-            MODEL_ANNOUNCEMENT, settings.announcements_topic, resolver=resolver
-        ),
-        dead_letters=dead_letters,
-        recall_reader=lambda: recall_reader(settings.kafka, dead_letters.consumer),
-        cache=cache,
-        verifier=verifier,
-        holder=holder,
-        featurize=features.featurize_many,
-        metrics=metrics,
-        audit=AuditTrail(
-            settings.audit_log,
-            redis_client=redis_client,
-            name=router_name,
-            replica=settings.replica_id,
-            redis_state=metrics.dependencies["redis"],
-        ),
-        keep_versions=settings.keep_versions,
-    )
-
-
-def announcement_dead_letters(
-    settings: GatewaySettings, *, metrics: GatewayMetrics, resolver: SchemaIdResolver
-) -> DeadLetterSink:
-    """Where the announcement reader's poison records go (a producer of its own: the events
-    producer purges to the spool when Kafka is down, dead letters must be acknowledged)."""
-    serde = AvroSerde.for_topic(DEAD_LETTER, settings.deadletter_topic, resolver=resolver)
-    resolve_now([serde], metrics.dependencies["registry"])
-    return DeadLetterSink(
-        producer=make_producer(
-            settings.kafka, client_id=f"routeiq-gateway-{settings.replica_id}-dead-letters"
-        ),
-        serde=serde,
-        topic=settings.deadletter_topic,
-        consumer=ANNOUNCEMENTS_CONSUMER,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
     )
 
 
@@ -288,14 +212,8 @@ def build_access(
     needs_redis = settings.virtual_keys or bool(model_file.routeiq.budgets)
     if not needs_redis:
         return Access(master_key=model_file.master_key), None
-    password = settings.redis.password
     # Short timeouts: these calls sit on the request path, and budgets fail open.
-    client = redis.asyncio.Redis.from_url(
-        settings.redis.url,
-        password=password.get_secret_value() if password else None,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-    )
+    client = async_redis(settings, timeout_s=0.5)
     up = metrics.dependencies["redis"]
     prefix = settings.keys_prefix
     store = owners = None
@@ -318,6 +236,7 @@ def build_app(
     model_file: ModelFile,
     metrics: GatewayMetrics,
     sync: ModelSync | None,
+    control: ControlPlane | None = None,
 ) -> Starlette:
     """The HTTP app with its keys and spend ledger (``build_access``)."""
     access, budgets = build_access(settings, model_file, metrics)
@@ -329,4 +248,5 @@ def build_app(
         started_at=time.time(),
         access=access,
         budgets=budgets,
+        control=control,
     )

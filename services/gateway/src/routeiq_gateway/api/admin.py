@@ -1,5 +1,6 @@
-"""The admin API (admin key required): router state, strategies, rollback, the audit trail,
-virtual keys and team spend against budget.
+"""The admin API (admin key required): router state, strategies and the fleet's routing
+configuration (change, roll back, history), model rollback, the audit trail, virtual keys and
+team spend against budget.
 
 Bodies are checked against the models below, built on ``request_models`` (one 400 naming the field);
 strategy changes then run as one transaction in ``routeiq.routing.admin``; this module only
@@ -8,8 +9,10 @@ reads the request and writes the response.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from routeiq.errors import RouteIQError
 from routeiq.routing.admin import apply_strategy_change, parse_strategy_change
@@ -23,6 +26,7 @@ from routeiq_gateway.api.openapi import Operation, documented
 from routeiq_gateway.errors import BadRequest, NotFound
 from routeiq_gateway.keys import KeyStore
 from routeiq_gateway.request_models import Bounded, Closed, Model, parse
+from routeiq_gateway.sync import ControlPlane
 
 
 class StrategySpecBody(Closed):
@@ -54,6 +58,8 @@ class StrategyChangeBody(Closed):
     # null ends the rollout; an object replaces it.
     rollout: RolloutBody | None = None
     kill_switch: bool | None = None
+    # Why, for the control topic's audit trail (not part of the configuration).
+    reason: str | None = Field(default=None, max_length=1000)
 
 
 class RollbackBody(Model):
@@ -71,16 +77,35 @@ class AuditQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=10_000)
 
 
+class ConfigRollbackBody(Closed):
+    """``POST /admin/config/rollback``: the fleet's configuration back to an earlier version."""
+
+    version: Annotated[int, Bounded(0)] | Literal["previous"]
+    reason: str | None = Field(default=None, max_length=1000)
+
+
 @documented(Operation("The routing configuration, the active router and model sync's state."))
 async def router(request: Request) -> Response:
     return JSONResponse(router_state(context(request)))
 
 
-def _strategies(request: Request) -> Response:
+def _strategies(request: Request, **extra: Any) -> Response:
     gateway = context(request).gateway
+    engine = gateway.engine
     return JSONResponse(
-        {"strategies": gateway.registry.describe(), "config": gateway.engine.config.describe()}
+        {"strategies": engine.registry.describe(), "config": engine.config.describe(), **extra}
     )
+
+
+def _operator(request: Request) -> str:
+    return request.headers.get("x-routeiq-operator", "admin-api")[:200]
+
+
+def _control(request: Request) -> ControlPlane:
+    control = context(request).control
+    if control is None:
+        raise BadRequest("this gateway has no control topic (ROUTEIQ_GATEWAY_CONTROL_ENABLED)")
+    return control
 
 
 @documented(Operation("The registered strategies and the routing configuration."))
@@ -93,18 +118,47 @@ async def strategies(request: Request) -> Response:
 )
 async def change_strategies(request: Request) -> Response:
     body = await json_body(request)
-    parse(StrategyChangeBody, body)
-    apply_strategy_change(context(request).gateway.engine, parse_strategy_change(body))
-    return _strategies(request)
+    reason = parse(StrategyChangeBody, body).reason
+    change = {k: v for k, v in body.items() if k != "reason"}
+    control = context(request).control
+    if control is None:  # this replica alone
+        apply_strategy_change(context(request).gateway.engine, parse_strategy_change(change))
+        return _strategies(request)
+    # The fleet's next version: validated, written to Kafka and read back (blocking I/O).
+    write = partial(control.change, change, author=_operator(request), reason=reason)
+    return _strategies(request, control=await anyio.to_thread.run_sync(write))
+
+
+@documented(
+    Operation(
+        "Roll the fleet's routing configuration back to an earlier version.",
+        body=ConfigRollbackBody,
+        errors=(400, 503),
+    )
+)
+async def config_rollback(request: Request) -> Response:
+    body = parse(ConfigRollbackBody, await json_body(request))
+    control = _control(request)
+    write = partial(control.rollback, body.version, author=_operator(request), reason=body.reason)
+    return _strategies(request, control=await anyio.to_thread.run_sync(write))
+
+
+@documented(
+    Operation("The fleet's configuration versions, newest last.", query=AuditQuery, errors=(503,))
+)
+async def config_history(request: Request) -> Response:
+    query = parse(AuditQuery, dict(request.query_params))
+    read = partial(_control(request).history, limit=query.limit)
+    entries = await anyio.to_thread.run_sync(read)
+    return JSONResponse({"versions": [entry.describe() for entry in entries]})
 
 
 @documented(Operation("Roll the learned router back to an earlier version.", body=RollbackBody))
 async def rollback(request: Request) -> Response:
     body = parse(RollbackBody, await json_body(request))
     sync = model_sync(request)
-    who = request.headers.get("x-routeiq-operator", "admin-api")
     try:
-        result = await sync.rollback(body.version, who=who, reason=body.reason)
+        result = await sync.rollback(body.version, who=_operator(request), reason=body.reason)
     except RouteIQError as exc:
         raise BadRequest(str(exc), code="rollback_refused") from exc
     return JSONResponse(result)
@@ -190,6 +244,8 @@ routes = [
     Route("/admin/router", admin_only(router), methods=["GET"]),
     Route("/admin/strategies", admin_only(strategies), methods=["GET"]),
     Route("/admin/strategies", admin_only(change_strategies), methods=["PUT"]),
+    Route("/admin/config/rollback", admin_only(config_rollback), methods=["POST"]),
+    Route("/admin/config/history", admin_only(config_history), methods=["GET"]),
     Route("/admin/model/rollback", admin_only(rollback), methods=["POST"]),
     Route("/admin/audit", admin_only(audit), methods=["GET"]),
     Route("/admin/keys", admin_only(create_key), methods=["POST"]),

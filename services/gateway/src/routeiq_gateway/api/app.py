@@ -22,7 +22,7 @@ from routeiq_gateway.budgets import Budgets
 from routeiq_gateway.errors import BadRequest, GatewayError, MethodNotAllowed, NotFound
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.keys import Access
-from routeiq_gateway.sync import ModelSync
+from routeiq_gateway.sync import ControlPlane, ModelSync
 
 # Every route but the document's own; ``GET /openapi.json`` describes these and itself.
 ROUTES = [*chat.routes, *feedback.routes, *health.routes, *admin.routes]
@@ -59,6 +59,7 @@ def create_app(
     started_at: float | None = None,
     access: Access | None = None,
     budgets: Budgets | None = None,
+    control: ControlPlane | None = None,
 ) -> Starlette:
     """The app; without ``access`` nobody is asked for a key, without ``budgets`` no spend
     is counted (``wiring.build_access`` builds both from the settings and model file)."""
@@ -79,5 +80,6 @@ def create_app(
         started_at=started_at or time.time(),
         access=access or Access(),
         budgets=budgets,
+        control=control,
     )
     return app

@@ -24,7 +24,7 @@ from routeiq_gateway.errors import (
 )
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.keys import Access, Caller
-from routeiq_gateway.sync import ModelSync
+from routeiq_gateway.sync import ControlPlane, ModelSync
 
 Handler = Callable[[Request], Awaitable[Response]]
 # Deeper than any OpenAI body (a tool's JSON schema included); deeper JSON is an attack.
@@ -46,6 +46,8 @@ class ApiContext:
     # Keys off and no budgets unless the composition root hands them in.
     access: Access = field(default_factory=Access)
     budgets: Budgets | None = None
+    # The fleet's configuration on the control topic; None: this replica's own (in memory).
+    control: ControlPlane | None = None
 
 
 def context(request: Request) -> ApiContext:

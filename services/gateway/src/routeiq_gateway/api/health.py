@@ -39,6 +39,8 @@ def router_state(ctx: ApiContext) -> dict[str, Any]:
         }
     if ctx.sync is not None:
         state["sync"] = ctx.sync.status()
+    if ctx.control is not None:
+        state["control"] = ctx.control.status()
     return state
 
 

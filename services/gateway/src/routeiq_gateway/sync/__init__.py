@@ -17,6 +17,9 @@ cache shared by the replicas on one volume, verify, probe and hot-swap; roll bac
 * ``model_sync``: verify signature and every sha256 → load → run the bundle's probe queries
   through this replica's feature pipeline → swap the router reference. Requests already
   routing keep the router they read. Any failure keeps the current router and is reported.
+* ``control``: the fleet's routing configuration, versions on a compacted topic that every
+  replica applies and any replica's admin API writes (one writer at a time, under a Redis
+  lock; each version also goes to the audit topic, in the same Kafka transaction).
 * ``audit``: every activation, rejection and rollback goes to a local JSON-lines file and,
   best effort, a capped Redis stream shared by the fleet (``routeiq model audit``).
 """
@@ -25,6 +28,7 @@ from routeiq_gateway.errors import SyncError
 from routeiq_gateway.sync.announcements import Announcement, AnnouncementReader
 from routeiq_gateway.sync.audit import AUDIT_STREAM, AuditTrail
 from routeiq_gateway.sync.bundle_cache import BundleCache
+from routeiq_gateway.sync.control import ControlPlane, ControlReader, ControlTopics
 from routeiq_gateway.sync.model_sync import Featurize, ModelSync
 
 __all__ = [
@@ -33,6 +37,9 @@ __all__ = [
     "AnnouncementReader",
     "AuditTrail",
     "BundleCache",
+    "ControlPlane",
+    "ControlReader",
+    "ControlTopics",
     "Featurize",
     "ModelSync",
     "SyncError",

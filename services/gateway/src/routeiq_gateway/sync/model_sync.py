@@ -221,6 +221,11 @@ class ModelSync:
                 self.metrics.router_version.remove(
                     old.manifest.name, old.version, old.manifest.router_type
                 )
+                # A router with a worker process stops it now, not when collected (requests
+                # still holding the old bundle fall back through RouterUnavailable).
+                close = getattr(old.router, "close", None)
+                if callable(close):
+                    close()
             self.metrics.router_version.labels(self.name, version, bundle.manifest.router_type).set(
                 1
             )
