@@ -26,7 +26,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -42,6 +41,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
+    from benchkit import start_upstream, write_model_file
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
@@ -77,20 +77,8 @@ def main() -> None:
         built[v] = (folder, publish(store, stack.models_bucket, folder, name=tag, version=v), size)
     processes: list[ServiceProcess] = []
     try:
-        port = free_port()
-        processes.append(
-            ServiceProcess(
-                "routeiq_upstream",
-                {"ROUTEIQ_UPSTREAM_PORT": str(port), "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
-                work / "upstream.log",
-                health_url=f"http://127.0.0.1:{port}/health/ready",
-            ).start()
-        )
-        model_file = yaml.safe_load((REPO / "services/gateway/config/local.yaml").read_text())
-        for d in model_file["model_list"]:
-            d["litellm_params"]["api_base"] = f"http://127.0.0.1:{port}/v1"
-        model_file["routeiq"].update(router_name=tag, default_strategy="threshold")
-        (work / "models.yaml").write_text(yaml.safe_dump(model_file))
+        upstream = start_upstream(work, processes)
+        write_model_file(work, upstream, router_name=tag, default_strategy="threshold")
         urls = []
         for r in range(args.replicas):
             gport = free_port()

@@ -12,6 +12,7 @@ import click
 from routeiq.errors import IncompatibleSchemaError, RouteIQError
 
 from routeiq_cli.backfill import backfill
+from routeiq_cli.causallm import causallm, route
 from routeiq_cli.commands.demo import demo_command
 from routeiq_cli.commands.evaluate import eval_command
 from routeiq_cli.commands.features import features
@@ -19,6 +20,7 @@ from routeiq_cli.commands.replay import replay_command
 from routeiq_cli.commands.schemas import schemas
 from routeiq_cli.commands.stack import stack
 from routeiq_cli.commands.topics import topics
+from routeiq_cli.config import config
 from routeiq_cli.keys import keys
 from routeiq_cli.models import model
 from routeiq_cli.report import report
@@ -42,6 +44,9 @@ cli.add_command(backfill)  # routeiq backfill jaeger
 cli.add_command(model)  # routeiq model list / promote / rollback
 cli.add_command(report)  # routeiq report
 cli.add_command(keys)  # routeiq keys create / list / revoke
+cli.add_command(config)  # routeiq config show / set / kill-switch / rollout / rollback / history
+cli.add_command(causallm)  # routeiq causallm pipeline
+cli.add_command(route)  # routeiq route "QUERY" --bundle DIR
 
 
 def main() -> None:

@@ -94,8 +94,11 @@ def render_keys(records: list[dict[str, Any]]) -> str:
     )
 
 
-_url = click.option("--url", default=None, help="The gateway's base URL (default: local stack).")
-_admin_key = click.option(
+# Where the admin API is and its key: shared by every command that calls it.
+url_option = click.option(
+    "--url", default=None, help="The gateway's base URL (default: local stack)."
+)
+admin_key_option = click.option(
     "--admin-key", envvar="ROUTEIQ_ADMIN_KEY", default=None, help="The gateway's admin key."
 )
 
@@ -109,8 +112,8 @@ def keys() -> None:
 @click.option("--team", required=True, help="The team the key spends for.")
 @click.option("--user", default=None, help="The user the key stands for (optional).")
 @click.option("--alias", default=None, help="A name to recognise the key by.")
-@_url
-@_admin_key
+@url_option
+@admin_key_option
 def create(
     team: str, user: str | None, alias: str | None, url: str | None, admin_key: str | None
 ) -> None:
@@ -129,8 +132,8 @@ def create(
 @keys.command("list")
 @click.option("--team", default=None, help="Only this team's keys.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON answer instead.")
-@_url
-@_admin_key
+@url_option
+@admin_key_option
 def list_keys(team: str | None, as_json: bool, url: str | None, admin_key: str | None) -> None:
     """The keys' ids, teams and users (never the keys)."""
     params = {"team": team} if team else None
@@ -141,8 +144,8 @@ def list_keys(team: str | None, as_json: bool, url: str | None, admin_key: str |
 
 @keys.command("revoke")
 @click.argument("key_id")
-@_url
-@_admin_key
+@url_option
+@admin_key_option
 def revoke(key_id: str, url: str | None, admin_key: str | None) -> None:
     """Revoke the key with KEY_ID (as `routeiq keys list` shows it)."""
     with gateway_client(url, admin_key) as client:

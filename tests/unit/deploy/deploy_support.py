@@ -117,7 +117,10 @@ SERVICES = (
 )
 STACK_SETTINGS = "routeiq_cli.stack.settings:StackSettings"
 # Distributions that must never reach an image other than the trainer's.
-TRAINING_ONLY = ("torch", "triton", "sentence-transformers", "transformers", "mlflow")
+TRAINING_ONLY = (
+    *("torch", "triton", "sentence-transformers", "transformers", "mlflow"),
+    *("peft", "trl", "accelerate", "datasets"),
+)
 GPU_RUNTIME_PREFIXES = ("nvidia-", "cuda-")
 
 

@@ -27,10 +27,12 @@ from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
     KafkaSettings,
     Listed,
+    LogLevel,
     RegistrySettings,
     S3Settings,
     ServiceSettings,
     TopicName,
+    distinct_topics,
 )
 
 # Gate metrics and whether a higher value is better.
@@ -139,7 +141,7 @@ class TrainerSettings(ServiceSettings):
     retry_backoff_s: float = Field(default=2.0, ge=0.0)
     git_commit: str | None = None
     instance_id: str = Field(default_factory=lambda: f"routeiq-trainer@{socket.gethostname()}")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: LogLevel = "info"
 
     @field_validator("router_types")
     @classmethod
@@ -149,10 +151,11 @@ class TrainerSettings(ServiceSettings):
         unknown = sorted(set(value) - set(ROUTER_TYPES))
         if unknown:
             raise ValueError(f"unknown router type(s) {unknown}; known: {sorted(ROUTER_TYPES)}")
-        if "bert" in value:
+        texts = sorted(t for t in value if ROUTER_TYPES.lookup(t).needs_text)
+        if texts:
             raise ValueError(
-                "bert cannot be a default router type: it reads query text, which shards never "
-                "carry; ask for it per request with a dataset file"
+                f"{', '.join(texts)} cannot be a default router type: it reads query text, which "
+                "shards never carry; ask for it per request with a dataset file"
             )
         if len(set(value)) != len(value):
             raise ValueError(f"router types repeat: {list(value)}")
@@ -165,18 +168,13 @@ class TrainerSettings(ServiceSettings):
             raise ValueError(f"mlflow tracking uri must be http(s)://..., got {value!r}")
         return value.rstrip("/")
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _consistent(self) -> TrainerSettings:
-        topics = [self.requests_topic, self.announcements_topic, self.deadletter_topic]
-        if len(set(topics)) != len(topics):
-            raise ValueError(
-                f"requests, announcements and dead-letter topics must differ: {topics}"
-            )
+        distinct_topics(
+            requests_topic=self.requests_topic,
+            announcements_topic=self.announcements_topic,
+            deadletter_topic=self.deadletter_topic,
+        )
         if (self.strong_model is None) != (self.weak_model is None):
             raise ValueError("set both strong_model and weak_model, or neither (then inferred)")
         if self.strong_model is not None and self.strong_model == self.weak_model:

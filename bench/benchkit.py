@@ -1,0 +1,38 @@
+"""What the process-level benchmarks share: the offline upstream and the gateway's model file
+pointed at it (``bench/rollout.py``, ``bench/control.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from support.processes import ServiceProcess, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_upstream(work: Path, processes: list[ServiceProcess]) -> str:
+    """The offline upstream (recorded GSM8K answers, 0 ms), appended to ``processes``; its URL."""
+    port = free_port()
+    processes.append(
+        ServiceProcess(
+            "routeiq_upstream",
+            {"ROUTEIQ_UPSTREAM_PORT": str(port), "ROUTEIQ_UPSTREAM_DATASETS": '["gsm8k"]'},
+            work / "upstream.log",
+            health_url=f"http://127.0.0.1:{port}/health/ready",
+        ).start()
+    )
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def write_model_file(work: Path, upstream: str, **routeiq: Any) -> Path:
+    """The local stack's model file with every deployment on ``upstream`` and ``routeiq``
+    fields replaced; written to ``work/models.yaml``."""
+    model_file = yaml.safe_load((REPO / "services/gateway/config/local.yaml").read_text())
+    for d in model_file["model_list"]:
+        d["litellm_params"]["api_base"] = upstream
+    model_file["routeiq"].update(routeiq)
+    path = work / "models.yaml"
+    path.write_text(yaml.safe_dump(model_file))
+    return path
