@@ -209,7 +209,7 @@ class RoutePlanner:
             bundle.featurizer if bundle is not None else None
         )
         # A router scored in another process (causallm) waits on it: never on the event loop.
-        slow = slow or bool(getattr(getattr(bundle, "router", None), "out_of_process", False))
+        slow = slow or (bundle is not None and bundle.router.out_of_process)
         if slow:
             return await anyio.to_thread.run_sync(work)
         return work()

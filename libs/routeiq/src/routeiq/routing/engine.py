@@ -230,25 +230,22 @@ class RoutingEngine:
     ) -> tuple[Strategy, str | None]:
         """The strategy that serves ``request``, and its arm (None: the default)."""
         named = strategies if strategies is not None else self.registry.strategies
-
-        def get(name: str) -> Strategy:
-            return lookup(named, name)
-
         if config.kill_switch:
-            return get(config.default), KILL_SWITCH_ARM
+            return lookup(named, config.default), KILL_SWITCH_ARM
         rollout = config.rollout
         if (
             rollout is not None
             and not rollout.monitoring_only
             and rollout.includes(request, config.salt)
         ):
-            return get(rollout.strategy), ROLLOUT_ARM
+            return lookup(named, rollout.strategy), ROLLOUT_ARM
         if request.domain and request.domain in config.domain_overrides:
-            return get(config.domain_overrides[request.domain]), f"domain:{request.domain}"
+            override = config.domain_overrides[request.domain]
+            return lookup(named, override), f"domain:{request.domain}"
         if config.ab:
             arm = assign_arm(request.unit_key, config.ab, config.salt)
-            return get(arm), arm
-        return get(config.default), None
+            return lookup(named, arm), arm
+        return lookup(named, config.default), None
 
     def _monitor(
         self,

@@ -223,9 +223,7 @@ class ModelSync:
                 )
                 # A router with a worker process stops it now, not when collected (requests
                 # still holding the old bundle fall back through RouterUnavailable).
-                close = getattr(old.router, "close", None)
-                if callable(close):
-                    close()
+                old.router.close()
             self.metrics.router_version.labels(self.name, version, bundle.manifest.router_type).set(
                 1
             )

@@ -130,6 +130,17 @@ class Router(abc.ABC):
     def save(self, folder: Path) -> list[str]:
         """Write the router's files into ``folder``; return their names."""
 
+    @property
+    def out_of_process(self) -> bool:
+        """Whether scoring waits on another process (a caller on an event loop should then
+        route in a thread). In-process numpy routers: no."""
+        return False
+
+    def close(self) -> None:
+        """Release what the router holds beyond memory (a worker process); called when model
+        sync swaps it out. Nothing, for in-process routers."""
+        return None
+
     @classmethod
     @abc.abstractmethod
     def load(cls, folder: Path, models: Sequence[str], params: Mapping[str, Any]) -> Self:
