@@ -7,6 +7,8 @@ for the write lock. Clients keep requests flowing to all replicas, each as one o
 Measured, all while the load runs:
 * propagation: for each of ``--changes`` changes written through one replica, the time from
   sending the ``PUT`` to the last replica reporting the new version on ``/admin/router``;
+  against the baseline measured in the same run, three replicas without the control topic
+  changed as before it existed, a ``PUT`` to each in turn until the last reports it;
 * the kill switch: with every user on the ``strongest`` strategy (an A/B arm of weight 1),
   the time from sending the switch to the last request that a non-default strategy served,
   and to the last replica reporting it;
@@ -97,6 +99,19 @@ def put(url: str, body: dict[str, Any]) -> int:
     return version
 
 
+def put_each(urls: list[str], body: dict[str, Any]) -> float:
+    """The baseline: ``body`` sent to every replica in turn (each applies it alone, no control
+    topic); seconds until the last one reports it."""
+    sent = time.monotonic()
+    with httpx.Client(timeout=30, headers=ADMIN) as http:
+        for url in urls:
+            http.put(f"{url}/admin/strategies", json=body).raise_for_status()
+        for url in urls:
+            while http.get(f"{url}/admin/router").json()["routing"]["epsilon"] != body["epsilon"]:
+                time.sleep(0.01)
+    return time.monotonic() - sent
+
+
 def wait_version(urls: list[str], version: int) -> float:
     """Poll every replica until all report ``version``; the monotonic time the last did."""
     pending = set(urls)
@@ -139,7 +154,7 @@ def main() -> None:
     register_values(registry, {spec.name: ROUTING_CONFIG for spec in topics.values()})
     processes: list[ServiceProcess] = []
 
-    def replica(name: str) -> str:
+    def replica(name: str, *, control: bool = True) -> str:
         port = free_port()
         env = {
             "PORT": str(port),
@@ -155,6 +170,7 @@ def main() -> None:
             "REDIS__URL": stack.redis.url,
             "SPOOL_DIR": str(work / name / "spool"),
             **{key: spec.name for key, spec in topics.items()},
+            "CONTROL_ENABLED": str(control).lower(),
         }
         processes.append(
             ServiceProcess(
@@ -173,6 +189,9 @@ def main() -> None:
         upstream = start_upstream(work, processes)
         write_model_file(work, upstream, default_strategy="threshold", router_name=None)
         urls = [replica(f"r{r}") for r in range(args.replicas)]
+        # The baseline: replicas without the control topic, changed the way one had to before
+        # it, a PUT to each replica in turn (no traffic on them: the load is on the others).
+        direct = [replica(f"d{r}", control=False) for r in range(args.replicas)]
         prompts = load_gsm8k().prompts[:50]
         results: dict[str, Any] = {}
         with Load(urls, prompts, clients=args.clients, users=args.users) as load:
@@ -183,6 +202,9 @@ def main() -> None:
                 version = put(urls[i % len(urls)], {"epsilon": round(0.01 * (i % 5), 2)})
                 spread.append(wait_version(urls, version) - sent)
             results["spread"] = spread
+            results["direct"] = [
+                put_each(direct, {"epsilon": round(0.01 * (i % 5), 2)}) for i in range(args.changes)
+            ]
 
             version = put(urls[0], {"ab": {"strongest": 1.0}, "epsilon": 0.0})
             wait_version(urls, version)
@@ -227,6 +249,7 @@ def main() -> None:
 
     failed = sum(1 for s in load.samples if s[1] != 200)
     spread = sorted(results["spread"])
+    baseline = sorted(results["direct"])
     everywhere, last_non_default, late = results["kill"]
     users = results["rollout"]
     rolled = sum(1 for s in users.values() if "strongest" in s)
@@ -239,6 +262,11 @@ def main() -> None:
     print(
         f"  change → all replicas: p50 {statistics.median(spread) * 1000:.0f} ms, "
         f"max {spread[-1] * 1000:.0f} ms over {len(spread)} changes"
+    )
+    print(
+        f"  baseline, a PUT to each replica in turn (no control topic): p50 "
+        f"{statistics.median(baseline) * 1000:.0f} ms, max {baseline[-1] * 1000:.0f} ms; "
+        f"ratio of medians {statistics.median(spread) / statistics.median(baseline):.2f}x"
     )
     print(
         f"  kill switch → all replicas report it: {everywhere * 1000:.0f} ms; last request served "
