@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -132,19 +131,16 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=10)
     args = parser.parse_args()
 
-    from benchkit import start_upstream, write_model_file
+    from benchkit import bench_run, start_upstream, write_model_file
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import ROUTING_CONFIG
     from routeiq.contracts.topics import ROUTING_CONFIG_AUDIT, ROUTING_CONFIGS
     from routeiq.kafka import apply_topics, make_admin
     from routeiq.routing.datasets import load_gsm8k
-    from routeiq_cli.stack.settings import StackSettings
     from support.kafka import register_values
     from support.processes import ServiceProcess, free_port
 
-    stack = StackSettings.load()
-    work = Path(tempfile.mkdtemp(prefix="bench-control-"))
-    tag = f"bench-control-{int(time.time())}"
+    stack, work, tag = bench_run("control")
     topics = {
         "CONTROL_TOPIC": ROUTING_CONFIGS.with_name(f"{tag}.config"),
         "CONTROL_AUDIT_TOPIC": ROUTING_CONFIG_AUDIT.with_name(f"{tag}.audit"),

@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    from benchkit import bench_run, start_upstream
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import FEEDBACK, MODEL_ANNOUNCEMENT, ROUTER_DECISION
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
@@ -121,33 +121,17 @@ def main() -> None:
     from routeiq.routing.featurizer import minilm_pipeline, open_pipeline
     from routeiq.routing.strategies import BundleHolder, ModelOption, RouteInput
     from routeiq.storage import ArtifactStore, make_minio
-    from routeiq_cli.stack.settings import StackSettings
     from routeiq_gateway.config import load_model_file
     from support.bundles import announce, llmrouter_bundle, publish
     from support.kafka import register_values
     from support.processes import ServiceProcess, free_port, wait_until
 
-    stack = StackSettings.load()
-    work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    tag = f"bench-{int(time.time())}"
+    stack, work, tag = bench_run("gateway")
     processes: list[ServiceProcess] = []
     test = load_llmrouter(split="test")
     features = open_pipeline("static", folder=stack.state / "features" / "static")
     try:
-        # -- the offline upstream
-        up_port = free_port()
-        processes.append(
-            ServiceProcess(
-                "routeiq_upstream",
-                {
-                    "ROUTEIQ_UPSTREAM_PORT": str(up_port),
-                    "ROUTEIQ_UPSTREAM_DATASETS": '["llmrouter-train", "llmrouter-test"]',
-                },
-                work / "upstream.log",
-                health_url=f"http://127.0.0.1:{up_port}/health/ready",
-            ).start()
-        )
-        upstream = f"http://127.0.0.1:{up_port}/v1"
+        upstream = start_upstream(work, processes, datasets=("llmrouter-train", "llmrouter-test"))
 
         # -- private topics, subjects, a signed kNN bundle trained on the train half
         names = {

@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
-    from benchkit import start_upstream, write_model_file
+    from benchkit import bench_run, start_upstream, write_model_file
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from routeiq.contracts.catalog import MODEL_ANNOUNCEMENT
     from routeiq.contracts.serde import AvroSerde, RegistryResolver
@@ -50,14 +49,11 @@ def main() -> None:
     from routeiq.routing.bundle import generate_ed25519, signer_from
     from routeiq.routing.datasets import load_gsm8k
     from routeiq.storage import ArtifactStore, make_minio
-    from routeiq_cli.stack.settings import StackSettings
     from support.bundles import announce, knn_bundle, publish
     from support.kafka import register_values
     from support.processes import ServiceProcess, free_port, wait_until
 
-    stack = StackSettings.load()
-    work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
-    tag = f"bench-rollout-{int(time.time())}"
+    stack, work, tag = bench_run("rollout")
     topic = f"{tag}.announcements"
     apply_topics(make_admin(stack.kafka), [MODEL_ANNOUNCEMENTS.with_name(topic)])
     registry = SchemaRegistryClient(stack.registry.client_config())

@@ -239,6 +239,14 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
     GatewaySettings: [
         (GATEWAY_ENV, r"admin_key: .*16 characters"),
         ({**GATEWAY_ENV, "ROUTEIQ_GATEWAY_ADMIN_KYE": "x"}, "ROUTEIQ_GATEWAY_ADMIN_KYE"),
+        (
+            {
+                **GATEWAY_ENV,
+                "ROUTEIQ_GATEWAY_ADMIN_KEY": "a" * 16,
+                "ROUTEIQ_GATEWAY_CONTROL_AUDIT_TOPIC": ROUTER_DECISIONS.name,
+            },
+            f"decisions_topic and control_audit_topic are both '{ROUTER_DECISIONS.name}'",
+        ),
     ],
 }
 

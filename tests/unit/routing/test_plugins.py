@@ -85,6 +85,13 @@ def test_without_plugins_only_the_built_ins_are_known() -> None:
         router_class("example_ridge")
 
 
+def test_built_ins_are_keyed_by_their_own_kind_in_declaration_order() -> None:
+    for builtins in (BUILTIN_ROUTERS, BUILTIN_STRATEGIES):
+        assert all(name == cls.kind for name, cls in builtins.items())
+    assert list(BUILTIN_ROUTERS)[:2] == ["knn", "svm"]
+    assert list(BUILTIN_STRATEGIES)[:3] == ["random", "cheapest", "strongest"]
+
+
 def test_the_example_is_discovered_through_its_entry_points(site: Site) -> None:
     site.install_example()
     ridge = router_class("example_ridge")

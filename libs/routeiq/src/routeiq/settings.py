@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -40,8 +41,10 @@ def legal_topic_name(value: str) -> str:
     return value
 
 
-# A settings field holding a topic name, refused at start when Kafka would refuse it.
-TopicName = Annotated[str, AfterValidator(legal_topic_name)]
+# A settings field holding a topic name, refused at start when Kafka would refuse it, or when
+# another ``TopicName`` field of the same ``ServiceSettings`` names the same topic.
+_LEGAL_TOPIC = AfterValidator(legal_topic_name)
+TopicName = Annotated[str, _LEGAL_TOPIC]
 
 
 def distinct_topics(**topics: str) -> None:
@@ -185,6 +188,19 @@ class ServiceSettings(BaseSettings):
         frozen=True,
         case_sensitive=False,
     )
+
+    @model_validator(mode="after")
+    def _topics_differ(self) -> Self:
+        # Every ``TopicName`` field, in declaration order: a service that reads a topic it
+        # also writes (or dead-letters into) would loop, so no two may name one topic.
+        distinct_topics(
+            **{
+                name: getattr(self, name)
+                for name, field in type(self).model_fields.items()
+                if _LEGAL_TOPIC in field.metadata
+            }
+        )
+        return self
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:

@@ -33,7 +33,6 @@ from routeiq.settings import (
     RegistrySettings,
     ServiceSettings,
     TopicName,
-    distinct_topics,
     json_env_value,
 )
 
@@ -221,11 +220,6 @@ class AnalyticsSettings(ServiceSettings):
                 f"candidates: no price for {unpriced} (add them to extra_prices); priced "
                 f"models: {sorted(table)}"
             )
-        distinct_topics(
-            decisions_topic=self.decisions_topic,
-            feedback_topic=self.feedback_topic,
-            deadletter_topic=self.deadletter_topic,
-        )
         return self
 
     @property

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from routeiq.metrics import MetricSet
+from routeiq.metrics import MetricSet, counter, gauge
 
 from routeiq_analytics.core.aggregator import Aggregator
 from routeiq_analytics.core.durations import format_duration
@@ -50,36 +49,35 @@ WINDOW_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
 class AnalyticsMetrics(MetricSet):
     """Counters the consumer loop updates, on a registry of their own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry)
-        p = "routeiq_analytics_"
-        self.records = self.counter(
-            p + "records_total",
-            "Records consumed, by kind (decision, feedback) and what became of them",
-            "kind",
-            "outcome",
-        )
-        self.dead_lettered = self.counter(
-            p + "dead_lettered_total",
-            "Records sent to the dead-letter topic, by kind and error type",
-            "kind",
-            "error_type",
-        )
-        self.consumer_errors = self.counter(
-            p + "consumer_errors_total",
-            "Non-fatal errors reported by the Kafka consumer, by librdkafka error name",
-            "error",
-        )
-        self.commits = self.counter(
-            p + "commits_total", "Offset commits after processed batches, by result", "result"
-        )
-        self.registry_retries = self.counter(
-            p + "registry_retries_total",
-            "Decodes retried because the schema registry was unavailable",
-        )
-        self.ready = self.gauge(
-            p + "ready", "1 when partitions are assigned and the consumer has caught up"
-        )
+    records = counter(
+        "routeiq_analytics_records_total",
+        "Records consumed, by kind (decision, feedback) and what became of them",
+        "kind",
+        "outcome",
+    )
+    dead_lettered = counter(
+        "routeiq_analytics_dead_lettered_total",
+        "Records sent to the dead-letter topic, by kind and error type",
+        "kind",
+        "error_type",
+    )
+    consumer_errors = counter(
+        "routeiq_analytics_consumer_errors_total",
+        "Non-fatal errors reported by the Kafka consumer, by librdkafka error name",
+        "error",
+    )
+    commits = counter(
+        "routeiq_analytics_commits_total",
+        "Offset commits after processed batches, by result",
+        "result",
+    )
+    registry_retries = counter(
+        "routeiq_analytics_registry_retries_total",
+        "Decodes retried because the schema registry was unavailable",
+    )
+    ready = gauge(
+        "routeiq_analytics_ready", "1 when partitions are assigned and the consumer has caught up"
+    )
 
     def watch(self, aggregator: Aggregator, windows: Sequence[int]) -> None:
         """Export ``windows``' summaries and the state sizes at every scrape."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.topics import (
     DEAD_LETTERS,
@@ -24,7 +24,6 @@ from routeiq.settings import (
     ServiceSettings,
     TelemetrySettings,
     TopicName,
-    distinct_topics,
 )
 
 
@@ -129,16 +128,3 @@ class GatewaySettings(ServiceSettings):
         if value not in {"ed25519", "hmac-sha256"}:
             raise ValueError("must be ed25519 or hmac-sha256")
         return value
-
-    @model_validator(mode="after")
-    def _distinct_topics(self) -> GatewaySettings:
-        # Reading a log the gateway also writes (or dead-letters into) would loop.
-        distinct_topics(
-            decisions_topic=self.decisions_topic,
-            feedback_topic=self.feedback_topic,
-            announcements_topic=self.announcements_topic,
-            deadletter_topic=self.deadletter_topic,
-            control_topic=self.control_topic,
-            control_audit_topic=self.control_audit_topic,
-        )
-        return self

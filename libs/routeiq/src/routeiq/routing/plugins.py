@@ -16,16 +16,29 @@ import inspect
 import threading
 from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from routeiq.errors import RouteIQError
 
-__all__ = ["ROUTER_GROUP", "STRATEGY_GROUP", "PluginGroup", "describe_entry_point"]
+__all__ = ["ROUTER_GROUP", "STRATEGY_GROUP", "PluginGroup", "by_kind", "describe_entry_point"]
 
 ROUTER_GROUP = "routeiq.routers"
 STRATEGY_GROUP = "routeiq.strategies"
 
 T = TypeVar("T")
+
+
+class _Kinded(Protocol):
+    kind: ClassVar[str]
+
+
+KindedT = TypeVar("KindedT", bound=_Kinded)
+
+
+def by_kind(*classes: type[KindedT]) -> dict[str, type[KindedT]]:
+    """Built-in classes by the name they answer to (their ``kind``), in the order given: the
+    ``builtins`` of a ``PluginGroup``, keyed the way a plugin's entry point is checked."""
+    return {cls.kind: cls for cls in classes}
 
 
 def describe_entry_point(ep: EntryPoint) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
-from routeiq.metrics import MetricSet
+from routeiq.metrics import MetricSet, counter, gauge
 
 # Label value when the request failed before its model or prompt was resolved.
 UNRESOLVED = "-"
@@ -16,20 +16,21 @@ class UpstreamMetrics(MetricSet):
     served is never a label value, so clients cannot grow the series without bound.
     """
 
+    requests = counter(
+        "routeiq_upstream_requests",
+        "Chat completion requests answered, by model, known prompt and HTTP status",
+        "model",
+        "known",
+        "status",
+    )
+    indexed_prompts = gauge(
+        "routeiq_upstream_indexed_prompts",
+        "Prompts each loaded dataset contributes to the index",
+        "dataset",
+    )
+
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
-        self.requests = self.counter(
-            "routeiq_upstream_requests",
-            "Chat completion requests answered, by model, known prompt and HTTP status",
-            "model",
-            "known",
-            "status",
-        )
-        self.indexed_prompts = self.gauge(
-            "routeiq_upstream_indexed_prompts",
-            "Prompts each loaded dataset contributes to the index",
-            "dataset",
-        )
 
     def observe(self, *, model: str, known: str, status: int) -> None:
         """Count one answered request."""

@@ -6,7 +6,7 @@ any router type an installed package declares in the ``routeiq.routers`` entry-p
 
 from __future__ import annotations
 
-from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup
+from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup, by_kind
 from routeiq.routing.routers.base import (
     FitContext,
     Router,
@@ -22,18 +22,9 @@ from routeiq.routing.routers.mf import MFRouter
 from routeiq.routing.routers.mlp import MLPRouter
 from routeiq.routing.routers.svm import SVMRouter
 
-BUILTIN_ROUTERS: dict[str, type[Router]] = {
-    cls.kind: cls
-    for cls in (
-        KNNRouter,
-        SVMRouter,
-        MLPRouter,
-        MFRouter,
-        BertRouter,
-        HybridRouter,
-        CausalLMRouter,
-    )
-}
+BUILTIN_ROUTERS: dict[str, type[Router]] = by_kind(
+    KNNRouter, SVMRouter, MLPRouter, MFRouter, BertRouter, HybridRouter, CausalLMRouter
+)
 
 # Every router type by name: the built-ins, then the plugins (imported on first lookup).
 ROUTER_TYPES: PluginGroup[Router] = PluginGroup(

@@ -23,7 +23,7 @@ packages through the ``routeiq.strategies`` entry-point group (``STRATEGY_KINDS`
 """
 
 from routeiq.errors import ConfigError
-from routeiq.routing.plugins import STRATEGY_GROUP, PluginGroup
+from routeiq.routing.plugins import STRATEGY_GROUP, PluginGroup, by_kind
 from routeiq.routing.strategies.base import *  # noqa: F403
 from routeiq.routing.strategies.base import Strategy
 from routeiq.routing.strategies.baselines import *  # noqa: F403
@@ -40,18 +40,15 @@ from routeiq.routing.strategies.policy import PolicyStrategy
 from routeiq.routing.strategies.threshold import *  # noqa: F403
 from routeiq.routing.strategies.threshold import RouteLLMThreshold, ThresholdStrategy
 
-BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
-    cls.kind: cls
-    for cls in (
-        RandomStrategy,
-        CheapestStrategy,
-        StrongestStrategy,
-        ThresholdStrategy,
-        PolicyStrategy,
-        LearnedStrategy,
-        RouteLLMThreshold,
-    )
-}
+BUILTIN_STRATEGIES: dict[str, type[Strategy]] = by_kind(
+    RandomStrategy,
+    CheapestStrategy,
+    StrongestStrategy,
+    ThresholdStrategy,
+    PolicyStrategy,
+    LearnedStrategy,
+    RouteLLMThreshold,
+)
 
 # Every strategy kind by name: the built-ins, then the ``routeiq.strategies`` plugins.
 STRATEGY_KINDS: PluginGroup[Strategy] = PluginGroup(
