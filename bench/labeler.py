@@ -143,8 +143,7 @@ def make_stream(n: int, *, seed: int = 11) -> list[tuple[str, dict[str, Any]]]:
 
 def baseline_worker(config: dict[str, Any]) -> None:
     """The plain loop: confluent-kafka consumer → the labeler's core → S3; until SIGTERM."""
-    from routeiq_labeler.core.labels import LabelPolicy
-    from routeiq_labeler.core.records import decision_facts, feedback_facts
+    from routeiq.labeling import LabelPolicy, decision_facts, feedback_facts
     from routeiq_labeler.core.state import LabelerState
     from routeiq_labeler.core.windows import WindowSpec
     from routeiq_labeler.sink import ShardSink

@@ -9,66 +9,27 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 import httpx
 import pytest
 import routeiq.telemetry as t
 from click.testing import CliRunner
 from confluent_kafka.schema_registry import Schema
-from integration.labeler.helpers import consume, wait_for
+from integration.labeler.helpers import consume
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import ROUTER_DECISIONS
-from routeiq_cli.backfill import JaegerClient, backfill, event_decision
+from routeiq_cli.backfill import backfill
+from support.jaeger import SERVICE, chat, wait_traced
 
 pytestmark = pytest.mark.integration
 
-SERVICE = "routeiq-gateway"  # the service name the gateway's tracer provider reports
 REQUESTS = 12
 PROMPTS = (
     "What is 17 times 23? Show the steps.",
     "Write a Python function that reverses a linked list.",
     "Name three prime numbers above 100.",
 )
-
-
-def _chat(http: httpx.Client, url: str, i: int) -> dict[str, str]:
-    """One chat request (every third one streamed); the decision headers it answered with."""
-    body: dict[str, Any] = {
-        "model": "auto",
-        "messages": [{"role": "user", "content": f"{PROMPTS[i % len(PROMPTS)]} (#{i})"}],
-        "user": f"jaeger-test-{i % 4}",
-    }
-    if i % 3 == 2:
-        body["stream"] = True
-    with http.stream("POST", f"{url}/chat/completions", json=body) as r:
-        r.read()
-        assert r.status_code == 200, r.text
-        return {
-            "decision_id": r.headers["x-routeiq-decision-id"],
-            "model": r.headers["x-routeiq-model"],
-            "strategy": r.headers["x-routeiq-strategy"],
-        }
-
-
-def _route_spans(jaeger: JaegerClient, start_us: int) -> dict[str, dict[str, Any]]:
-    """The routing spans Jaeger holds since ``start_us``, by the decision id their event
-    carries."""
-    traces = jaeger.traces(
-        service=SERVICE,
-        operation=t.ROUTE_SPAN_NAME,
-        start_us=start_us,
-        end_us=time.time_ns() // 1000 + 1_000_000,
-        limit=2000,
-    )
-    found = {}
-    for trace in traces:
-        for span in trace.get("spans") or []:
-            record = event_decision(span) if span["operationName"] == t.ROUTE_SPAN_NAME else None
-            if record is not None:
-                found[record["event_id"]] = {"trace": trace, "span": span, "record": record}
-    return found
 
 
 def test_backfill_reads_every_decision_from_the_gateway_spans_in_jaeger(
@@ -78,21 +39,20 @@ def test_backfill_reads_every_decision_from_the_gateway_spans_in_jaeger(
     start_us = time.time_ns() // 1000 - 1_000_000
     gateway_url = f"http://{settings.host}:{settings.gateway_port}/v1"
     with httpx.Client(timeout=60) as http:
-        sent = [_chat(http, gateway_url, i) for i in range(REQUESTS)]
+        # Every third request streamed: both paths emit the decision event.
+        sent = [
+            chat(
+                http,
+                gateway_url,
+                f"{PROMPTS[i % len(PROMPTS)]} (#{i})",
+                user=f"jaeger-test-{i % 4}",
+                stream=i % 3 == 2,
+            )
+            for i in range(REQUESTS)
+        ]
     ids = {s["decision_id"] for s in sent}
     assert len(ids) == REQUESTS
-
-    # The gateway batches its spans (about every 5 s); Jaeger serves them once received.
-    with httpx.Client(timeout=10) as http:
-        jaeger = JaegerClient(base_url=settings.jaeger_url, http=http)
-
-        def all_traced() -> dict[str, dict[str, Any]] | None:
-            spans = _route_spans(jaeger, start_us)
-            return spans if ids <= set(spans) else None
-
-        spans = wait_for(
-            all_traced, timeout=60, interval=1.0, what="every request's trace in Jaeger"
-        )
+    spans = wait_traced(settings.jaeger_url, sorted(ids), start_us)
 
     for s in sent:
         found = spans[s["decision_id"]]
@@ -144,4 +104,7 @@ def test_backfill_reads_every_decision_from_the_gateway_spans_in_jaeger(
         traced = spans[s["decision_id"]]["record"]
         # The backfilled event is the span event's record, field for field.
         assert record == serde.decode(serde.encode(traced))
-        assert record["query_embedding"] is None
+        # The stack's gateway logs embeddings, so its spans carry them, and so does the event.
+        assert record["query_embedding"]
+        assert record["embedding_model"]
+        assert len(record["query_embedding"]) == len(traced["query_embedding"])

@@ -15,7 +15,7 @@ from routeiq.contracts.records import (
     RouterDecision,
     Timings,
 )
-from routeiq_labeler.core.records import DecisionFacts, decision_facts
+from routeiq.labeling import DecisionFacts, decision_facts
 
 MODELS = ("strong", "weak")
 # The decision's event time: 2025-11-13T10:00:00.123Z.

@@ -8,6 +8,7 @@ paging runs for real. The published decisions then flow through a real labeler w
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from confluent_kafka.schema_registry import Schema
@@ -23,16 +25,22 @@ from integration.labeler.helpers import consume, shard_rows, wait_for
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
 from routeiq.contracts.topics import ROUTER_DECISIONS
-from routeiq.telemetry import ATTR_DECISION_PAYLOAD, DECISION_EVENT_NAME
-from routeiq_cli.backfill import (
-    BackfillError,
-    BackfillStats,
+from routeiq.telemetry import (
+    ATTR_DECISION_EMBEDDING,
+    ATTR_DECISION_EMBEDDING_MODEL,
+    ATTR_DECISION_PAYLOAD,
+    DECISION_EVENT_NAME,
+)
+from routeiq.traces import (
     JaegerClient,
+    JaegerError,
     SkipSpan,
-    backfill,
+    TraceQuery,
+    TraceStats,
     decision_from_span,
     route_spans,
 )
+from routeiq_cli.backfill import backfill
 
 pytestmark = pytest.mark.integration
 
@@ -216,15 +224,16 @@ def test_backfill_limit_and_an_unreachable_jaeger(stack, jaeger, topic_factory, 
         backfill, [*args, "--url", "http://127.0.0.1:9", "--topic", spec.name, "--timeout", "2"]
     )
     assert result.exit_code != 0
-    assert isinstance(result.exception, BackfillError)
+    assert isinstance(result.exception, JaegerError)
     assert "cannot read traces" in str(result.exception)
 
 
-def _with_event(span: dict, payload: str) -> dict:
+def _with_event(span: dict, payload: str, **extra: str) -> dict:
     """``span`` with a ``routeiq.router_decision.v1`` event, as Jaeger shows span events."""
     fields = [
         {"key": "event", "type": "string", "value": DECISION_EVENT_NAME},
         {"key": ATTR_DECISION_PAYLOAD, "type": "string", "value": payload},
+        *({"key": k, "type": "string", "value": v} for k, v in extra.items()),
     ]
     return {**span, "logs": [*span["logs"], {"timestamp": span["startTime"], "fields": fields}]}
 
@@ -242,12 +251,30 @@ def test_a_spans_decision_event_wins_over_its_attributes_and_a_broken_one_is_ski
         "query_embedding": [0.25, 0.5],
         "embedding_model": "minilm",
     }
-    # The event's record as it is, except an embedding, which a trace never carries.
+    # The event's record as it is, except an embedding inside the payload, which the payload
+    # never carries ...
     assert decision_from_span(_with_event(span, json.dumps(carried))) == {
         **carried,
         "query_embedding": None,
         "embedding_model": None,
     }
+    # ... but the event may carry beside it, as base64 float32 with its pipeline's name.
+    vector = np.array([0.25, -1.5, 3.0], dtype="<f4")
+    packed = {
+        ATTR_DECISION_EMBEDDING: base64.b64encode(vector.tobytes()).decode(),
+        ATTR_DECISION_EMBEDDING_MODEL: "static-256",
+    }
+    assert decision_from_span(_with_event(span, json.dumps(carried), **packed)) == {
+        **carried,
+        "query_embedding": [0.25, -1.5, 3.0],
+        "embedding_model": "static-256",
+    }
+    broken = {**packed, ATTR_DECISION_EMBEDDING: "not base64!"}
+    with pytest.raises(SkipSpan, match="is not base64"):
+        decision_from_span(_with_event(span, json.dumps(carried), **broken))
+    ragged = {**packed, ATTR_DECISION_EMBEDDING: base64.b64encode(b"12345").decode()}
+    with pytest.raises(SkipSpan, match="not float32"):
+        decision_from_span(_with_event(span, json.dumps(carried), **ragged))
     with pytest.raises(SkipSpan, match="is not JSON"):
         decision_from_span(_with_event(span, "{not json"))
     with pytest.raises(SkipSpan, match="has no event_id"):
@@ -262,16 +289,18 @@ def test_paging_finds_every_trace_whichever_traces_fill_a_page(newest_first: boo
         query = parse_qs(request.url.query.decode())
         return httpx.Response(200, json=jaeger_answer(recorded, query, newest_first=newest_first))
 
-    stats = BackfillStats()
+    stats = TraceStats()
     with httpx.Client(transport=httpx.MockTransport(answer)) as http:
         spans = list(
             route_spans(
                 JaegerClient(base_url="http://jaeger", http=http),
-                service=SERVICE,
-                start_us=(END_MS - 2 * 3_600_000) * 1000,
-                end_us=END_MS * 1000,
-                page_size=3,
-                stats=stats,
+                TraceQuery(
+                    SERVICE,
+                    start_us=(END_MS - 2 * 3_600_000) * 1000,
+                    end_us=END_MS * 1000,
+                    page_size=3,
+                ),
+                stats,
             )
         )
     assert (stats.traces, stats.spans) == (8, 8)

@@ -7,10 +7,9 @@ import uuid
 import pytest
 from click.testing import CliRunner
 from integration.labeler.helpers import consume
+from routeiq.labeling import DecisionFacts, LabelPolicy
 from routeiq.shards import list_manifests, read_manifest, read_shard, retrain_request_id, shard_keys
 from routeiq_cli.retrain import retrain
-from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan
 from routeiq_labeler.sink import ShardSink
 from support.records import labeler_facts

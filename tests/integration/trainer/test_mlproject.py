@@ -1,5 +1,7 @@
-"""`mlflow run . -e train --env-manager local` against the running MLflow: the project's run
-is the trainer's run, and the result is registered, stored, signed and announced."""
+"""`mlflow run . -e NAME --env-manager local` against the running stack: the project's run is
+the trainer's run, and the result is registered, stored, signed and announced; the shard
+entry points (``generate_synthetic``, ``prepare_data`` from the stack's Jaeger) write shards
+the trainer reads."""
 
 from __future__ import annotations
 
@@ -7,13 +9,18 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from integration.trainer.helpers import expected_device, settings_env
 from mlflow import MlflowClient
-from routeiq.shards import list_manifests, read_tables
+from routeiq.shards import list_manifests, read_tables, training_data
 from routeiq.storage import ArtifactStore
+from support.jaeger import chat, wait_traced
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +165,72 @@ def test_synthetic_traffic_trains_then_deploy_gates_and_announces(
     done = _mlflow_run("deploy", deploy, base, experiment)
     assert done.returncode != 0
     assert "already the champion" in done.stderr
+
+
+def test_prepare_data_labels_the_gateways_traced_decisions_into_shards(
+    stack, harness_factory, minio_client, private_bucket
+) -> None:
+    """Requests through the stack's gateway, half of them graded through ``/v1/feedback``;
+    ``prepare_data`` reads their spans back from the stack's Jaeger, joins the grades from the
+    feedback topic and writes shards the trainer can train on (embeddings included)."""
+    harness = harness_factory(shards_bucket=private_bucket)
+    env = _project_env(harness)
+    settings = stack.settings
+    url = f"http://{settings.host}:{settings.gateway_port}/v1"
+    start_us = time.time_ns() // 1000 - 1_000_000
+    prompts = ("What is 12 plus 30?", "Name a prime above 50.", "Reverse the word 'stream'.")
+    with httpx.Client(timeout=60) as http:
+        sent = [
+            chat(http, url, f"{prompts[i % 3]} (prepare #{i})", user=f"p-{i % 3}", stream=i == 3)
+            for i in range(8)
+        ]
+        graded = {s["decision_id"]: float(i % 2) for i, s in enumerate(sent[:4])}
+        for decision_id, score in graded.items():
+            body = {"decision_id": decision_id, "score": score, "source": "user"}
+            assert http.post(f"{url}/feedback", json=body).status_code == 202
+    ids = [s["decision_id"] for s in sent]
+    spans = wait_traced(settings.jaeger_url, ids, start_us)
+    end = datetime.fromtimestamp(time.time() + 1, tz=UTC)
+    hours = (end.timestamp() * 1e6 - start_us) / 3.6e9
+    params = {"jaeger_url": settings.jaeger_url, "hours": f"{hours:.6f}", "end": end.isoformat()}
+    experiment = f"routeiq/{harness.model_name}"
+    done = _mlflow_run("prepare_data", {**params, "window_s": "60"}, env, experiment)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    prepared = _json_out(done)
+    # Other traffic on the stack in the same range is prepared too; ours is all there.
+    assert prepared["decisions"] >= len(ids)
+    assert prepared["with_feedback"] >= len(graded)
+    assert all(k.startswith("shards/router_decision.v1/jaeger/") for k in prepared["manifests"])
+
+    store = ArtifactStore(minio_client)
+    table, _ = read_tables(store, private_bucket, prepared["manifests"])
+    rows = {r["decision_id"]: r for r in table.to_pylist()}
+    assert table.num_rows == prepared["rows"]
+    assert set(ids) <= set(rows)
+    for s in sent:
+        row, traced = rows[s["decision_id"]], spans[s["decision_id"]]["record"]
+        assert (row["selected_model"], row["strategy"]) == (s["model"], s["strategy"])
+        if s["decision_id"] in graded:
+            assert row["quality_source"] == "feedback"
+            assert row["quality"] == graded[s["decision_id"]]
+            assert row["feedback_count"] == 1
+        else:  # no grade: the outcome labels it, as the labeler would
+            assert (row["quality_source"], row["quality"]) == ("outcome", 1.0)
+        assert row["reward"] == pytest.approx(row["quality"] - 10.0 * (row["cost_usd"] or 0.0))
+        # The vector the gateway computed, carried by the span event.
+        assert row["embedding_model"] == traced["embedding_model"]
+        np.testing.assert_allclose(row["embedding"], traced["query_embedding"], rtol=1e-6)
+    ours = table.filter(np.isin(table.column("decision_id").to_numpy(), ids))
+    data = training_data(ours, propensity_correction="none")
+    assert data.embeddings.shape == (len(ids), len(spans[ids[0]]["record"]["query_embedding"]))
+
+    client = MlflowClient(tracking_uri=harness.settings.mlflow_tracking_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string="tags.`mlflow.project.entryPoint` = 'prepare_data'",
+    )
+    assert run.data.metrics["decisions"] == prepared["decisions"]
+    # Preparing the same range again rewrites the same objects.
+    again = _json_out(_mlflow_run("prepare_data", {**params, "window_s": "60"}, env, experiment))
+    assert again["manifests"] == prepared["manifests"]
+    assert len(list_manifests(store, private_bucket)) == len(prepared["manifests"])

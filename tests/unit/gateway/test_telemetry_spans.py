@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from routeiq.contracts.records import (
 )
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.gateway import Gateway
-from routeiq_gateway.telemetry import decision_payload
+from routeiq_gateway.telemetry import decision_event, decision_payload
 from starlette.testclient import TestClient
 
 from .conftest import ADMIN_KEY, CollectingPublisher, offline_gateway
@@ -170,6 +172,16 @@ def test_the_payload_never_carries_the_embedding() -> None:
     expected = decision.to_record() | {"query_embedding": None, "embedding_model": None}
     assert payload == expected
     assert len(decision_payload(decision)) < 2000  # no 384 floats in it
+
+    # The event carries the vector beside the payload, exactly (base64 of float32), named by
+    # its pipeline; a decision without one gets the payload alone.
+    event = decision_event(decision)
+    assert event[attrs.ATTR_DECISION_PAYLOAD] == decision_payload(decision)
+    vector = np.frombuffer(base64.b64decode(event[attrs.ATTR_DECISION_EMBEDDING]), dtype="<f4")
+    np.testing.assert_array_equal(vector, np.arange(384, dtype=np.float32))
+    assert event[attrs.ATTR_DECISION_EMBEDDING_MODEL] == "minilm"
+    bare = dataclasses.replace(decision, query_embedding=None)
+    assert set(decision_event(bare)) == {attrs.ATTR_DECISION_PAYLOAD}
 
 
 def test_an_unrecorded_span_gets_no_event_and_the_decision_is_still_published(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import FeedbackFacts
+from routeiq.labeling import FeedbackFacts, LabelPolicy
 from routeiq_labeler.core.state import LabelerState
 from routeiq_labeler.core.windows import WindowSpec
 

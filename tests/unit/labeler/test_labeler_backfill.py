@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from routeiq.contracts.catalog import ROUTER_DECISION
 from routeiq.contracts.serde import AvroSerde, LocalResolver
-from routeiq_cli.backfill import SkipSpan, decision_from_span, span_attributes
+from routeiq.traces import SkipSpan, decision_from_span, span_attributes
 
 FIXTURE = Path(__file__).parents[2] / "integration" / "labeler" / "fixtures" / "jaeger_traces.json"
 

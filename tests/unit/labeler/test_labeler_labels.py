@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from routeiq.labeling import LabelPolicy, utc
 from routeiq.routing.oracle import Oracle
 from routeiq.shards import SCHEMA, decode_table, encode_table, to_table
-from routeiq_labeler.core.labels import LabelPolicy, utc
 from support.records import labeler_facts as facts
 
 

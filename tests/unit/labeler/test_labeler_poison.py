@@ -23,8 +23,8 @@ from routeiq.contracts.serde import AvroSerde, LocalResolver
 from routeiq.deadletters import DeadLetterSink
 from routeiq.dependencies import Dependencies
 from routeiq.errors import RegistryError
+from routeiq.labeling import DecisionFacts, FeedbackFacts
 from routeiq_labeler.app import QuietWorker, Serdes, source_topic
-from routeiq_labeler.core.records import DecisionFacts, FeedbackFacts
 from routeiq_labeler.metrics import LabelerMetrics
 from routeiq_labeler.poison import RECORD_ERRORS, PoisonPolicy, record_facts, registry_outage
 from support.records import decision_record

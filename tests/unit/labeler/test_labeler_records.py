@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from routeiq.errors import ContractError
-from routeiq_labeler.core.records import DecisionFacts, decision_facts, feedback_facts
+from routeiq.labeling import DecisionFacts, decision_facts, feedback_facts
 from routeiq_labeler.errors import InvalidRecordError
 from support.records import decision_record
 

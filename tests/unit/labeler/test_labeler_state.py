@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from routeiq.labeling import LabelPolicy
 from routeiq.shards import SCHEMA, decode_table, list_manifests
-from routeiq_labeler.core.labels import LabelPolicy
 from routeiq_labeler.core.state import (
     MAX_FEEDBACK_PER_DECISION,
     FlushResult,

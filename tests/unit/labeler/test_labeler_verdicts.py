@@ -7,10 +7,9 @@ import asyncio
 import pytest
 from routeiq.contracts.catalog import FEEDBACK
 from routeiq.contracts.serde import AvroSerde, LocalResolver
+from routeiq.labeling import LabelPolicy, feedback_facts
 from routeiq.routing.judge import BlindJudge, BlindVerdict, Messages, render_verdict
 from routeiq.routing.oracle import GradeScale, Oracle
-from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import feedback_facts
 from routeiq_labeler.errors import InvalidRecordError
 from support.records import labeler_facts as facts
 

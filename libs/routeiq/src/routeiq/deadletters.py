@@ -24,23 +24,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar, Unpack
 
 from confluent_kafka import (
-    OFFSET_END,
     Consumer,
     KafkaError,
     KafkaException,
     Message,
     Producer,
-    TopicPartition,
 )
 
 from routeiq.contracts.records import CONSUMER_HEADER, DeadLetter, ExplicitCause, KafkaMessage
 from routeiq.contracts.serde import AvroSerde
 from routeiq.errors import TransportError
-from routeiq.kafka import make_consumer
+from routeiq.kafka import make_consumer, read_since
 from routeiq.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -176,84 +173,14 @@ class DeadLetterSink:
     def _read_back(
         self, reader: Consumer, *, lookback_s: float, timeout_s: float
     ) -> set[SourcePosition]:
-        metadata = reader.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
-        if metadata is None or metadata.error is not None:
-            raise TransportError(f"dead-letter topic {self.topic} is not readable")
         since_ms = int((self.clock() - lookback_s) * 1000)
-        deadline = time.monotonic() + timeout_s
-        starts = _retrying(
-            lambda: reader.offsets_for_times(
-                [TopicPartition(self.topic, p, since_ms) for p in metadata.partitions],
-                timeout=timeout_s,
-            ),
-            deadline,
-        )
-        ends: dict[int, int] = {}
-        for start in starts:
-            _, high = _retrying(partial(reader.get_watermark_offsets, start, timeout_s), deadline)
-            # OFFSET_END: nothing written since ``since_ms`` in that partition.
-            if start.offset != OFFSET_END and 0 <= start.offset < high:
-                ends[start.partition] = high
         found: set[SourcePosition] = set()
-        if not ends:
-            return found
-        reader.assign([s for s in starts if s.partition in ends])
-        deadline = time.monotonic() + timeout_s
-        while ends:
-            if time.monotonic() > deadline:
-                raise TransportError(
-                    f"reading back {self.topic} did not reach its end within {timeout_s:.0f}s"
-                )
-            message = reader.poll(0.5)
-            if message is None:
-                # Positions, not the last message seen: a transaction marker occupies an
-                # offset no message is returned for.
-                for position in reader.position([TopicPartition(self.topic, p) for p in ends]):
-                    if position.offset >= ends[position.partition]:
-                        del ends[position.partition]
-                continue
-            if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(message.error())
+        for message in read_since(reader, self.topic, since_ms=since_ms, timeout_s=timeout_s):
             if _consumer_of(message) == self.consumer:
                 position = source_position(message.key())
                 if position is not None:
                     found.add(position)
-            partition, offset = message.partition(), message.offset()
-            if partition in ends and offset is not None and offset + 1 >= ends[partition]:
-                del ends[partition]
         return found
-
-
-# Offset lookups fail with these while a topic is new or its leader moves; librdkafka does not
-# always mark them retriable.
-_TRANSIENT = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-    }
-)
-
-
-def _retrying(call: Callable[[], T], deadline: float) -> T:
-    """``call()``, again while it fails with a retriable Kafka error (a topic created moments
-    ago has no partition leader yet: NOT_LEADER_FOR_PARTITION) until ``deadline``."""
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            retriable = isinstance(error, KafkaError) and (
-                error.retriable() or error.code() in _TRANSIENT
-            )
-            if not retriable or time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
 
 
 def recall_reader(

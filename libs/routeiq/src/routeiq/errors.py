@@ -35,6 +35,12 @@ class SerializationError(ContractError):
     """A record could not be encoded or decoded (wrong shape, unknown schema id, bad bytes)."""
 
 
+class InvalidRecordError(ContractError):
+    """A record decoded but breaks a rule its consumer relies on (key, score range, embedding
+    size). Like an undecodable record, a service dead-letters it with this message as the reason.
+    """
+
+
 class RegistryError(ContractError):
     """The schema registry answered with an error (Confluent ``error_code`` preserved)."""
 

@@ -6,11 +6,21 @@ consumers commit explicitly so offsets move only after the work is done.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -22,6 +32,8 @@ from confluent_kafka.admin import (
 from routeiq.contracts.topics import TopicSpec
 from routeiq.errors import TransportError
 from routeiq.settings import KafkaSettings
+
+T = TypeVar("T")
 
 
 def producer_config(
@@ -207,3 +219,85 @@ def broker_version(admin: AdminClient, *, timeout: float = 10.0) -> dict[str, st
     info = {"broker_id": str(broker_id), "cluster_id": str(metadata.cluster_id)}
     info.update({k: str(configs[k].value) for k in wanted if k in configs})
     return info
+
+
+def read_since(
+    reader: Consumer, topic: str, *, since_ms: int, timeout_s: float
+) -> Iterator[Message]:
+    """Every message of ``topic`` written since ``since_ms`` (epoch ms), every partition, up to
+    the end each partition had when the read began; then it stops.
+
+    ``reader`` only ``assign``s (no group offsets move); the caller closes it. Raises
+    ``TransportError`` when the topic cannot be read or its end is not reached within
+    ``timeout_s``, and ``KafkaException`` on a broker error while reading.
+    """
+    metadata = reader.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise TransportError(f"topic {topic} is not readable")
+    deadline = time.monotonic() + timeout_s
+    starts = _retrying(
+        lambda: reader.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in metadata.partitions],
+            timeout=timeout_s,
+        ),
+        deadline,
+    )
+    ends: dict[int, int] = {}
+    for start in starts:
+        _, high = _retrying(partial(reader.get_watermark_offsets, start, timeout_s), deadline)
+        # OFFSET_END: nothing written since ``since_ms`` in that partition.
+        if start.offset != OFFSET_END and 0 <= start.offset < high:
+            ends[start.partition] = high
+    if not ends:
+        return
+    reader.assign([s for s in starts if s.partition in ends])
+    deadline = time.monotonic() + timeout_s
+    while ends:
+        if time.monotonic() > deadline:
+            raise TransportError(f"reading {topic} did not reach its end within {timeout_s:.0f}s")
+        message = reader.poll(0.5)
+        if message is None:
+            # Positions, not the last message seen: a transaction marker occupies an
+            # offset no message is returned for.
+            for position in reader.position([TopicPartition(topic, p) for p in ends]):
+                if position.offset >= ends[position.partition]:
+                    del ends[position.partition]
+            continue
+        if message.error() is not None:
+            if message.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(message.error())
+        yield message
+        partition, offset = message.partition(), message.offset()
+        if partition in ends and offset is not None and offset + 1 >= ends[partition]:
+            del ends[partition]
+
+
+# Offset lookups fail with these while a topic is new or its leader moves; librdkafka does not
+# always mark them retriable.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+def _retrying(call: Callable[[], T], deadline: float) -> T:
+    """``call()``, again while it fails with a retriable Kafka error (a topic created moments
+    ago has no partition leader yet: NOT_LEADER_FOR_PARTITION) until ``deadline``."""
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)

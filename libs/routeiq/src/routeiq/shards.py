@@ -6,8 +6,9 @@ One row per routing decision, labelled. Objects live in the shards bucket under
     shards/router_decision.v1/dt=YYYY-MM-DD/window=<start ms>/part-<partition>.manifest.json
 
 and late events (arriving after their window closed) under ``.../late/...`` with the same
-layout. Keys depend only on (window, partition), so re-processing a window after a crash
-overwrites the same objects instead of adding duplicates. Column meanings: docs/shards.md.
+layout; shards labelled elsewhere (``prepare_data``, from Jaeger) under ``.../<origin>/...``.
+Keys depend only on (origin, window, partition), so re-processing a window overwrites the
+same objects instead of adding duplicates. Column meanings: docs/shards.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -78,16 +80,25 @@ SCHEMA = pa.schema(
 ADDED_COLUMNS = ("outcome_grades", "oracle_cell", "policy")
 
 
-def window_prefix(window_start_ms: int, *, late: bool = False) -> str:
-    """``shards/router_decision.v1[/late]/dt=YYYY-MM-DD/window=<start ms>``."""
+_ORIGIN = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def window_prefix(window_start_ms: int, *, late: bool = False, origin: str = "") -> str:
+    """``shards/router_decision.v1[/<origin>][/late]/dt=YYYY-MM-DD/window=<start ms>``."""
+    if origin and (origin in {"late", "dt"} or not _ORIGIN.fullmatch(origin)):
+        raise ValueError(f"shard origin must be a short lowercase name, got {origin!r}")
     day = datetime.fromtimestamp(window_start_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
-    base = f"{PREFIX}/late" if late else PREFIX
+    base = f"{PREFIX}/{origin}" if origin else PREFIX
+    if late:
+        base += "/late"
     return f"{base}/dt={day}/window={window_start_ms}"
 
 
-def shard_keys(window_start_ms: int, partition: int, *, late: bool = False) -> tuple[str, str]:
+def shard_keys(
+    window_start_ms: int, partition: int, *, late: bool = False, origin: str = ""
+) -> tuple[str, str]:
     """(parquet key, manifest key) for one window and source partition."""
-    prefix = window_prefix(window_start_ms, late=late)
+    prefix = window_prefix(window_start_ms, late=late, origin=origin)
     return f"{prefix}/part-{partition}.parquet", f"{prefix}/part-{partition}.manifest.json"
 
 
@@ -194,13 +205,14 @@ def write_shard(
     partition: int,
     late: bool = False,
     written_at_ms: int = 0,
+    origin: str = "",
 ) -> ShardManifest:
     """Write one window's rows for one partition as Parquet plus its manifest (idempotent)."""
     if not rows:
         raise StorageError("refusing to write an empty shard")
     table = to_table(rows)
     data = encode_table(table)
-    key, manifest_key = shard_keys(window_start_ms, partition, late=late)
+    key, manifest_key = shard_keys(window_start_ms, partition, late=late, origin=origin)
     stored = store.put_bytes(bucket, key, data, content_type="application/vnd.apache.parquet")
     times = [
         int(r["event_time"].timestamp() * 1000)

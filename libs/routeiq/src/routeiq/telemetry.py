@@ -79,7 +79,14 @@ ATTR_FALLBACK_USED = "routeiq.fallback_used"
 ATTR_ATTEMPTED = "routeiq.attempted_deployments"  # string array
 
 # The decision itself, as the telemetry contract defines it: a span event on the routing span
-# whose one attribute is the RouterDecision record as JSON (the record published to Kafka,
-# without the query embedding). `routeiq backfill jaeger` prefers it to the attributes above.
+# whose payload attribute is the RouterDecision record as JSON (the record published to Kafka,
+# without the query embedding). `routeiq backfill jaeger` and the trainer's `prepare_data`
+# prefer it to the attributes above.
 DECISION_EVENT_NAME = "routeiq.router_decision.v1"
 ATTR_DECISION_PAYLOAD = "routeiq.router_decision.payload"
+# When the gateway publishes embeddings (its include_embedding setting), the same event also
+# carries the query embedding, as base64 of little-endian float32 (a quarter of the size of the
+# floats as JSON text), and the feature pipeline that made it, so traces alone can be labelled
+# into training shards. Kept out of the payload: the contract's JSON stays the contract's.
+ATTR_DECISION_EMBEDDING = "routeiq.router_decision.embedding"
+ATTR_DECISION_EMBEDDING_MODEL = "routeiq.router_decision.embedding_model"

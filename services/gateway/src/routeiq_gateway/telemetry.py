@@ -1,12 +1,13 @@
 """What the gateway reports about each request: metrics, span attributes and the
 ``RouterDecision`` event (built with the contract's typed builder, enqueued, never awaited).
 
-No prompt or response text ever reaches an event or a span: only lengths, hashes and (in the
-Kafka event only) the embedding.
+No prompt or response text ever reaches an event or a span: only lengths, hashes and (when
+``include_embedding`` is on) the query embedding.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import time
@@ -61,10 +62,22 @@ def span_attributes(plan: Plan, outcome: UpstreamOutcome, *, total_ms: float) ->
 
 def decision_payload(decision: records.RouterDecision) -> str:
     """The ``routeiq.router_decision.payload`` of a request's span event: the decision record
-    as compact JSON, without the query embedding (a trace is no place for a vector of hundreds
-    of floats, and the contract's span event never carried one)."""
+    as compact JSON, without the query embedding (the contract's payload never carried one;
+    ``decision_event`` adds it beside the payload)."""
     record = dataclasses.replace(decision, query_embedding=None).to_record()
     return json.dumps(record, separators=(",", ":"))
+
+
+def decision_event(decision: records.RouterDecision) -> dict[str, str]:
+    """The attributes of a request's ``routeiq.router_decision.v1`` span event: the payload
+    and, when the decision carries one, the query embedding as base64 float32 with the name of
+    its feature pipeline (so the trainer can label traces from Jaeger into shards)."""
+    event = {attrs.ATTR_DECISION_PAYLOAD: decision_payload(decision)}
+    if decision.query_embedding is not None:
+        vector = np.asarray(decision.query_embedding, dtype="<f4")
+        event[attrs.ATTR_DECISION_EMBEDDING] = base64.b64encode(vector.tobytes()).decode()
+        event[attrs.ATTR_DECISION_EMBEDDING_MODEL] = decision.embedding_model or ""
+    return event
 
 
 # eq=False: compared by identity, like the publisher it holds.
@@ -164,9 +177,7 @@ class DecisionTelemetry:
         if recording:
             total_ms = (time.perf_counter() - plan.started) * 1000.0
             span.set_attributes(span_attributes(plan, o, total_ms=total_ms))
-            span.add_event(
-                attrs.DECISION_EVENT_NAME, {attrs.ATTR_DECISION_PAYLOAD: decision_payload(decision)}
-            )
+            span.add_event(attrs.DECISION_EVENT_NAME, decision_event(decision))
             if o.status != "SUCCESS":
                 span.set_status(trace.StatusCode.ERROR, o.error_type or o.status)
         if self.publisher is None or self.serde is None:

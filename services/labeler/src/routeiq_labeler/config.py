@@ -9,7 +9,7 @@ contradictory combinations are refused by ``LabelerSettings.load`` with the reas
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -20,6 +20,7 @@ from routeiq.contracts.topics import (
     ROUTER_DECISIONS,
 )
 from routeiq.errors import ConfigError
+from routeiq.labeling import QualitySource
 from routeiq.routing.oracle import GradeScale, Oracle, OracleMatrix
 from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
@@ -30,14 +31,12 @@ from routeiq.settings import (
     S3Settings,
     ServiceSettings,
     TopicName,
-    distinct_topics,
     legal_topic_name,
 )
 
 # The app id prefixes changelog topic names (``<app_id>-<table>-changelog``): it must be a
 # legal topic name with room left for the suffix.
 MAX_APP_ID = 200
-QualitySource = Literal["feedback", "outcome", "feedback_or_outcome"]
 
 
 class LabelerSettings(ServiceSettings):
@@ -143,12 +142,6 @@ class LabelerSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> LabelerSettings:
-        distinct_topics(
-            decisions_topic=self.decisions_topic,
-            feedback_topic=self.feedback_topic,
-            retrain_topic=self.retrain_topic,
-            deadletter_topic=self.deadletter_topic,
-        )
         if self.quality_source == "feedback" and self.feedback_ttl_s == 0:
             raise ValueError(
                 "quality_source=feedback with feedback_ttl_s=0 would label nothing: a decision "

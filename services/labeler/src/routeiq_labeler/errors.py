@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from routeiq.errors import ContractError, RouteIQError
+from routeiq.errors import InvalidRecordError, RouteIQError
+
+__all__ = ["InvalidRecordError", "LabelerError", "TopologyError"]
 
 
 class LabelerError(RouteIQError):
     """Base of the labeler's own errors."""
-
-
-class InvalidRecordError(ContractError):
-    """A record decoded but breaks a rule the labeler relies on (key, score range, embedding size).
-
-    Like an undecodable record, it is dead-lettered with this message as the reason.
-    """
 
 
 class TopologyError(LabelerError):

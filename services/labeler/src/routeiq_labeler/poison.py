@@ -28,14 +28,14 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from routeiq.deadletters import DeadLetterSink
 from routeiq.dependencies import Dependency
 from routeiq.errors import ContractError, RegistryError, TransportError
-
-from routeiq_labeler.app import Serdes, faust_dead_letter
-from routeiq_labeler.core.records import (
+from routeiq.labeling import (
     DecisionFacts,
     FeedbackFacts,
     decision_facts,
     feedback_facts,
 )
+
+from routeiq_labeler.app import Serdes, faust_dead_letter
 from routeiq_labeler.metrics import LabelerMetrics
 
 logger = logging.getLogger("routeiq_labeler")

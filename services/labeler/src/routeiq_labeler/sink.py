@@ -25,11 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import urllib3
 from routeiq.errors import ArtifactNotFoundError, StorageError
+from routeiq.labeling import NO_LABEL, DecisionFacts, LabelPolicy, utc
 from routeiq.shards import decode_table, shard_keys, write_shard
 from routeiq.storage import ArtifactStore
 
-from routeiq_labeler.core.labels import NO_LABEL, LabelPolicy, utc
-from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan, FlushResult
 
 # What a failed S3 call raises: an unreachable endpoint surfaces from minio as urllib3's error,

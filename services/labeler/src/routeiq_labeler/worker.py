@@ -21,12 +21,11 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 from mode.supervisors import CrashingSupervisor
 from routeiq.dependencies import Dependencies
+from routeiq.labeling import DecisionFacts, LabelPolicy
 from routeiq.storage import ArtifactStore
 
 from routeiq_labeler.app import Serdes, partitioned_tables, source_topic
 from routeiq_labeler.config import LabelerSettings
-from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import DecisionFacts
 from routeiq_labeler.core.state import FlushPlan, LabelerState
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError

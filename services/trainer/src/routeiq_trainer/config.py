@@ -7,13 +7,19 @@ Nested groups use ``__`` (``ROUTEIQ_TRAINER_KAFKA__BOOTSTRAP_SERVERS``,
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-from routeiq.contracts.topics import DEAD_LETTERS, MODEL_ANNOUNCEMENTS, RETRAIN_REQUESTS
+from routeiq.contracts.topics import (
+    DEAD_LETTERS,
+    FEEDBACK_EVENTS,
+    MODEL_ANNOUNCEMENTS,
+    RETRAIN_REQUESTS,
+)
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.routing.bundle import (
     Ed25519Signer,
@@ -32,7 +38,6 @@ from routeiq.settings import (
     S3Settings,
     ServiceSettings,
     TopicName,
-    distinct_topics,
 )
 
 # Gate metrics and whether a higher value is better.
@@ -89,6 +94,11 @@ class TrainerSettings(ServiceSettings):
     poll_timeout_s: float = Field(default=1.0, gt=0, le=30)
 
     shards_bucket: str = "routeiq-shards"
+    # prepare_data (past traffic from traces): Jaeger's query API, the gateway's service name
+    # there, and the feedback topic its decisions are joined with.
+    jaeger_url: str = ""
+    jaeger_service: str = "routeiq-gateway"
+    feedback_topic: TopicName = FEEDBACK_EVENTS.name
     models_bucket: str = "routeiq-models"
 
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
@@ -170,11 +180,6 @@ class TrainerSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainerSettings:
-        distinct_topics(
-            requests_topic=self.requests_topic,
-            announcements_topic=self.announcements_topic,
-            deadletter_topic=self.deadletter_topic,
-        )
         if (self.strong_model is None) != (self.weak_model is None):
             raise ValueError("set both strong_model and weak_model, or neither (then inferred)")
         if self.strong_model is not None and self.strong_model == self.weak_model:
@@ -210,3 +215,14 @@ class TrainerSettings(ServiceSettings):
         if isinstance(signer, HmacKey):
             return signer
         raise ConfigError(f"no verifier for signing algorithm {self.signing_algorithm!r}")
+
+
+def load_settings() -> TrainerSettings:
+    """Settings for an MLflow project entry point: ``mlflow run``'s tracking URI unless the
+    trainer's own is set, so the run and the registry are on the same server."""
+    overrides: dict[str, Any] = {}
+    if "ROUTEIQ_TRAINER_MLFLOW_TRACKING_URI" not in os.environ and os.environ.get(
+        "MLFLOW_TRACKING_URI", ""
+    ).startswith(("http://", "https://")):
+        overrides["mlflow_tracking_uri"] = os.environ["MLFLOW_TRACKING_URI"]
+    return TrainerSettings.load(**overrides)

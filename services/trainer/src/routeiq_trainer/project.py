@@ -1,5 +1,5 @@
-"""MLproject entry points (see the repo's MLproject): ``generate_synthetic``, ``train``,
-``evaluate``, ``deploy`` and ``promote``.
+"""MLproject entry points (see the repo's MLproject): ``generate_synthetic``, ``prepare_data``,
+``train``, ``evaluate``, ``deploy`` and ``promote``.
 
 ``mlflow run . -e train --env-manager local -P model_name=... -P dataset=gsm8k`` runs
 ``train`` in this environment; MLflow creates the run and passes its id in ``MLFLOW_RUN_ID``,
@@ -20,33 +20,20 @@ import tempfile
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from routeiq.errors import ConfigError, RouteIQError
 from routeiq.routing.assessment import evaluate as score
 from routeiq.routing.assessment import predict, random_baseline
-from routeiq.routing.datasets import load_named
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.plots import plot_strong_weak
 
-from routeiq_trainer.config import TrainerSettings
+from routeiq_trainer.config import load_settings
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
-from routeiq_trainer.data import DataLoader, known_prices
-from routeiq_trainer.synthetic import SyntheticPlan, generate
-from routeiq_trainer.wiring import build_featurizer, build_registry, build_services, build_store
-
-
-def load_settings() -> TrainerSettings:
-    """Trainer settings, taking MLflow's tracking URI from ``mlflow run`` when not set."""
-    overrides: dict[str, Any] = {}
-    if "ROUTEIQ_TRAINER_MLFLOW_TRACKING_URI" not in os.environ and os.environ.get(
-        "MLFLOW_TRACKING_URI", ""
-    ).startswith(("http://", "https://")):
-        overrides["mlflow_tracking_uri"] = os.environ["MLFLOW_TRACKING_URI"]
-    return TrainerSettings.load(**overrides)
+from routeiq_trainer.data import DataLoader
+from routeiq_trainer.project_shards import generate_synthetic, prepare_data
+from routeiq_trainer.wiring import build_registry, build_services
 
 
 def _split(value: str) -> list[str]:
@@ -204,77 +191,6 @@ def evaluate_cmd(
     click.echo(json.dumps({"router": label, "dataset": data.source, **result.metrics}, indent=2))
 
 
-@project.command("generate-synthetic")
-@click.option("--dataset", default="gsm8k", help="gsm8k | mt_bench | llmrouter-train | FILE.csv")
-@click.option("--seed", default=0, type=int, help="Draws the served models and the order.")
-@click.option("--start", default="", help="First event time, ISO 8601 (default: now - span).")
-@click.option("--spacing-s", default=1.0, type=float, help="Seconds between two decisions.")
-@click.option("--window-s", default=3600, type=int, help="Shard window, as the labeler's.")
-@click.option("--partitions", default=1, type=int, help="Shards per window.")
-@click.option("--shadow-fraction", default=0.0, type=float, help="Share with every grade.")
-@click.option("--limit", default=0, type=int, help="At most this many decisions (0: all).")
-@click.option("--bucket", default="", help="Shards bucket (default: the trainer's).")
-def generate_synthetic(
-    dataset: str,
-    seed: int,
-    start: str,
-    spacing_s: float,
-    window_s: int,
-    partitions: int,
-    shadow_fraction: float,
-    limit: int,
-    bucket: str,
-) -> None:
-    """Write a benchmark, served by a simulated uniform router, as training shards."""
-    settings = load_settings()
-    ds = load_named(dataset)
-    count = min(limit, len(ds)) if limit else len(ds)
-    spacing_ms = max(1, round(spacing_s * 1000))
-    if start:
-        start_ms = int(datetime.fromisoformat(start).astimezone(UTC).timestamp() * 1000)
-    else:
-        start_ms = int(time.time() * 1000) - count * spacing_ms
-    plan = SyntheticPlan(
-        seed=seed,
-        start_ms=start_ms,
-        spacing_ms=spacing_ms,
-        window_ms=window_s * 1000,
-        partitions=partitions,
-        shadow_fraction=shadow_fraction,
-        cost_weight=settings.cost_weight,
-        limit=limit,
-    )
-    features = FeatureStore(cache_dir=settings.cache_dir, featurizer=build_featurizer(settings))
-    written = generate(
-        ds,
-        features=features,
-        store=build_store(settings),
-        bucket=bucket or settings.shards_bucket,
-        prices=known_prices(settings.prices),
-        plan=plan,
-    )
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    rows = sum(m.rows for m in written.values())
-    if run_id:
-        registry = build_registry(settings)
-        registry.log_params(
-            run_id, {"dataset": ds.name, "features": features.features_id, "seed": seed}
-        )
-        registry.log_metrics(run_id, {"rows": rows, "shards": len(written)})
-    click.echo(
-        json.dumps(
-            {
-                "dataset": ds.name,
-                "bucket": bucket or settings.shards_bucket,
-                "rows": rows,
-                "features": features.features_id,
-                "manifests": list(written),
-            },
-            indent=2,
-        )
-    )
-
-
 @project.command()
 @click.option("--model-name", required=True, help="Registered router name.")
 @click.option("--version", "ref", required=True, help="Bundle version or MLflow number.")
@@ -321,6 +237,10 @@ def promote(model_name: str, ref: str) -> None:
     finally:
         services.close()
     click.echo(f"promoted {model_name} {done.version.version} (was {done.previous})")
+
+
+project.add_command(generate_synthetic)
+project.add_command(prepare_data)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ seed, start, spacing), so running it twice rewrites the same objects rather than
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,10 +26,11 @@ import numpy as np
 from routeiq.routing.datasets import ModelPrice, RoutingDataset
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.prepare import dataset_costs, merge_repeats, prompt_tokens
-from routeiq.shards import ShardManifest, shard_keys, write_shard
+from routeiq.shards import ShardManifest
 from routeiq.storage import ArtifactStore
 
 from routeiq_trainer.errors import RequestError
+from routeiq_trainer.prepare import ShardLayout, write_rows
 
 STRATEGY = "synthetic-uniform"
 QUALITY_SOURCE = "synthetic"
@@ -149,20 +149,6 @@ def generate(
         raise RequestError(f"dataset {ds.name}: {len(ds)} prompts, {len(ds.models)} models")
     vectors = features.embed(ds.prompts)
     rows = synthetic_rows(ds, vectors, features_id=features.features_id, prices=prices, plan=plan)
-    groups: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        window = int(row["window_start"].timestamp() * 1000)
-        partition = uuid.UUID(row["decision_id"]).int % plan.partitions
-        groups[(window, partition)].append(row)
-    store.ensure_bucket(bucket)
-    return {
-        shard_keys(window, partition)[1]: write_shard(
-            store,
-            bucket,
-            group,
-            window_start_ms=window,
-            window_end_ms=window + plan.window_ms,
-            partition=partition,
-        )
-        for (window, partition), group in sorted(groups.items())
-    }
+    return write_rows(
+        store, bucket, rows, ShardLayout(window_ms=plan.window_ms, partitions=plan.partitions)
+    )

@@ -24,10 +24,9 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from routeiq.labeling import DecisionFacts, FeedbackFacts, LabelPolicy
 from routeiq.shards import ShardManifest
 
-from routeiq_labeler.core.labels import LabelPolicy
-from routeiq_labeler.core.records import DecisionFacts, FeedbackFacts
 from routeiq_labeler.core.windows import WindowSpec
 from routeiq_labeler.errors import InvalidRecordError
 

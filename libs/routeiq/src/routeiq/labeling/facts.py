@@ -1,8 +1,11 @@
-"""Decoded Avro records → the facts the labeler keeps, with the rules a record must pass.
+"""Decoded Avro records → the facts labelling keeps, with the rules a record must pass.
+
+Shared by the labeler (live, from Kafka) and the trainer's ``prepare_data`` (past traffic,
+from Jaeger), so a decision is validated and labelled the same way on both paths.
 
 A record that decodes but breaks a rule the join or the shard contract depends on (wrong key,
 score outside [0, 1], embedding of the wrong size, a timestamp far in the future) raises
-``InvalidRecordError``; the worker dead-letters it with the message as the reason.
+``InvalidRecordError``; the labeler dead-letters it with the message as the reason.
 
 Facts are stored in Faust tables as JSON, so ``to_state``/``from_state`` use short keys and
 keep the embedding as base64 float32 (a quarter of the JSON text size of the floats).
@@ -18,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+
+from routeiq.errors import InvalidRecordError
 from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
 from routeiq.routing.featurizer import MAX_DIMENSION, dimension_of
 from routeiq.routing.oracle import GRADES, POLICIES
-
-from routeiq_labeler.errors import InvalidRecordError
 
 
 def _ms(value: Any, what: str) -> int:

@@ -16,14 +16,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from routeiq.labeling.facts import DecisionFacts
 from routeiq.routing.judge import GRADE_QUALITY
 from routeiq.routing.oracle import GRADES, Grade, Oracle, OracleLabel
 
-from routeiq_labeler.config import QualitySource
-from routeiq_labeler.core.records import DecisionFacts
-
+# Where a row's quality comes from: a grade only, the request's outcome only, or a grade when
+# one arrived within the TTL and the outcome otherwise.
+QualitySource = Literal["feedback", "outcome", "feedback_or_outcome"]
 NO_LABEL = "none"  # quality_source of a row that had neither feedback nor an allowed fallback
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
