@@ -1,10 +1,13 @@
-"""run_service: the one start-up every service shares (exit codes and messages)."""
+"""run_service and run_command: the one start-up every service and command shares (exit codes
+and messages)."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
-from routeiq.errors import ConfigError, TransportError
-from routeiq.service import run_service
+from routeiq.errors import ConfigError, IncompatibleSchemaError, TransportError
+from routeiq.service import run_command, run_service
 
 
 class _Settings:
@@ -51,3 +54,43 @@ def test_the_runner_exit_code_is_returned() -> None:
 
     assert run_service("svc", _load, build, configure_logs=False) == 7  # type: ignore[arg-type]
     assert seen == ["warning"]
+
+
+def _raises(error: Exception) -> NoReturn:
+    raise error
+
+
+def test_a_command_error_prints_its_reason_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_command(lambda: _raises(TransportError("kafka down")))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: kafka down\n"
+    incompatible = IncompatibleSchemaError("not compatible", reasons=["field a removed", "b"])
+    with pytest.raises(SystemExit) as exited:
+        run_command(lambda: _raises(incompatible))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: not compatible\n  - field a removed\n  - b\n"
+
+
+def test_invalid_configuration_exits_2_only_where_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_command(lambda: _raises(ConfigError("no signing key")), config_exits_2=True)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "invalid configuration: no signing key\n"
+    # The operator CLI reports it like any other error.
+    with pytest.raises(SystemExit) as exited:
+        run_command(lambda: _raises(ConfigError("no signing key")))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "error: no signing key\n"
+
+
+def test_a_command_that_returns_is_left_alone_and_other_errors_propagate() -> None:
+    ran: list[bool] = []
+    run_command(lambda: ran.append(True))
+    assert ran == [True]
+    with pytest.raises(ValueError, match="a bug"):  # not a RouteIQError: the traceback stays
+        run_command(lambda: _raises(ValueError("a bug")), config_exits_2=True)

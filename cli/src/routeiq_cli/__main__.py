@@ -6,10 +6,8 @@ Each command loads ``StackSettings`` itself and builds the clients it needs.
 
 from __future__ import annotations
 
-import sys
-
 import click
-from routeiq.errors import IncompatibleSchemaError, RouteIQError
+from routeiq.service import run_command
 
 from routeiq_cli.backfill import backfill
 from routeiq_cli.causallm import causallm, route
@@ -50,17 +48,9 @@ cli.add_command(route)  # routeiq route "QUERY" --bundle DIR
 
 
 def main() -> None:
-    """Entry point: RouteIQ errors print their reason and exit 1, without a traceback."""
-    try:
-        cli(standalone_mode=True)
-    except IncompatibleSchemaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        for reason in exc.reasons:
-            click.echo(f"  - {reason}", err=True)
-        sys.exit(1)
-    except RouteIQError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    """Entry point: RouteIQ errors (invalid configuration included) print their reason and
+    exit 1, without a traceback."""
+    run_command(cli)
 
 
 if __name__ == "__main__":

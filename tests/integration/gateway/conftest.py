@@ -8,28 +8,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from routeiq.contracts.catalog import (
-    DEAD_LETTER,
-    FEEDBACK,
-    MODEL_ANNOUNCEMENT,
-    ROUTER_DECISION,
-    ROUTING_CONFIG,
-)
 from routeiq.contracts.serde import AvroSerde, RegistryResolver
-from routeiq.contracts.topics import (
-    DEAD_LETTERS,
-    FEEDBACK_EVENTS,
-    MODEL_ANNOUNCEMENTS,
-    ROUTER_DECISIONS,
-    ROUTING_CONFIG_AUDIT,
-    ROUTING_CONFIGS,
-)
+from routeiq.contracts.topics import TopicSpec, topic
 from routeiq.routing.bundle import generate_ed25519
+from routeiq_gateway.settings import GatewaySettings
 from support.kafka import register_values
 from support.processes import ServiceProcess, free_port
 
 REPO = Path(__file__).resolve().parents[3]
 ADMIN_KEY = "integration-admin-key-0123"
+# Every topic the gateway's settings name (``decisions_topic`` … ``control_audit_topic``) and
+# the declared topic its default is: a test's gateway gets a private copy of each, so a topic
+# added to the settings can never send a test's records to the shared stack's.
+GATEWAY_TOPICS = {
+    name: topic(str(field.default))
+    for name, field in GatewaySettings.model_fields.items()
+    if name.endswith("_topic")
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,27 +81,18 @@ def gateway_factory(
     stack, registry_client, topic_factory, upstream, signing_keys, tmp_path: Path
 ) -> Iterator[Callable[..., GatewayHandle]]:
     """``gateway_factory(**env)``: a gateway on private topics (created and registered), its
-    dead letters included; every gateway a test starts shares them."""
-    decisions = topic_factory(ROUTER_DECISIONS)
-    feedback = topic_factory(FEEDBACK_EVENTS)
-    announcements = topic_factory(MODEL_ANNOUNCEMENTS)
-    deadletters = topic_factory(DEAD_LETTERS)
-    # The fleet's routing configuration: every gateway a test starts is one fleet.
-    control = topic_factory(ROUTING_CONFIGS)
-    control_audit = topic_factory(ROUTING_CONFIG_AUDIT)
-    register_values(
-        registry_client,
-        {
-            decisions.name: ROUTER_DECISION,
-            feedback.name: FEEDBACK,
-            announcements.name: MODEL_ANNOUNCEMENT,
-            deadletters.name: DEAD_LETTER,
-            control.name: ROUTING_CONFIG,
-            control_audit.name: ROUTING_CONFIG,
-        },
-    )
+    dead letters included; every gateway a test starts shares them (the routing configuration's
+    too: every gateway a test starts is one fleet)."""
+    topics: dict[str, TopicSpec] = {
+        name: topic_factory(spec) for name, spec in GATEWAY_TOPICS.items()
+    }
+    register_values(registry_client, {spec.name: spec.contract for spec in topics.values()})
     resolver = RegistryResolver(registry_client)
     started: list[ServiceProcess] = []
+
+    def serde(setting: str) -> AvroSerde:
+        spec = topics[setting]
+        return AvroSerde.for_topic(spec.contract, spec.name, resolver=resolver)
 
     def start(
         *,
@@ -133,12 +119,7 @@ def gateway_factory(
             "ROUTEIQ_GATEWAY_REGISTRY__URL": stack.registry.url,
             "ROUTEIQ_GATEWAY_S3__ENDPOINT": stack.s3.endpoint,
             "ROUTEIQ_GATEWAY_REDIS__URL": stack.redis.url,
-            "ROUTEIQ_GATEWAY_DECISIONS_TOPIC": decisions.name,
-            "ROUTEIQ_GATEWAY_FEEDBACK_TOPIC": feedback.name,
-            "ROUTEIQ_GATEWAY_ANNOUNCEMENTS_TOPIC": announcements.name,
-            "ROUTEIQ_GATEWAY_DEADLETTER_TOPIC": deadletters.name,
-            "ROUTEIQ_GATEWAY_CONTROL_TOPIC": control.name,
-            "ROUTEIQ_GATEWAY_CONTROL_AUDIT_TOPIC": control_audit.name,
+            **{f"ROUTEIQ_GATEWAY_{name.upper()}": spec.name for name, spec in topics.items()},
             "ROUTEIQ_GATEWAY_SPOOL_DIR": str(workdir / "spool"),
             "ROUTEIQ_GATEWAY_MODEL_CACHE_DIR": str(cache_dir or workdir / "cache"),
             "ROUTEIQ_GATEWAY_AUDIT_LOG": str(workdir / "audit.jsonl"),
@@ -155,17 +136,10 @@ def gateway_factory(
         return GatewayHandle(
             url=f"http://127.0.0.1:{port}",
             process=proc,
-            decisions_topic=decisions.name,
-            feedback_topic=feedback.name,
-            announcements_topic=announcements.name,
-            deadletter_topic=deadletters.name,
-            control_topic=control.name,
-            control_audit_topic=control_audit.name,
-            decision_serde=AvroSerde.for_topic(ROUTER_DECISION, decisions.name, resolver=resolver),
-            feedback_serde=AvroSerde.for_topic(FEEDBACK, feedback.name, resolver=resolver),
-            announcement_serde=AvroSerde.for_topic(
-                MODEL_ANNOUNCEMENT, announcements.name, resolver=resolver
-            ),
+            **{name: spec.name for name, spec in topics.items()},
+            decision_serde=serde("decisions_topic"),
+            feedback_serde=serde("feedback_topic"),
+            announcement_serde=serde("announcements_topic"),
             workdir=workdir,
         )
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from integration.trainer.helpers import (
-    WINDOW_MS,
-    Harness,
-    gsm8k_rows,
-    make_harness,
-    write_windows,
-)
+from integration.trainer.helpers import WINDOW_MS, Harness, gsm8k_rows, write_windows
 from minio import Minio
+from routeiq.contracts.serde import AvroSerde, RegistryResolver
+from routeiq.contracts.topics import DEAD_LETTERS, MODEL_ANNOUNCEMENTS, RETRAIN_REQUESTS
 from routeiq.routing.bundle import generate_ed25519
 from routeiq.routing.datasets import RoutingDataset, load_gsm8k
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
 from routeiq.shards import write_shard
 from routeiq.storage import ArtifactStore, make_minio
+from routeiq_trainer.config import TrainerSettings
+from routeiq_trainer.wiring import build_services
+from support.kafka import register_values
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,19 +141,54 @@ def harness_factory(
     trainer_cache,
     signing_key,
 ) -> Iterator[Callable[..., Harness]]:
+    """``harness_factory(**settings)``: the trainer's services on private request, announcement
+    and dead-letter topics (value schemas registered), reading the GSM8K shards; ``settings``
+    override its ``TrainerSettings``. Each harness's workers and models go afterwards."""
     made: list[Harness] = []
 
-    def make(**overrides) -> Harness:
-        overrides.setdefault("shards_bucket", gsm8k_shards[0])
-        harness = make_harness(
+    def make(**overrides: Any) -> Harness:
+        specs = {
+            "request": topic_factory(RETRAIN_REQUESTS),
+            "announcement": topic_factory(MODEL_ANNOUNCEMENTS),
+            "dead_letter": topic_factory(DEAD_LETTERS),
+        }
+        register_values(registry_client, {spec.name: spec.contract for spec in specs.values()})
+        resolver = RegistryResolver(registry_client)
+        values: dict[str, Any] = {
+            "kafka": stack.kafka,
+            "registry": stack.registry,
+            "s3": stack.s3,
+            "requests_topic": specs["request"].name,
+            "announcements_topic": specs["announcement"].name,
+            "deadletter_topic": specs["dead_letter"].name,
+            "consumer_group": unique("trainer-group"),
+            "shards_bucket": gsm8k_shards[0],
+            "models_bucket": models_bucket,
+            "mlflow_tracking_uri": stack.settings.mlflow_url,
+            "signing_key": signing_key,
+            "signing_algorithm": "ed25519",
+            "router_types": ("knn",),
+            # The shards these tests write carry MiniLM vectors (GSM8K embedded by the packaged
+            # MiniLM, or synthetic 384-d ones): the pipeline every pre-pipeline gateway logged.
+            "features": "minilm",
+            "cache_dir": trainer_cache,
+            "retry_attempts": 2,
+            "retry_backoff_s": 0.5,
+            "instance_id": "trainer-integration-test",
+        }
+        values.update(overrides)
+        settings = TrainerSettings.load({}, **values)
+        harness = Harness(
+            settings=settings,
+            services=build_services(settings),
             stack=stack,
-            topic_factory=topic_factory,
-            registry_client=registry_client,
-            unique=unique,
-            models_bucket=models_bucket,
-            cache_dir=trainer_cache,
-            signing_key=signing_key,
-            **overrides,
+            model_name=unique("router"),
+            serdes={
+                kind: AvroSerde.for_contract(
+                    spec.contract, subject=spec.value_subject, resolver=resolver
+                )
+                for kind, spec in specs.items()
+            },
         )
         made.append(harness)
         return harness

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, RETRAIN_REQUEST
 from routeiq.contracts.serde import AvroSerde
 from routeiq.kafka import make_consumer, make_producer
 from routeiq.routing.datasets import ROUTELLM_PRICES, RoutingDataset
@@ -21,7 +20,7 @@ from routeiq.shards import write_shard
 from routeiq.storage import ArtifactStore
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainRequest
-from routeiq_trainer.wiring import Services, build_services
+from routeiq_trainer.wiring import Services
 from routeiq_trainer.worker import RequestWorker
 
 # The GSM8K table's rows get event times one minute apart, in a seeded random order, and are
@@ -268,66 +267,6 @@ class Harness:
         if expect is not None:
             assert len(out) == expect, [r.get("version") or r.get("reason") for r in out]
         return out
-
-
-def make_harness(
-    *,
-    stack: Any,
-    topic_factory: Any,
-    registry_client: Any,
-    unique: Any,
-    models_bucket: str,
-    cache_dir: Any,
-    signing_key: str,
-    **overrides: Any,
-) -> Harness:
-    from confluent_kafka.schema_registry import Schema
-    from routeiq.contracts.serde import RegistryResolver
-    from routeiq.contracts.topics import DEAD_LETTERS, MODEL_ANNOUNCEMENTS, RETRAIN_REQUESTS
-
-    specs = {
-        "request": (topic_factory(RETRAIN_REQUESTS), RETRAIN_REQUEST),
-        "announcement": (topic_factory(MODEL_ANNOUNCEMENTS), MODEL_ANNOUNCEMENT),
-        "dead_letter": (topic_factory(DEAD_LETTERS), DEAD_LETTER),
-    }
-    resolver = RegistryResolver(registry_client)
-    serdes = {}
-    for kind, (spec, contract) in specs.items():
-        registry_client.register_schema(spec.value_subject, Schema(contract.working_text(), "AVRO"))
-        serdes[kind] = AvroSerde.for_contract(
-            contract, subject=spec.value_subject, resolver=resolver
-        )
-    values: dict[str, Any] = {
-        "kafka": stack.kafka,
-        "registry": stack.registry,
-        "s3": stack.s3,
-        "requests_topic": specs["request"][0].name,
-        "announcements_topic": specs["announcement"][0].name,
-        "deadletter_topic": specs["dead_letter"][0].name,
-        "consumer_group": unique("trainer-group"),
-        "models_bucket": models_bucket,
-        "mlflow_tracking_uri": stack.settings.mlflow_url,
-        "signing_key": signing_key,
-        "signing_algorithm": "ed25519",
-        "router_types": ("knn",),
-        # The shards these tests write carry MiniLM vectors (GSM8K embedded by the packaged
-        # MiniLM, or synthetic 384-d ones): the pipeline every pre-pipeline gateway logged.
-        "features": "minilm",
-        "cache_dir": cache_dir,
-        "retry_attempts": 2,
-        "retry_backoff_s": 0.5,
-        "instance_id": "trainer-integration-test",
-    }
-    values.update(overrides)
-    settings = TrainerSettings.load({}, **values)
-    services = build_services(settings)
-    return Harness(
-        settings=settings,
-        services=services,
-        stack=stack,
-        model_name=unique("router"),
-        serdes=serdes,
-    )
 
 
 def iter_versions(services: Services, name: str) -> Iterator[Any]:

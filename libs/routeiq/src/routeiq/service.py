@@ -12,6 +12,9 @@ does the rest the same way everywhere:
   ``<name>: cannot start: …`` and exits 1;
 - otherwise the returned runner's exit code is the process's.
 
+``run_command`` is the same for a command-line entry point (the operator CLI, the trainer's
+MLproject steps): a RouteIQ error is a message and an exit code, never a traceback.
+
 ``http_server`` and ``serve_http`` are the uvicorn part (graceful drain on SIGTERM/SIGINT, then
 the service's own clean-up); ``stop_on_signals`` is the same for a plain worker loop.
 """
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routeiq.dependencies import fold_repeats
-from routeiq.errors import ConfigError, RouteIQError
+from routeiq.errors import ConfigError, IncompatibleSchemaError, RouteIQError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -88,6 +91,26 @@ def run_service(
         print(f"{name}: cannot start: {exc}", file=sys.stderr)
         return 1
     return runner()
+
+
+def run_command(command: Callable[[], object], *, config_exits_2: bool = False) -> None:
+    """Run a command-line entry point (a click group in standalone mode): a ``RouteIQError``
+    prints ``error: …`` on stderr (an incompatible schema's reasons under it) and exits 1.
+
+    ``config_exits_2``: a ``ConfigError`` prints ``invalid configuration: …`` and exits 2, as
+    a service's start does (``run_service``); otherwise it is reported like any other error.
+    """
+    try:
+        command()
+    except RouteIQError as exc:
+        if config_exits_2 and isinstance(exc, ConfigError):
+            print(f"invalid configuration: {exc}", file=sys.stderr)
+            sys.exit(2)
+        print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, IncompatibleSchemaError):
+            for reason in exc.reasons:
+                print(f"  - {reason}", file=sys.stderr)
+        sys.exit(1)
 
 
 def http_server(

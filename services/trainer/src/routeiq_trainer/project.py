@@ -23,11 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from routeiq.errors import ConfigError, RouteIQError
 from routeiq.routing.assessment import evaluate as score
 from routeiq.routing.assessment import predict, random_baseline
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.plots import plot_strong_weak
+from routeiq.service import run_command
 
 from routeiq_trainer.config import load_settings
 from routeiq_trainer.core.requests import TrainRequest, parse_kv, resolve_options
@@ -244,15 +244,9 @@ project.add_command(prepare_data)
 
 
 def main() -> None:
-    """Entry point: configuration and RouteIQ errors print their reason, without a traceback."""
-    try:
-        project(standalone_mode=True)
-    except ConfigError as exc:
-        click.echo(f"invalid configuration: {exc}", err=True)
-        sys.exit(2)
-    except RouteIQError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    """Entry point: invalid configuration exits 2 and other RouteIQ errors 1, each printing
+    its reason without a traceback (as the service's own start does)."""
+    run_command(project, config_exits_2=True)
 
 
 if __name__ == "__main__":
