@@ -14,34 +14,17 @@ import pytest
 from click.testing import CliRunner
 from e2e.test_rollout import ask, status, wait_active
 from integration.gateway.conftest import GatewayHandle
-from integration.trainer import conftest as trainer_tier
-from integration.trainer.conftest import (  # noqa: F401 - fixtures, found by name
-    gsm8k,
-    gsm8k_shards,
-    minio_client,
-    models_bucket,
-    trainer_cache,
-)
 from integration.trainer.helpers import Harness, settings_env
 from routeiq_cli.__main__ import cli
 
 pytestmark = pytest.mark.e2e
 
-# The trainer tier's harness (its own MLflow model name, consumer group and topics), bound
-# here rather than imported so the test's parameter of that name is not a redefinition.
-harness_factory = trainer_tier.harness_factory
 
 # A kNN over only the 150 newest examples: better than random, clearly worse than the full
 # one, so the full one passes the gate against it. Gating on APGR, where the three are far
 # apart on GSM8K (about 0.50, 0.61 and 0.73), keeps both verdicts clear of the margin.
 SMALL_KNN = {"knn.max_examples": "150", "knn.dims": "0"}
 OPERATOR = "oncall-e2e"
-
-
-@pytest.fixture
-def signing_key(signing_keys: tuple[str, str]) -> str:
-    """The trainer signs with the private half of the key the gateways verify with."""
-    return signing_keys[0]
 
 
 def test_cli_rollback_moves_every_replica_back_and_each_audits_it(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import click
-from routeiq import shards as shard_contract
+from routeiq.contracts import retrain as retrain_contract
 from routeiq.contracts.catalog import RETRAIN_REQUEST
 from routeiq.contracts.topics import RETRAIN_REQUESTS
 from routeiq.errors import TransportError
@@ -37,7 +37,7 @@ def manual_request(
     params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A MANUAL ``RetrainRequest`` record for ``shards`` (manifest key, manifest)."""
-    return shard_contract.retrain_request(
+    return retrain_contract.retrain_request(
         shards,
         model_name=model_name,
         router_types=router_types,

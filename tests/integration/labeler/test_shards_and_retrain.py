@@ -7,8 +7,9 @@ import uuid
 import pytest
 from click.testing import CliRunner
 from integration.labeler.helpers import consume
+from routeiq.contracts.retrain import retrain_request_id
 from routeiq.labeling import DecisionFacts, LabelPolicy
-from routeiq.shards import list_manifests, read_manifest, read_shard, retrain_request_id, shard_keys
+from routeiq.shards import list_manifests, read_manifest, read_shard, shard_keys
 from routeiq_cli.retrain import retrain
 from routeiq_labeler.core.state import FlushPlan
 from routeiq_labeler.sink import ShardSink

@@ -22,7 +22,8 @@ from integration.labeler.helpers import (
     shard_rows,
     wait_for,
 )
-from routeiq.shards import list_manifests, read_manifest, retrain_request_id
+from routeiq.contracts.retrain import retrain_request_id
+from routeiq.shards import list_manifests, read_manifest
 
 pytestmark = pytest.mark.integration
 

@@ -26,6 +26,7 @@ from routeiq.contracts.records import (
     RouterDecision,
     Timings,
 )
+from routeiq.routing.querykey import query_key
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.telemetry import decision_event, decision_payload
@@ -206,3 +207,20 @@ def test_an_unrecorded_span_gets_no_event_and_the_decision_is_still_published(
         assert record["trace_id"] == "0" * 32  # an invalid span context, not a real trace
     finally:
         trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE = saved
+
+
+def test_with_a_query_key_the_decision_carries_the_texts_keyed_hash_never_the_text(
+    exporter: InMemorySpanExporter, model_file: Path
+) -> None:
+    key = b"q" * 32
+    publisher = CollectingPublisher()
+    gateway = dataclasses.replace(offline_gateway(model_file, publisher), query_key=key)
+    body = {"model": "auto", "messages": [{"role": "user", "content": CODE_PROMPT}]}
+    with TestClient(create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)) as client:
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
+    [(_, _, value)] = publisher.records
+    published = gateway.decision_serde.decode(value)
+    # The key the trainer computes for the same text from the operator's prompt store.
+    assert published["query_key"] == query_key(key, CODE_PROMPT)
+    assert _payload(_route_span(exporter))["query_key"] == published["query_key"]
+    assert "def add" not in json.dumps(published, default=str)

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 from hypothesis import given
 from hypothesis import strategies as st
 from routeiq.contracts.catalog import DEAD_LETTER, RETRAIN_REQUEST
+from routeiq.contracts.retrain import retrain_request, retrain_request_id
 from routeiq.contracts.serde import AvroSerde, LocalResolver
-from routeiq.shards import ShardManifest, retrain_request, retrain_request_id
+from routeiq.shards import ShardManifest
 from routeiq_cli import retrain as retrain_cli
 from routeiq_labeler.app import faust_dead_letter
 from routeiq_labeler.errors import InvalidRecordError
@@ -40,7 +41,7 @@ def test_the_id_does_not_depend_on_the_order_of_types_or_shards(model, types, sh
     shuffled = data.draw(st.permutations(shards))
     ours = retrain_request_id(model, types, shards)
     assert ours == retrain_request_id(model, list(reversed(types)), shuffled)
-    assert retrain_cli.shard_contract.retrain_request is retrain_request  # one implementation
+    assert retrain_cli.retrain_contract.retrain_request is retrain_request  # one implementation
 
 
 @given(shards=shard_sets.filter(lambda s: len(s) > 0), data=st.data())

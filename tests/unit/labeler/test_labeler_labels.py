@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from routeiq.labeling import LabelPolicy, utc
+from routeiq.errors import InvalidRecordError
+from routeiq.labeling import DecisionFacts, LabelPolicy, decision_facts, utc
 from routeiq.routing.oracle import Oracle
+from routeiq.routing.querykey import query_key
 from routeiq.shards import SCHEMA, decode_table, encode_table, to_table
+from support.records import DECIDED_AT_MS, router_decision
 from support.records import labeler_facts as facts
 
 
@@ -154,7 +157,30 @@ def test_no_oracle_label_without_both_grades_or_from_an_outcome() -> None:
 
 def test_a_shard_written_before_the_oracle_columns_reads_them_as_null() -> None:
     rows = [LabelPolicy().row(facts(), None, window_start_ms=0, late=False)]
-    old = to_table(rows).drop_columns(["outcome_grades", "oracle_cell", "policy"])
+    old = to_table(rows).drop_columns(["outcome_grades", "oracle_cell", "policy", "query_key"])
     back = decode_table(encode_table(old))
     assert back.schema.equals(SCHEMA)
     assert back.column("oracle_cell").to_pylist() == [None]
+    assert back.column("query_key").to_pylist() == [None]
+
+
+def test_the_query_key_travels_from_the_decision_to_the_row() -> None:
+    key = query_key(b"k" * 32, "What is 6 * 7?")
+    record = router_decision(query_key=key).to_record()
+    kept = decision_facts(
+        record, key=record["event_id"].encode(), now_ms=DECIDED_AT_MS, max_future_skew_ms=0
+    )
+    assert DecisionFacts.from_state(kept.to_state()) == kept
+    row = LabelPolicy().row(kept, None, window_start_ms=0, late=False)
+    assert to_table([row]).column("query_key").to_pylist() == [key]
+    # State kept before query keys existed reads as none.
+    state = kept.to_state()
+    del state["qk"]
+    assert DecisionFacts.from_state(state).query_key is None
+    with pytest.raises(InvalidRecordError, match="query_key is not 64 hex"):
+        decision_facts(
+            {**record, "query_key": "What is 6 * 7?"},
+            key=record["event_id"].encode(),
+            now_ms=DECIDED_AT_MS,
+            max_future_skew_ms=0,
+        )

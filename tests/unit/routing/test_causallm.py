@@ -159,6 +159,16 @@ def test_dpo_changes_the_router_on_the_same_held_out_split(trained) -> None:
     assert "cost savings vs strong" in table
     assert "accuracy on Complex_Query" in table
     assert sum(after.predicted.values()) == after.rows == sum(after.oracle.values())
+    # The same table is the router type's held-out report, which the trainer logs with a run.
+    report = router.held_out_report(held_out, costs=COSTS)
+    assert report.table == table
+    assert report.metrics["dpo.oracle_probability"] == after.oracle_probability
+    assert report.metrics["sft.accuracy"] == before.accuracy
+    # Other router types report nothing beyond the common metrics.
+    vectors = np.random.default_rng(0).normal(size=(len(held_out), 8)).astype(np.float32)
+    rows = TrainingData(embeddings=vectors, quality=held_out.quality, models=held_out.models)
+    knn = BUILTIN_ROUTERS["knn"].fit(rows, {"k": 3}, ctx=FitContext())
+    assert knn.held_out_report(held_out, costs=COSTS) is None
 
 
 def test_scores_are_the_policy_mappers_probabilities(trained) -> None:

@@ -12,11 +12,13 @@ from routeiq.routing.datasets import ModelPrice
 from routeiq.routing.embedding import MODEL_NAME
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.featurizer import minilm_pipeline
+from routeiq.shards import write_shard
 from routeiq_trainer.config import TrainerSettings
 from routeiq_trainer.core.requests import TrainRequest, resolve_options
 from routeiq_trainer.core.splits import time_split
 from routeiq_trainer.data import DataLoader
-from routeiq_trainer.errors import NoDataError
+from routeiq_trainer.errors import NoDataError, RequestError
+from support.storage import MemoryStore
 
 
 @given(
@@ -141,13 +143,8 @@ def _shard_row(i: int, *, graded: bool, rng: np.random.Generator) -> dict:
     }
 
 
-def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> None:
-    from routeiq.shards import write_shard
-    from support.storage import MemoryStore
-
-    rng = np.random.default_rng(0)
-    # The oldest 300 decisions were never graded (held-out traffic), the newest 100 were.
-    rows = [_shard_row(i, graded=i >= 300, rng=rng) for i in range(400)]
+def _stored(rows: list[dict]) -> tuple[MemoryStore, str]:
+    """``rows`` as one shard in an in-memory store; the store and the manifest's key."""
     store = MemoryStore()
     manifest = write_shard(
         store,  # type: ignore[arg-type]
@@ -157,14 +154,20 @@ def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> No
         window_end_ms=1_763_003_600_000,
         partition=0,
     )
+    return store, manifest.key.replace(".parquet", ".manifest.json")
+
+
+def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    # The oldest 300 decisions were never graded (held-out traffic), the newest 100 were.
+    rows = [_shard_row(i, graded=i >= 300, rng=rng) for i in range(400)]
+    store, manifest_key = _stored(rows)
 
     def loader(min_train: int) -> DataLoader:
         embeddings = FeatureStore(cache_dir=tmp_path / "cache", featurizer=minilm_pipeline())
         return _loader(tmp_path, embeddings, store=store, min_train=min_train)
 
-    request, settings = _request(
-        shard_manifests=(manifest.key.replace(".parquet", ".manifest.json"),)
-    )
+    request, settings = _request(shard_manifests=(manifest_key,))
     data = loader(10).load(request, resolve_options(request, settings))
     assert len(data.train) + len(data.validation) == 100
     assert len(data.validation) == 20  # the newest 20% of the graded rows
@@ -173,3 +176,41 @@ def test_ungraded_shard_rows_are_neither_examples_nor_validation(tmp_path) -> No
     # Too few graded rows is no data, whatever the shards hold.
     with pytest.raises(NoDataError, match="at least 100"):
         loader(100).load(request, resolve_options(request, settings))
+
+
+def test_texts_are_joined_to_shard_rows_by_query_key(tmp_path, csv_dataset) -> None:
+    """Rows logged with a query key get the prompt of the operator's texts with that key;
+    rows whose key names no prompt (or that have none) are dropped and counted."""
+    from routeiq.routing.querykey import query_key
+
+    path, prompts, _ = csv_dataset
+    secret = b"the fleet's query key, 32 bytes!"
+    rng = np.random.default_rng(1)
+    rows = [_shard_row(i, graded=True, rng=rng) for i in range(200)]
+    for i, row in enumerate(rows):
+        # 100 prompts of the file, 60 queries it does not hold, 40 rows from a keyless gateway.
+        text = prompts[i] if i < 100 else f"a query the file does not hold {i}"
+        row["query_key"] = query_key(secret, text) if i < 160 else None
+    store, manifest_key = _stored(rows)
+    embeddings = FeatureStore(cache_dir=tmp_path / "cache", featurizer=minilm_pipeline())
+    loader = _loader(tmp_path, embeddings, store=store)
+    request, settings = _request(
+        shard_manifests=(manifest_key,),
+        params={"texts": str(path)},
+    )
+    options = resolve_options(request, settings)
+    with pytest.raises(RequestError, match="ROUTEIQ_TRAINER_QUERY_KEY"):
+        loader.load(request, options)
+
+    loader.query_key = secret
+    data = loader.load(request, options)
+    assert data.notes["rows_without_text"] == 100
+    assert len(data.train) + len(data.validation) == 100
+    by_id = {r["decision_id"]: prompts[i] for i, r in enumerate(rows[:100])}
+    assert data.validation.texts == [by_id[d] for d in data.validation_ids]
+    assert data.train.texts is not None
+    assert set(data.train.texts) <= set(prompts[:100])
+    # Another key matches nothing: no data, and the message says what to check.
+    loader.query_key = b"another key, also 32 bytes long."
+    with pytest.raises(NoDataError, match="query key"):
+        loader.load(request, options)

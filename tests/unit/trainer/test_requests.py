@@ -104,6 +104,8 @@ def test_options_merge_request_params_over_settings() -> None:
         ({"params": {"knn.depth": "3"}}, "knn has no parameter 'depth'"),
         ({"router_types": ("knn",), "params": {"mlp.epochs": "3"}}, "not being trained"),
         ({"router_types": ("bert",)}, "bert router reads query text"),
+        ({"router_types": ("causallm",)}, "causallm router reads query text"),
+        ({"params": {"dataset": "gsm8k", "texts": "gsm8k"}}, "a dataset has its own"),
         ({"params": {"validation_fraction": "1.5"}}, "validation_fraction"),
         ({"params": {"seed": "abc"}}, "bad numeric parameter"),
         ({"params": {"propensity_correction": "magic"}}, "ipw, dr or none"),
@@ -121,6 +123,13 @@ def test_bert_is_allowed_with_a_dataset_file() -> None:
     )
     assert opts.dataset == "gsm8k"
     assert opts.router_params["bert"] == {"epochs": 1}
+
+
+def test_text_routers_train_from_shards_with_texts_joined_by_query_key() -> None:
+    opts = resolve_options(request(router_types=("causallm",), params={"texts": "gsm8k"}), SETTINGS)
+    assert (opts.dataset, opts.texts) == (None, "gsm8k")
+    assert opts.as_params()["texts"] == "gsm8k"
+    assert opts.as_params()["source"] == "shards"
 
 
 def test_key_value_pairs_parse_and_refuse_garbage() -> None:

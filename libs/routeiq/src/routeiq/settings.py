@@ -47,6 +47,16 @@ _LEGAL_TOPIC = AfterValidator(legal_topic_name)
 TopicName = Annotated[str, _LEGAL_TOPIC]
 
 
+def _long_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 16:
+        raise ValueError("must be at least 16 characters")
+    return value
+
+
+# A shared secret (an API key, an HMAC key): refused at start when short enough to guess.
+SecretKey = Annotated[SecretStr, AfterValidator(_long_secret)]
+
+
 def distinct_topics(**topics: str) -> None:
     """``ValueError`` naming the first two settings (``name=topic``) that hold one topic: a
     service that reads its input from its own output or dead-letter topic would loop."""

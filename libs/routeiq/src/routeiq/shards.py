@@ -74,10 +74,12 @@ SCHEMA = pa.schema(
         pa.field("outcome_grades", pa.list_(pa.string())),
         pa.field("oracle_cell", pa.string()),
         pa.field("policy", pa.string()),
+        # The decision's query key (routeiq.routing.querykey), joining it to a prompt store.
+        pa.field("query_key", pa.string()),
     ]
 )
 # Columns added after the first shards were written: older shards read as null there.
-ADDED_COLUMNS = ("outcome_grades", "oracle_cell", "policy")
+ADDED_COLUMNS = ("outcome_grades", "oracle_cell", "policy", "query_key")
 
 
 _ORIGIN = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -351,49 +353,3 @@ def training_data(
     return TrainingData(
         embeddings=emb, quality=quality, models=tuple(models), weights=weights, event_times=times
     )
-
-
-def retrain_request_id(
-    model_name: str, router_types: Iterable[str], shards: Iterable[tuple[str, str]]
-) -> str:
-    """sha256 over the model, its router types and each shard's (manifest key, sha256).
-
-    A function of the shard set alone, so a repeated request for the same data is the same
-    request and the trainer trains it once.
-    """
-    payload = json.dumps(
-        {
-            "model": model_name,
-            "router_types": sorted(set(router_types)),
-            "shards": sorted([key, sha] for key, sha in shards),
-        },
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def retrain_request(
-    shards: Sequence[tuple[str, ShardManifest]],
-    *,
-    model_name: str,
-    router_types: Iterable[str],
-    reason: str,
-    requested_by: str,
-    now_ms: int,
-    params: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """A ``RetrainRequest`` record over ``shards`` ((manifest key, manifest) pairs)."""
-    types = sorted(set(router_types))
-    return {
-        "request_id": retrain_request_id(model_name, types, ((k, m.sha256) for k, m in shards)),
-        "model_name": model_name,
-        "router_types": types,
-        "reason": reason,
-        "requested_by": requested_by,
-        "requested_at": now_ms,
-        "shard_manifests": [k for k, _ in shards],
-        "example_count": sum(m.rows for _, m in shards),
-        "window_start": min((m.min_event_time for _, m in shards), default=None),
-        "window_end": max((m.max_event_time for _, m in shards), default=None),
-        "params": dict(params or {}),
-    }

@@ -66,6 +66,7 @@ class Gateway:
     user_salt: bytes
     # The setting; whether vectors are logged is ``planner.include_embedding`` (needs features).
     include_embedding: bool = True
+    query_key: bytes | None = None  # the HMAC key of decisions' query_key; none: no key
     clock: Callable[[], float] = time.time
     # Shadow sampling (``routeiq_gateway.shadow``): off unless a config with a share is given;
     # its daily budgets live in ``shadow_redis`` (None: nothing is shadowed, fail closed).
@@ -89,6 +90,7 @@ class Gateway:
             serde=self.decision_serde,
             topic=self.decisions_topic,
             include_embedding=self.planner.include_embedding,
+            query_key=self.query_key,
             clock=self.clock,
         )
         self.shadow = None

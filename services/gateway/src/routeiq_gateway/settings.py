@@ -21,6 +21,7 @@ from routeiq.settings import (
     RedisSettings,
     RegistrySettings,
     S3Settings,
+    SecretKey,
     ServiceSettings,
     TelemetrySettings,
     TopicName,
@@ -37,9 +38,13 @@ class GatewaySettings(ServiceSettings):
     config_path: Path
     # Secrets: the admin API key, the key that signs decision ids (shared by all replicas so
     # feedback is accepted by any of them) and the salt for hashing user ids into events.
-    admin_key: SecretStr
-    decision_key: SecretStr
+    admin_key: SecretKey
+    decision_key: SecretKey
     user_salt: SecretStr
+    # The key of each decision's query_key (routeiq.routing.querykey: an HMAC of the routed
+    # text, which joins decisions to the operator's prompt store so routers that read text can
+    # train from production labels). Shared with the trainer; none: decisions carry no key.
+    query_key: SecretKey | None = None
     replica_id: str = "gateway-1"
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
@@ -114,13 +119,6 @@ class GatewaySettings(ServiceSettings):
     # The oracle's cheap and strong model groups: verdicts then carry its cell and policy.
     shadow_oracle_cheap: str | None = None
     shadow_oracle_strong: str | None = None
-
-    @field_validator("admin_key", "decision_key")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return value
 
     @field_validator("verify_algorithm")
     @classmethod

@@ -1,8 +1,8 @@
 """What the gateway reports about each request: metrics, span attributes and the
 ``RouterDecision`` event (built with the contract's typed builder, enqueued, never awaited).
 
-No prompt or response text ever reaches an event or a span: only lengths, hashes and (when
-``include_embedding`` is on) the query embedding.
+No prompt or response text ever reaches an event or a span: only lengths, keyed hashes (the
+query key, when the gateway has one) and (when ``include_embedding`` is on) the query embedding.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import routeiq.contracts.records as records
 import routeiq.telemetry as attrs
 from opentelemetry import trace
 from routeiq.contracts.serde import AvroSerde
+from routeiq.routing.querykey import query_key
 
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.publisher import Publisher
@@ -90,6 +91,7 @@ class DecisionTelemetry:
     serde: AvroSerde | None
     topic: str
     include_embedding: bool
+    query_key: bytes | None = None
     clock: Callable[[], float] = time.time
 
     @property
@@ -159,6 +161,7 @@ class DecisionTelemetry:
             ),
             embedding_model=d.embedding_model,
             domain=plan.request.domain,
+            query_key=query_key(self.query_key, plan.request.text) if self.query_key else None,
         )
 
     def record(self, plan: Plan, outcome: UpstreamOutcome, span: Any) -> None:

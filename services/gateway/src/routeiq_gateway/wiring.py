@@ -161,6 +161,7 @@ def build_gateway(
         metrics=metrics,
         user_salt=settings.user_salt.get_secret_value().encode(),
         include_embedding=settings.include_embedding,
+        query_key=settings.query_key.get_secret_value().encode() if settings.query_key else None,
         shadow_config=shadow,
         # Shadow jobs run off the request path: a slower Redis only delays them.
         shadow_redis=async_redis(settings, timeout_s=2.0) if shadow is not None else None,

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from routeiq.contracts.retrain import retrain_request
 from routeiq.contracts.serde import AvroSerde
 from routeiq.dependencies import Dependency
-from routeiq.shards import ShardManifest, list_manifests, read_manifest, retrain_request
+from routeiq.shards import ShardManifest, list_manifests, read_manifest
 from routeiq.storage import ArtifactStore
 
 from routeiq_labeler.config import LabelerSettings

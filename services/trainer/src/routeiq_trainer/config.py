@@ -36,6 +36,7 @@ from routeiq.settings import (
     LogLevel,
     RegistrySettings,
     S3Settings,
+    SecretKey,
     ServiceSettings,
     TopicName,
 )
@@ -107,6 +108,10 @@ class TrainerSettings(ServiceSettings):
     signing_algorithm: Literal["hmac-sha256", "ed25519"] = "ed25519"
     # base64: the HMAC secret, or the 32-byte Ed25519 private key. Required to start.
     signing_key: SecretStr | None = None
+    # The gateways' query key (routeiq.routing.querykey): with it, a request's ``texts``
+    # (a dataset or file of the operator's prompts) is joined to shard rows by their key, so
+    # routers that read text train on production labels. None: shards cannot be joined.
+    query_key: SecretKey | None = None
 
     router_types: Annotated[tuple[str, ...], NoDecode, Listed] = ("knn", "svm", "mlp", "mf")
     strong_model: str | None = None
@@ -165,7 +170,7 @@ class TrainerSettings(ServiceSettings):
         if texts:
             raise ValueError(
                 f"{', '.join(texts)} cannot be a default router type: it reads query text, which "
-                "shards never carry; ask for it per request with a dataset file"
+                "shards never carry; ask for it per request with a dataset file or texts"
             )
         if len(set(value)) != len(value):
             raise ValueError(f"router types repeat: {list(value)}")
@@ -192,6 +197,10 @@ class TrainerSettings(ServiceSettings):
             except RouteIQError as exc:
                 raise ValueError(f"signing_key: {exc}") from exc
         return self
+
+    def query_key_bytes(self) -> bytes | None:
+        """The query key as the HMAC takes it; None when not set."""
+        return self.query_key.get_secret_value().encode() if self.query_key else None
 
     def pipeline_dir(self) -> Path:
         """Where the trainer's feature pipeline lives (or is built)."""

@@ -44,6 +44,7 @@ from routeiq.routing.prepare import (
     prepare_split,
     strong_and_weak,
 )
+from routeiq.routing.querykey import join_texts
 from routeiq.routing.routers import TrainingData
 from routeiq.shards import PREFIX, list_manifests, read_tables, training_data
 from routeiq.storage import ArtifactStore
@@ -72,6 +73,7 @@ class DataLoader:
     min_train_examples: int
     min_validation_examples: int
     data_root: Path | None = None
+    query_key: bytes | None = None  # joins shard rows to a request's texts
 
     def __post_init__(self) -> None:
         # A copy: the caller's table may change after the loader is built.
@@ -95,6 +97,7 @@ class DataLoader:
             min_train_examples=settings.min_train_examples,
             min_validation_examples=settings.min_validation_examples,
             data_root=data_root,
+            query_key=settings.query_key_bytes(),
         )
 
     def load(self, request: TrainRequest, options: TrainOptions) -> PreparedData:
@@ -165,6 +168,9 @@ class DataLoader:
                 f"{table.num_rows} labelled rows (of {with_embedding} with an embedding) in "
                 f"{len(keys)} shard(s)"
             )
+        labelled_rows = table.num_rows
+        if options.texts:
+            data, table = self._with_texts(data, table, options.texts)
         models = data.models
         if len(models) < 2:
             raise NoDataError(f"only one candidate model ({list(models)}): nothing to route")
@@ -215,7 +221,8 @@ class DataLoader:
                 - with_embedding
                 - other_candidates,
                 "rows_of_other_candidates": other_candidates,
-                "rows_without_label": with_embedding - table.num_rows,
+                "rows_without_label": with_embedding - labelled_rows,
+                "rows_without_text": labelled_rows - table.num_rows,
             },
         )
 
@@ -259,6 +266,30 @@ class DataLoader:
             else:
                 column[:] = 0.0
         return costs
+
+    def _with_texts(
+        self, data: TrainingData, table: pa.Table, source: str
+    ) -> tuple[TrainingData, pa.Table]:
+        """The rows whose query key names a prompt of ``source``, with their texts."""
+        if self.query_key is None:
+            raise RequestError(
+                "texts are joined to shard rows by query key: set ROUTEIQ_TRAINER_QUERY_KEY "
+                "to the gateways' ROUTEIQ_GATEWAY_QUERY_KEY"
+            )
+        try:
+            prompts = load_named(source, self.data_root).prompts
+        except (ConfigError, OSError, ValueError) as exc:
+            raise RequestError(f"cannot load texts {source!r}: {exc}") from exc
+        found = join_texts(self.query_key, table.column("query_key").to_pylist(), prompts)
+        keep = np.array([i for i, text in enumerate(found) if text is not None], dtype=np.int64)
+        if keep.size < 2:
+            raise NoDataError(
+                f"{keep.size} of {table.num_rows} labelled rows have a query key among the "
+                f"{len(prompts)} prompts of {source!r} (is the trainer's query key the gateways'?)"
+            )
+        joined = data.subset(keep)
+        joined.texts = [str(found[i]) for i in keep]
+        return joined, table.take(pa.array(keep))
 
     # ------------------------------------------------------------ dataset files
 

@@ -113,6 +113,7 @@ def generate_synthetic(
         bucket=bucket or settings.shards_bucket,
         prices=known_prices(settings.prices),
         plan=plan,
+        query_key=settings.query_key_bytes(),
     )
     rows = sum(m.rows for m in written.values())
     _finish(

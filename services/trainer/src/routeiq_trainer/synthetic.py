@@ -26,6 +26,7 @@ import numpy as np
 from routeiq.routing.datasets import ModelPrice, RoutingDataset
 from routeiq.routing.featurestore import FeatureStore
 from routeiq.routing.prepare import dataset_costs, merge_repeats, prompt_tokens
+from routeiq.routing.querykey import query_key as keyed
 from routeiq.shards import ShardManifest
 from routeiq.storage import ArtifactStore
 
@@ -71,9 +72,11 @@ def synthetic_rows(
     features_id: str,
     prices: Mapping[str, ModelPrice],
     plan: SyntheticPlan,
+    query_key: bytes | None = None,
 ) -> list[dict[str, Any]]:
     """One shard row per prompt of ``ds`` (repeats merged; ``embeddings`` row-aligned with
-    ``ds``). Prompts a model has no grade for are served only by models that have one."""
+    ``ds``). Prompts a model has no grade for are served only by models that have one. With
+    ``query_key``, each row carries its prompt's key, as a gateway with that key logs it."""
     if len(embeddings) != len(ds):
         raise RequestError(f"{len(embeddings)} embeddings for {len(ds)} prompts")
     rng = np.random.default_rng(plan.seed)
@@ -128,6 +131,7 @@ def synthetic_rows(
                 "outcome_qualities": [float(ds.scores[i, j]) for j in outcomes],
                 "outcome_costs": [float(costs[i, j]) for j in outcomes],
                 "feedback_count": 0,
+                "query_key": keyed(query_key, ds.prompts[i]) if query_key else None,
             }
         )
     return rows
@@ -141,6 +145,7 @@ def generate(
     bucket: str,
     prices: Mapping[str, ModelPrice],
     plan: SyntheticPlan,
+    query_key: bytes | None = None,
 ) -> dict[str, ShardManifest]:
     """Featurise ``ds`` with the trainer's pipeline and write its synthetic traffic as
     shards, one per (window, partition); the manifests by key, oldest window first."""
@@ -148,7 +153,14 @@ def generate(
     if len(ds) == 0 or len(ds.models) < 2:
         raise RequestError(f"dataset {ds.name}: {len(ds)} prompts, {len(ds.models)} models")
     vectors = features.embed(ds.prompts)
-    rows = synthetic_rows(ds, vectors, features_id=features.features_id, prices=prices, plan=plan)
+    rows = synthetic_rows(
+        ds,
+        vectors,
+        features_id=features.features_id,
+        prices=prices,
+        plan=plan,
+        query_key=query_key,
+    )
     return write_rows(
         store, bucket, rows, ShardLayout(window_ms=plan.window_ms, partitions=plan.partitions)
     )

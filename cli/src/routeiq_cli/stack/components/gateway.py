@@ -69,6 +69,7 @@ def gateway_components(settings: StackSettings, keys: StackSecrets) -> list[Comp
             "ROUTEIQ_GATEWAY_CONFIG_PATH": str(gateway_config_path(settings)),
             "ROUTEIQ_GATEWAY_ADMIN_KEY": keys.admin_key,
             "ROUTEIQ_GATEWAY_DECISION_KEY": keys.decision_key,
+            "ROUTEIQ_GATEWAY_QUERY_KEY": keys.query_key,
             "ROUTEIQ_GATEWAY_USER_SALT": keys.user_salt,
             "ROUTEIQ_GATEWAY_VERIFY_KEY": keys.signing_public,
             "ROUTEIQ_GATEWAY_MODELS_BUCKET": settings.models_bucket,

@@ -65,6 +65,8 @@ def _trainer(settings: StackSettings, keys: StackSecrets) -> Component:
         "ROUTEIQ_TRAINER_MODELS_BUCKET": settings.models_bucket,
         "ROUTEIQ_TRAINER_SIGNING_ALGORITHM": "ed25519",
         "ROUTEIQ_TRAINER_SIGNING_KEY": keys.signing_private,
+        "ROUTEIQ_TRAINER_QUERY_KEY": keys.query_key,
+        "ROUTEIQ_TRAINER_JAEGER_URL": settings.jaeger_url,
         "ROUTEIQ_TRAINER_CACHE_DIR": str(cache),
         # The same pipeline the gateways log: rows of any other are not trained on.
         "ROUTEIQ_TRAINER_FEATURES": settings.features,

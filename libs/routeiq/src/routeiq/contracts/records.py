@@ -90,6 +90,7 @@ class RouterDecision:
     query_embedding: Any = None
     embedding_model: str | None = None
     domain: str | None = None
+    query_key: str | None = None  # routeiq.routing.querykey: HMAC of the text, never the text
 
     def to_record(self) -> dict[str, Any]:
         i, t, o, f = self.input, self.timings, self.outcome, self.fallback
@@ -143,6 +144,7 @@ class RouterDecision:
             # The model is named only alongside the vector it produced.
             "embedding_model": self.embedding_model if self.query_embedding is not None else None,
             "domain": self.domain,
+            "query_key": self.query_key,
         }
 
 

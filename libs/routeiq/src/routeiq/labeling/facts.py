@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from routeiq.errors import InvalidRecordError
 from routeiq.routing.embedding import MODEL_NAME as MINILM_NAME
 from routeiq.routing.featurizer import MAX_DIMENSION, dimension_of
 from routeiq.routing.oracle import GRADES, POLICIES
+
+_QUERY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _ms(value: Any, what: str) -> int:
@@ -83,6 +86,7 @@ class DecisionFacts:
     domain: str | None
     embedding_model: str | None
     embedding: bytes | None  # float32, little-endian (the pipeline's length)
+    query_key: str | None = None  # routeiq.routing.querykey (64 hex), when the gateway has a key
 
     @property
     def propensity(self) -> float | None:
@@ -121,6 +125,7 @@ class DecisionFacts:
             "dom": self.domain,
             "emod": self.embedding_model,
             "emb": None if self.embedding is None else base64.b64encode(self.embedding).decode(),
+            "qk": self.query_key,
         }
 
     @classmethod
@@ -148,6 +153,7 @@ class DecisionFacts:
             domain=state["dom"],
             embedding_model=state["emod"],
             embedding=None if emb is None else base64.b64decode(emb),
+            query_key=state.get("qk"),  # absent from state written before query keys
         )
 
 
@@ -194,6 +200,9 @@ def decision_facts(
         if not np.isfinite(array).all():
             raise InvalidRecordError("query_embedding has a NaN or infinite value")
         packed = array.tobytes()
+    key_of_query = record.get("query_key")
+    if key_of_query is not None and not _QUERY_KEY.fullmatch(key_of_query):
+        raise InvalidRecordError(f"query_key is not 64 hex characters: {key_of_query[:80]!r}")
     outcome = record["outcome"]
     timings = record["timings"]
     inputs = record["input"]
@@ -222,6 +231,7 @@ def decision_facts(
         domain=record.get("domain"),
         embedding_model=(record.get("embedding_model") or MINILM_NAME) if packed else None,
         embedding=packed,
+        query_key=key_of_query,
     )
 
 

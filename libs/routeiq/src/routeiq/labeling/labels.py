@@ -159,6 +159,7 @@ class LabelPolicy:
             "outcome_qualities": outcome_qualities,
             "outcome_costs": outcome_costs,
             "feedback_count": len(feedback or {}),
+            "query_key": facts.query_key,
             **oracle,
         }
 

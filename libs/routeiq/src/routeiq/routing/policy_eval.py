@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from routeiq.routing.oracle import POLICIES
-from routeiq.routing.routers.base import RouterError, TrainingData
+from routeiq.routing.routers.base import HeldOutReport, RouterError, TrainingData
 from routeiq.routing.routers.causallm import CausalLMRouter
 
-__all__ = ["PolicyEvaluation", "compare_stages", "evaluate_policy_router", "format_table"]
+__all__ = [
+    "PolicyEvaluation",
+    "compare_stages",
+    "evaluate_policy_router",
+    "format_table",
+    "held_out_report",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,19 @@ def compare_stages(
         for name in ("sft", "dpo")
         if name in router.stages
     ]
+
+
+# The numbers of each stage a run records (``<stage>.<measure>``): the table has the rest.
+REPORTED = ("accuracy", "label_accuracy", "oracle_probability", "cost_savings", "strong_share")
+
+
+def held_out_report(
+    router: CausalLMRouter, held_out: TrainingData, *, costs: Mapping[str, float]
+) -> HeldOutReport:
+    """``compare_stages`` as a router's held-out report (the trainer logs it with the run)."""
+    stages = compare_stages(router, held_out, costs=costs)
+    metrics = {f"{s.label}.{k}": float(getattr(s, k)) for s in stages for k in REPORTED}
+    return HeldOutReport(format_table(stages), metrics)
 
 
 def format_table(evaluations: Sequence[PolicyEvaluation]) -> str:

@@ -118,6 +118,9 @@ class TrainRequest:
 # Request-level keys of ``params``; every other key is ``<router type>.<parameter>``.
 TRAINER_PARAMS = (
     "dataset",
+    # Texts for shard rows, by query key (routeiq.routing.querykey): a dataset name or file
+    # whose prompts the routers that read text train on (the shards' labels stay the labels).
+    "texts",
     "validation_fraction",
     "seed",
     "propensity_correction",
@@ -140,12 +143,14 @@ class TrainOptions:
     strong: str | None
     weak: str | None
     cost_weight: float
+    texts: str | None = None
 
     def as_params(self) -> dict[str, Any]:
         """Flat, loggable form (MLflow params)."""
         out: dict[str, Any] = {
             "router_types": ",".join(self.router_types),
             "source": f"dataset:{self.dataset}" if self.dataset else "shards",
+            **({"texts": self.texts} if self.texts else {}),
             "validation_fraction": self.validation_fraction,
             "seed": self.seed,
             "propensity_correction": self.propensity_correction,
@@ -179,7 +184,7 @@ def resolve_options(request: TrainRequest, settings: TrainerSettings) -> TrainOp
     router_params: dict[str, dict[str, Any]] = {t: {} for t in types}
     for key, raw in sorted(request.params.items()):
         if key in TRAINER_PARAMS:
-            top[key] = raw if key in {"dataset", "strong", "weak"} else _value(raw)
+            top[key] = raw if key in {"dataset", "texts", "strong", "weak"} else _value(raw)
             continue
         kind, dot, name = key.partition(".")
         if not dot or kind not in ROUTER_TYPES:
@@ -196,11 +201,19 @@ def resolve_options(request: TrainRequest, settings: TrainerSettings) -> TrainOp
         if name not in allowed:
             raise RequestError(f"{kind} has no parameter {name!r}; known: {sorted(allowed)}")
         router_params[kind][name] = _value(raw)
-    dataset = top.get("dataset") or None
-    if "bert" in types and not dataset:
+    dataset, texts = top.get("dataset") or None, top.get("texts") or None
+    if dataset and texts:
+        raise RequestError("texts joins shard rows to their prompts; a dataset has its own")
+    try:
+        reading = [t for t in types if ROUTER_TYPES.lookup(t).needs_text]
+    except RouterError as exc:  # a plugin that is declared but broken
+        raise RequestError(str(exc)) from exc
+    if reading and not (dataset or texts):
         raise RequestError(
-            "the bert router reads query text, which training shards never carry: train it "
-            "from a dataset file (params dataset=gsm8k|mt_bench|llmrouter-train|<file.csv>)"
+            f"the {', '.join(reading)} router reads query text, which training shards never "
+            "carry: train it from a dataset file (params dataset=gsm8k|mt_bench|"
+            "llmrouter-train|<file.csv>) or join the shards to your prompts by query key "
+            "(params texts=<dataset or file>, with ROUTEIQ_TRAINER_QUERY_KEY set)"
         )
     try:
         fraction = float(top.get("validation_fraction", settings.validation_fraction))
@@ -229,6 +242,7 @@ def resolve_options(request: TrainRequest, settings: TrainerSettings) -> TrainOp
         strong=strong,
         weak=weak,
         cost_weight=cost_weight,
+        texts=texts,
     )
 
 

@@ -7,10 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from routeiq.routing.assessment import evaluate, predict
 from routeiq.routing.plots import plot_strong_weak
 from routeiq.routing.prepare import PreparedData
-from routeiq.routing.routers import FitContext, RouterError, router_class
+from routeiq.routing.routers import (
+    FitContext,
+    HeldOutReport,
+    Router,
+    RouterError,
+    router_class,
+)
 
 from routeiq_trainer.bundles import scratch_dir
 from routeiq_trainer.core.requests import TrainOptions
@@ -21,6 +28,8 @@ from routeiq_trainer.metrics import TrainerMetrics
 from routeiq_trainer.tracking import ModelRegistry
 
 logger = logging.getLogger(__name__)
+# The run artifact (under evaluation/) that holds a router type's own held-out table.
+REPORT_FILE = "held_out.txt"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +75,7 @@ class RouterFitter:
         seconds = time.perf_counter() - start
         self.metrics.training_seconds.labels(kind).observe(seconds)
         evaluation = evaluate(kind, predict(router, data), data, cost_weight=options.cost_weight)
+        report = _held_out_report(kind, router, data)
         info = dict(ctx.info)
         run_id = self.registry.start_run(
             experiment_id,
@@ -90,11 +100,16 @@ class RouterFitter:
                 "train_seconds": seconds,
                 "examples_per_s": len(data.train) / max(seconds, 1e-9),
                 **({"final_loss": info["final_loss"]} if "final_loss" in info else {}),
+                **(report.metrics if report else {}),
             },
         )
         with scratch_dir(self.work_dir) as tmp:
             png = plot_strong_weak([evaluation], tmp / "curve.png", title=f"{kind} {version}")
             self.registry.log_artifact(run_id, png, "plots")
+            if report is not None:
+                (tmp / REPORT_FILE).write_text(report.table + "\n")
+                self.registry.log_artifact(run_id, tmp / REPORT_FILE, "evaluation")
+                logger.info("%s on the validation rows:\n%s", kind, report.table)
         self.registry.end_run(run_id)
         logger.info(
             "%s trained in %.1fs on %s: %s",
@@ -104,3 +119,14 @@ class RouterFitter:
             {k: round(v, 4) for k, v in evaluation.metrics.items() if k in SUMMARY_METRICS},
         )
         return TypeResult(kind, router, evaluation, info, seconds, run_id)
+
+
+def _held_out_report(kind: str, router: Router, data: PreparedData) -> HeldOutReport | None:
+    """The router type's own report on the validation rows (the causal-LM router's policy
+    table); a report that cannot be made is logged, never a reason to fail the request."""
+    costs = {m: float(np.mean(data.validation_costs[:, j])) for j, m in enumerate(data.models)}
+    try:
+        return router.held_out_report(data.validation, costs=costs)
+    except RouterError as exc:
+        logger.warning("%s: no held-out report: %s", kind, exc)
+        return None

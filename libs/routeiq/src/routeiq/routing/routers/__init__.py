@@ -9,6 +9,7 @@ from __future__ import annotations
 from routeiq.routing.plugins import ROUTER_GROUP, PluginGroup, by_kind
 from routeiq.routing.routers.base import (
     FitContext,
+    HeldOutReport,
     Router,
     RouterError,
     RouterUnavailable,
@@ -44,6 +45,7 @@ __all__ = [
     "BertRouter",
     "CausalLMRouter",
     "FitContext",
+    "HeldOutReport",
     "HybridRouter",
     "KNNRouter",
     "MFRouter",

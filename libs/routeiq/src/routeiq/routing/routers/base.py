@@ -105,6 +105,15 @@ class FitContext:
             self.log(message)
 
 
+@dataclass(frozen=True)
+class HeldOutReport:
+    """A router type's own evaluation on held-out rows, beyond the metrics every type gets:
+    a plain-text table (logged with the run, and in the trainer's log) and its numbers."""
+
+    table: str
+    metrics: dict[str, float]
+
+
 class Router(abc.ABC):
     """A learned router over a fixed, ordered tuple of candidate models."""
 
@@ -135,6 +144,14 @@ class Router(abc.ABC):
         """Whether scoring waits on another process (a caller on an event loop should then
         route in a thread). In-process numpy routers: no."""
         return False
+
+    def held_out_report(
+        self, held_out: TrainingData, *, costs: Mapping[str, float]
+    ) -> HeldOutReport | None:
+        """This type's own evaluation of a router fresh from ``fit`` on held-out rows
+        (``costs``: each candidate's mean cost per query, USD); None: nothing beyond the
+        metrics every router type gets."""
+        return None
 
     def close(self) -> None:
         """Release what the router holds beyond memory (a worker process); called when model

@@ -313,6 +313,12 @@ class CausalLMRouter(Router):
             self._scorer = _in_memory_scorer(self)
         return self._scorer.probabilities(list(texts))
 
+    def held_out_report(self, held_out: TrainingData, *, costs: Mapping[str, float]) -> Any:
+        """The design's table, after SFT and after DPO (``routeiq.routing.policy_eval``)."""
+        from routeiq.routing.policy_eval import held_out_report  # it imports this module
+
+        return held_out_report(self, held_out, costs=costs)
+
     def predict(self, embeddings: F32, texts: Sequence[str] | None = None) -> F64:
         if texts is None:
             raise RouterError("causallm: prediction needs the query texts")
