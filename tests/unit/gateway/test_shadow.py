@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,13 +16,19 @@ import pytest
 import yaml
 from redis.exceptions import ConnectionError as RedisConnectionError
 from routeiq.errors import ConfigError
-from routeiq.routing.judge import parse_prompt, render_verdict
+from routeiq.routing.judge import parse_prompt, render_prompt, render_verdict
 from routeiq.routing.oracle import Oracle
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.routing import Plan
-from routeiq_gateway.shadow import ShadowConfig, ShadowSampler, shadow_config
+from routeiq_gateway.shadow import (
+    JUDGE_LINE_TOKENS,
+    ShadowConfig,
+    ShadowJob,
+    ShadowSampler,
+    shadow_config,
+)
 from routeiq_gateway.upstream import UpstreamOutcome
 from starlette.testclient import TestClient
 
@@ -40,6 +47,10 @@ class FakeRedis:
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
         self.down = False
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
 
     async def incrbyfloat(self, key: str, amount: float) -> float:
         if self.down:
@@ -53,7 +64,8 @@ class FakeRedis:
 
 class FakePipeline:
     def __init__(self, redis: FakeRedis) -> None:
-        self.redis, self.calls = redis, []
+        self.redis = redis
+        self.calls: list[tuple[str, float | None]] = []
 
     async def __aenter__(self) -> FakePipeline:
         return self
@@ -79,9 +91,10 @@ class FakeUpstream:
 
     ANSWERS = {"big": "The answer is 4.", "small": "5"}
 
-    def __init__(self, *, fail: set[str] | None = None) -> None:
+    def __init__(self, *, fail: set[str] | None = None, hang: set[str] | None = None) -> None:
         self.calls: list[tuple[str, list[dict[str, Any]]]] = []
         self.fail = fail or set()
+        self.hang = hang or set()  # groups whose calls never answer (until cancelled)
 
     def cost(self, group: str, input_tokens: int, output_tokens: int) -> float | None:
         return 0.01
@@ -90,13 +103,20 @@ class FakeUpstream:
         self.calls.append((group, messages))
         if group in self.fail:
             raise RuntimeError(f"{group} is down")
+        if group in self.hang:
+            await asyncio.Event().wait()
         if group == "judge":
             prompt = parse_prompt(messages[0]["content"])
             assert prompt is not None
             text = render_verdict(["correct" if "4" in t else "wrong" for t in prompt.texts])
         else:
             text = self.ANSWERS[group]
-        response = SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=text))])
+        body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        response = SimpleNamespace(
+            choices=[SimpleNamespace(message=SimpleNamespace(content=text))],
+            # What the HTTP layer sends the client.
+            model_dump_json=lambda **_: json.dumps(body),
+        )
         return response, UpstreamOutcome(served_group=group, upstream_ms=1.0, cost_usd=0.002)
 
 
@@ -111,6 +131,17 @@ def shadowing(
         shadow_redis=redis if redis is not None else FakeRedis(),
     )
     return gateway, publisher, fake
+
+
+def with_judge(folder: Path, params: dict[str, Any], info: dict[str, float] | None = None) -> Path:
+    """The unit model file plus a ``judge`` group (``params`` added to its litellm_params)."""
+    spec = yaml.safe_load(yaml.safe_dump(MODEL_FILE))
+    litellm_params = {"model": "openai/judge", "api_key": "x", **params}
+    judge: dict[str, Any] = {"model_name": "judge", "litellm_params": litellm_params}
+    spec["model_list"].append({**judge, "model_info": info} if info else judge)
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
 
 
 def plan_for(gateway: Gateway, team: str | None = None) -> Plan:
@@ -197,8 +228,9 @@ def test_a_full_queue_drops_and_counts_without_waiting(model_file: Path) -> None
 
 
 def test_the_daily_budget_is_respected(model_file: Path) -> None:
-    # The estimate (0.01 per shadow model) passes a 0.005 budget: nothing is asked.
-    config = dataclasses.replace(CONFIG, daily_usd=0.005)
+    # The estimate (0.01 per shadow model, 0.01 for the judge) passes a 0.015 budget: nothing
+    # is asked.
+    config = dataclasses.replace(CONFIG, daily_usd=0.015)
     gateway, publisher, upstream = shadowing(model_file, config=config)
     assert gateway.shadow is not None
     offer_and_drain(gateway.shadow, (plan_for(gateway), "5", served()))
@@ -206,8 +238,8 @@ def test_the_daily_budget_is_respected(model_file: Path) -> None:
     assert feedback(gateway, publisher) == []
     assert fate(gateway, "over_budget") == 1
     assert set(gateway.shadow_redis.values.values()) == {0.0}  # the reservation taken back
-    # Each job reserves 0.01 and settles at 0.004: the fourth reservation passes 0.019.
-    config = dataclasses.replace(CONFIG, daily_usd=0.019)
+    # Each job reserves 0.02 and settles at 0.004: the fourth reservation passes 0.029.
+    config = dataclasses.replace(CONFIG, daily_usd=0.029)
     gateway, _publisher, upstream = shadowing(model_file, config=config)
     assert gateway.shadow is not None
     offer_and_drain(gateway.shadow, *[(plan_for(gateway), "5", served())] * 4)
@@ -266,19 +298,7 @@ def test_shadow_settings_are_checked_against_the_model_file(model_file: Path) ->
 
 def test_through_http_the_client_is_answered_and_the_verdict_follows(tmp_path: Path) -> None:
     """LiteLLM's mock deployments end to end: the judge group always prefers Answer A."""
-    spec = yaml.safe_load(yaml.safe_dump(MODEL_FILE))
-    spec["model_list"].append(
-        {
-            "model_name": "judge",
-            "litellm_params": {
-                "model": "openai/judge",
-                "api_key": "x",
-                "mock_response": "A: correct\nB: wrong",
-            },
-        }
-    )
-    path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = with_judge(tmp_path, {"mock_response": "A: correct\nB: wrong"})
     publisher = CollectingPublisher()
     gateway = dataclasses.replace(
         offline_gateway(path, publisher), shadow_config=CONFIG, shadow_redis=FakeRedis()
@@ -298,3 +318,51 @@ def test_through_http_the_client_is_answered_and_the_verdict_follows(tmp_path: P
         first = record["verdict_order"][0]
         assert record["verdict_grades"][first] == "correct"
         assert record["score"] == (1.0 if first == "small" else 0.0)
+
+
+def test_shutdown_drains_the_queue_before_the_loop_closes(model_file: Path) -> None:
+    """Leaving the app's lifespan (uvicorn after SIGTERM) finishes queued shadow jobs."""
+    gateway, publisher, upstream = shadowing(model_file)
+    with TestClient(create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)) as client:
+        for _ in range(3):
+            assert client.post("/v1/chat/completions", json=BODY).status_code == 200
+    # No waiting here: the verdicts were published before the lifespan ended.
+    assert len(feedback(gateway, publisher)) == 3
+    assert fate(gateway, "judged") == 3
+    assert [g for g, _ in upstream.calls].count("judge") == 3
+    assert gateway.shadow_redis.closed
+    assert gateway.shadow is not None
+    # Closed: a late answer is not queued, and no worker is started again.
+    gateway.shadow.offer(plan_for(gateway), "5", served())
+    assert (gateway.shadow.queue.qsize(), fate(gateway, "queued")) == (0, 3)
+
+
+def test_shutdown_cancels_a_stuck_job_keeping_its_reservation(model_file: Path) -> None:
+    config = dataclasses.replace(CONFIG, drain_s=0.05)
+    gateway, publisher, upstream = shadowing(
+        model_file, config=config, upstream=FakeUpstream(hang={"big"})
+    )
+    with TestClient(create_app(gateway, admin_key=ADMIN_KEY, max_body_bytes=4096)) as client:
+        for _ in range(2):
+            assert client.post("/v1/chat/completions", json=BODY).status_code == 200
+    assert gateway.shadow is not None
+    assert gateway.shadow.queue.empty()  # the second job was dropped, never started
+    assert sorted(g for g, _ in upstream.calls) == ["big", "small", "small"]  # one shadow call
+    assert feedback(gateway, publisher) == []
+    # The cancelled call may be billed: its job's estimate (0.02) stays reserved.
+    [(_key, spent)] = gateway.shadow_redis.values.items()
+    assert spent == pytest.approx(0.02)
+
+
+def test_the_estimate_prices_the_shadow_answers_and_the_judge(tmp_path: Path) -> None:
+    """With the model file's real prices: the judge reads the question and both answers."""
+    path = with_judge(tmp_path, {}, {"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6})
+    gateway = dataclasses.replace(
+        offline_gateway(path, CollectingPublisher()), shadow_config=CONFIG, shadow_redis=FakeRedis()
+    )
+    assert gateway.shadow is not None
+    job = ShadowJob("d", None, BODY["messages"], QUESTION, "small", "5", ("big",), 100, 300)
+    instructions = len(render_prompt(".", ["", ""])) // 4
+    big = 100 * 1e-5 + 300 * 3e-5  # big's prices in MODEL_FILE
+    judged = (instructions + 100 + 2 * 300) * 2e-6 + 2 * JUDGE_LINE_TOKENS * 4e-6
+    assert gateway.shadow.estimate(job) == pytest.approx(big + judged)

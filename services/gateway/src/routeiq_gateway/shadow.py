@@ -4,13 +4,18 @@ other candidate model(s) answer the same question off the request path, the blin
 
 The request path only draws a number and puts a job on a bounded queue (``offer``: no I/O, no
 await, never raises); a full queue drops the job and counts it. One worker task takes jobs in
-turn, so shadow traffic never competes with itself. Each team has a daily USD budget, kept in
-Redis (``{prefix}:shadow:{team}:d:{YYYYMMDD}``) so every replica shares it: a job first
-reserves its estimated cost (the served request's tokens at each shadow model's prices) and is
-skipped, its reservation taken back, when the day's total would pass the budget; afterwards
-the reservation is corrected to what the shadow and judge calls cost. The budget fails
-closed: while Redis does not answer, nothing is shadowed. Shadow answers go to the judge only,
-never to a topic.
+turn, so shadow traffic never competes with itself.
+
+Each team has a daily USD budget, kept in Redis (``{prefix}:shadow:{team}:d:{YYYYMMDD}``) so
+every replica shares it: a job first reserves its estimated cost (``estimate``: the shadow
+answers and the judge's verdict) and is skipped, its reservation taken back, when the day's
+total would pass the budget; afterwards the reservation is corrected to what the shadow and
+judge calls cost. So a day's spend passes the budget by at most what the jobs in flight when it
+was reached (one per replica) cost beyond their estimates. The budget fails closed: while
+Redis does not answer, nothing is shadowed. Shadow answers go to the judge only, never to a
+topic. At shutdown (the app's lifespan, ``aclose``) queued jobs get ``drain_s`` to finish;
+then the job in progress is cancelled, keeping its whole reservation, and the rest are
+dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from routeiq.errors import ConfigError
-from routeiq.routing.judge import GRADE_QUALITY, BlindJudge, BlindVerdict, Messages
+from routeiq.routing.judge import (
+    GRADE_QUALITY,
+    BlindJudge,
+    BlindVerdict,
+    Messages,
+    render_prompt,
+)
 from routeiq.routing.oracle import Oracle
 
 from routeiq_gateway.config import ModelFile
@@ -41,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 DAY_TTL_S = 2 * 24 * 3600  # a day's shadow spend outlives its day by a day
 NO_TEAM = "-"
+JUDGE_LINE_TOKENS = 8  # "A: partial" and a line break, with room to spare
 
 
 class ShadowUpstream(Protocol):
@@ -64,6 +76,7 @@ class ShadowConfig:
     queue_size: int = 256
     oracle: Oracle | None = None  # cheap/strong pair for the verdict's cell and policy
     prefix: str = "routeiq"  # of the Redis keys
+    drain_s: float = 5.0  # at shutdown, how long queued jobs may still run
 
     def fraction_for(self, team: str | None) -> float:
         return self.team_fractions.get(team or NO_TEAM, self.fraction)
@@ -152,6 +165,7 @@ class ShadowSampler:
         self.judge = BlindJudge(call=self._judge_call, model=config.judge_group, rng=self.rng)
         self._worker: asyncio.Task[None] | None = None
         self._judge_cost = 0.0
+        self._closed = False
 
     # ------------------------------------------------------------------ request path
 
@@ -166,7 +180,7 @@ class ShadowSampler:
 
     def _offer(self, plan: Plan, answer: str, outcome: UpstreamOutcome) -> None:
         fraction = self.config.fraction_for(plan.request.team)
-        if fraction <= 0 or self.rng.random() >= fraction or not answer:
+        if self._closed or fraction <= 0 or self.rng.random() >= fraction or not answer:
             return
         served = outcome.served_group
         others = tuple(c.name for c in plan.candidates if c.name != served)
@@ -208,14 +222,11 @@ class ShadowSampler:
 
     async def run(self, job: ShadowJob) -> str:
         """Shadow one job; returns its fate (the metric label)."""
-        estimate = sum(
-            self.host.upstream.cost(group, job.input_tokens, job.output_tokens) or 0.0
-            for group in job.others
-        )
+        estimate = self.estimate(job)
         reserved = await self._reserve(job.team, estimate)
         if reserved is not None:
             return reserved
-        answers, spent = {job.served: job.answer}, 0.0
+        answers, spent, cut_short = {job.served: job.answer}, 0.0, False
         self._judge_cost = 0.0
         try:
             for group in job.others:
@@ -231,13 +242,31 @@ class ShadowSampler:
                     return "shadow_failed"
                 answers[group] = response_text(response)
             verdict = await self.judge.judge(job.query, answers)
+        except asyncio.CancelledError:
+            cut_short = True
+            raise
         finally:
-            await self._settle(job.team, spent + self._judge_cost - estimate)
+            correction = spent + self._judge_cost - estimate
+            # Cancelled mid-call (shutdown): the provider may bill that call anyway, so the
+            # reservation is never given back, only raised to what is known to be spent.
+            await self._settle(job.team, max(correction, 0.0) if cut_short else correction)
         if not isinstance(verdict, BlindVerdict):
             logger.info("shadow verdict for %s dropped: %s", job.decision_id, verdict.reason)
             return "unjudged"
         self.host.publish_feedback(self.feedback(job, verdict))
         return "judged"
+
+    def estimate(self, job: ShadowJob) -> float:
+        """The job's cost before it runs: each other model answering the served request's
+        prompt at the served answer's length, and the judge reading the question and every
+        answer (its instructions at about 4 characters a token) to write a line per answer."""
+        cost = self.host.upstream.cost
+        shown = len(job.others) + 1
+        answers = sum(cost(g, job.input_tokens, job.output_tokens) or 0.0 for g in job.others)
+        read = len(render_prompt(".", [""] * shown)) // 4 + job.input_tokens
+        read += shown * job.output_tokens
+        judge = cost(self.config.judge_group, read, JUDGE_LINE_TOKENS * shown) or 0.0
+        return answers + judge
 
     def feedback(self, job: ShadowJob, verdict: BlindVerdict) -> dict[str, Any]:
         """The ``Feedback`` record of a verdict: the served model's grade is its score."""
@@ -294,10 +323,23 @@ class ShadowSampler:
         with contextlib.suppress(RedisError, OSError):
             await redis.incrbyfloat(self._key(team), correction)
 
-    async def aclose(self) -> None:
-        """Stop the worker (queued jobs are dropped)."""
-        if self._worker is not None:
-            self._worker.cancel()
+    async def aclose(self, *, drain_s: float | None = None) -> None:
+        """Stop shadowing: no new jobs; queued ones get ``drain_s`` (default: the config's)
+        to finish, then the worker is cancelled and what is left is dropped and logged."""
+        self._closed = True
+        worker, self._worker = self._worker, None
+        wait_s = self.config.drain_s if drain_s is None else drain_s
+        if worker is not None and not worker.done() and wait_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.join(), wait_s)
+        if worker is not None:
+            worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+                await worker
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+            dropped += 1
+        if dropped:
+            logger.warning("shadow sampling stopped: %d queued job(s) dropped", dropped)

@@ -3,12 +3,15 @@
 Routes live by resource (``chat``, ``feedback``, ``health``, ``admin``) and are described by
 ``GET /openapi.json`` (``openapi``); handlers parse, call ``Gateway`` / ``ModelSync`` and
 answer. ``GatewayError`` becomes an OpenAI-style JSON body
-here, in one place: bad input is always a 4xx, never a 500.
+here, in one place: bad input is always a 4xx, never a 500. The app's lifespan stops what
+runs on its event loop beside the requests (shadow sampling) once the server has drained them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from routeiq.errors import ConfigError
 from starlette.applications import Starlette
@@ -50,6 +53,19 @@ async def _bad_method(request: Request, _: Exception) -> Response:
     return _error(MethodNotAllowed(f"method {request.method} not allowed"))
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    # Shutdown: uvicorn has answered the last request. The shadow worker lives on this loop, so
+    # it is drained and stopped here, before the loop closes and before the composition root
+    # closes the publisher its verdicts go through.
+    gateway: Gateway = app.state.routeiq.gateway
+    if gateway.shadow is not None:
+        await gateway.shadow.aclose()
+    if gateway.shadow_redis is not None:
+        await gateway.shadow_redis.aclose()
+
+
 def create_app(
     gateway: Gateway,
     *,
@@ -71,6 +87,7 @@ def create_app(
             404: _not_found,
             405: _bad_method,
         },
+        lifespan=_lifespan,
     )
     app.state.routeiq = ApiContext(
         gateway=gateway,
