@@ -2,19 +2,22 @@
 requests costs the clients of a gateway under load, and whether the daily budget holds.
 
 Setup: the offline upstream (recorded GSM8K answers, ``--upstream-ms`` per call: 0 by default,
-so the gateway is CPU-bound, the worst case for work running beside serving) and two gateways
-side by side, the same but for ``shadow_fraction`` (0 and 0.1): the local stack's model file
+so the gateway is CPU-bound, the worst case for work running beside serving) and three gateways
+side by side, the same but for shadow sampling: ``base`` (``shadow_fraction`` 0), ``shadow``
+(0.1, jobs in the low-priority shadow worker process: the default) and ``inline`` (0.1, jobs on
+the gateway's event loop, ``shadow_process=false``). Each has the local stack's model file
 (threshold strategy over GPT-4 and Mixtral) plus the judge group ``routeiq-judge`` (the
 upstream's judge, priced as GPT-4), telemetry on (private decisions and feedback topics of the
 local Kafka), the oracle pair set (Mixtral cheap, GPT-4 strong), its own Redis key prefix.
 One client drives each gateway at a fixed concurrency with GSM8K prompts as a team named for
-the run, in interleaved rounds (baseline then shadow, then shadow then baseline, ...). Before
-every round the shadow gateway's queue is waited empty, so a round never carries the shadow
-work of the one before it.
+the run, in interleaved rounds (the arms' order rotates each round). Before every round the
+shadow gateways' queues are waited empty, so a round never carries the shadow work of the one
+before it.
 
-Measured: client latency p50/p99 per arm (medians over rounds), the p99 ratio shadow/baseline,
-each gateway's CPU per request, failed requests (not a 200, or no answer at all), the shadow
-gateway's shadow fates from its ``/metrics`` and the verdicts (``Feedback``) on its topic.
+Measured: client latency p50/p99 per arm (medians over rounds), the p99 ratios against the
+baseline, each gateway's CPU per request (its shadow worker's apart), failed requests (not a
+200, or no answer at all), the shadow gateway's shadow fates from its ``/metrics`` and the
+verdicts (``Feedback``) on its topic.
 Then the budget phase: a third gateway with a tiny ``shadow_daily_usd`` takes the same load in
 two halves; the team's spend in Redis is read after each, against the budget and against what
 ``routeiq_gateway.shadow`` guarantees (a job reserves its estimate first and is skipped when the
@@ -74,8 +77,8 @@ class Round:
     latencies_ms: list[float]
     failed: int
     rps: float
-    # CPU per request (user + system, all threads) of the gateway, the upstream and the client
-    # (this process): on a small machine they share the cores.
+    # CPU per request (user + system, all threads) of the gateway, its shadow worker process,
+    # the upstream and the client (this process): on a small machine they share the cores.
     cpu_ms: dict[str, float]
     ended: int = 0  # shadow jobs that ended while the round ran
 
@@ -104,19 +107,30 @@ async def load(url: str, prompts: list[str], *, concurrency: int, team: str) -> 
     return [ms for ms, _ in answers], sum(1 for _, ok in answers if not ok), seconds
 
 
+def cpu_s(process: psutil.Process) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        return float(sum(process.cpu_times()[:2]))
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 def drive(arm: Arm, prompts: list[str], *, concurrency: int, team: str) -> Round:
+    gateway = psutil.Process(arm.pid)
     procs = {
-        "gateway": psutil.Process(arm.pid),
-        "upstream": psutil.Process(arm.upstream_pid),
-        "client": psutil.Process(),
+        "gateway": [gateway],
+        # The shadow worker process, when the gateway runs one (started by its first job).
+        "worker": gateway.children(recursive=True),
+        "upstream": [psutil.Process(arm.upstream_pid)],
+        "client": [psutil.Process()],
     }
-    before = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+    before = {name: sum(cpu_s(p) for p in ps) for name, ps in procs.items()}
     latencies, failed, seconds = asyncio.run(
         load(arm.url, prompts, concurrency=concurrency, team=team)
     )
     cpu_ms = {
-        name: (sum(p.cpu_times()[:2]) - before[name]) * 1000 / len(prompts)
-        for name, p in procs.items()
+        name: (sum(cpu_s(p) for p in ps) - before[name]) * 1000 / len(prompts)
+        for name, ps in procs.items()
     }
     return Round(latencies, failed, len(prompts) / seconds, cpu_ms)
 
@@ -190,7 +204,7 @@ def main() -> None:
 
     stack, work, tag = bench_run("shadow")
     team = f"{tag}-team"
-    labels = ("base", "shadow", "budget")
+    labels = ("base", "shadow", "inline", "budget")
     contracts = {f"{tag}.decisions": ROUTER_DECISION}
     contracts |= {f"{tag}.{x}.feedback": FEEDBACK for x in labels}
     specs = [ROUTER_DECISIONS.with_name(f"{tag}.decisions")]
@@ -240,7 +254,7 @@ def main() -> None:
         return Arm(label, url, proc.proc.pid, pid, fraction, prefix, feedback_topic)
 
     prompts = load_gsm8k().prompts
-    rounds: dict[str, list[Round]] = {"base": [], "shadow": []}
+    rounds: dict[str, list[Round]] = {"base": [], "shadow": [], "inline": []}
     halves: list[dict[str, Any]] = []
     store = redis.Redis.from_url(stack.redis.url)
     try:
@@ -261,19 +275,23 @@ def main() -> None:
         path.write_text(yaml.safe_dump(models))
         base = gateway("base", 0.0)
         shadow = gateway("shadow", args.fraction, shadow_daily_usd="1000")
-        arms = {"base": base, "shadow": shadow}
+        inline = gateway("inline", args.fraction, shadow_daily_usd="1000", shadow_process="false")
+        arms = {"base": base, "shadow": shadow, "inline": inline}
         # Warm-up: imports, pools, LiteLLM's first calls, the shadow worker's first jobs.
         for arm in arms.values():
             drive(arm, prompts[:200], concurrency=args.concurrency, team=team)
         warm = settled(shadow)
+        settled(inline)
         print(
             f"{len(prompts)} GSM8K prompts; {args.rounds} rounds × {args.requests} requests "
             f"per arm at concurrency {args.concurrency}",
             flush=True,
         )
+        order = list(arms)
         for r in range(args.rounds):
-            for label in ("base", "shadow") if r % 2 == 0 else ("shadow", "base"):
+            for label in order[r % 3 :] + order[: r % 3]:
                 settled(shadow)
+                settled(inline)
                 start = (r * args.requests) % len(prompts)
                 batch = [prompts[(start + i) % len(prompts)] for i in range(args.requests)]
                 before = fates(shadow)
@@ -289,7 +307,7 @@ def main() -> None:
                     f"failed {result.failed}  shadow jobs ended {result.ended}  CPU ms/req: {use}",
                     flush=True,
                 )
-        loaded, untouched = settled(shadow), fates(base)
+        loaded, untouched, inline_fates = settled(shadow), fates(base), settled(inline)
         load_spend = spend(store, shadow.prefix, team)
 
         # -- the budget phase: a tiny daily budget, the same share and load, in two halves
@@ -313,7 +331,7 @@ def main() -> None:
 
     # -- the verdicts, read back from each gateway's own feedback topic
     verdicts: dict[str, list[dict[str, Any]]] = {}
-    for arm in (base, shadow, budget):
+    for arm in (base, shadow, inline, budget):
         serde = AvroSerde.for_topic(
             FEEDBACK, arm.feedback_topic, resolver=RegistryResolver(registry)
         )
@@ -337,6 +355,16 @@ def main() -> None:
     failed = {label: sum(x.failed for x in rounds[label]) for label in rounds}
     ratio_p99 = med("shadow", 99) / med("base", 99)
     ratio_p50 = med("shadow", 50) / med("base", 50)
+    inline_p99 = med("inline", 99) / med("base", 99)
+
+    def paired(label: str) -> list[float]:
+        """p99 / the baseline's p99 in the same round: the machine's drift between rounds
+        (other load, warm-up) cancels out of each ratio."""
+        return [
+            pct(x.latencies_ms, 99) / pct(b.latencies_ms, 99)
+            for x, b in zip(rounds[label], rounds["base"], strict=True)
+        ]
+
     during = {k: v - warm.get(k, 0) for k, v in loaded.items()}
     judged = [v for v in verdicts["shadow"] if v["source"] == "judge"]
     cells = Counter(v.get("oracle_cell") for v in judged)
@@ -351,34 +379,53 @@ def main() -> None:
         f"GSM8K prompts; threshold over GPT-4 / Mixtral, telemetry on; judge {JUDGE}"
     )
     print(
-        f"\n{'arm':<20} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   "
-        "CPU ms/req: gateway upstream client"
+        f"\n{'arm':<30} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   "
+        "CPU ms/req: gateway worker upstream client"
     )
-    print("-" * 92)
+    print("-" * 108)
     for label, what in (
         ("base", "shadow_fraction 0"),
-        ("shadow", f"shadow_fraction {args.fraction:g}"),
+        ("shadow", f"shadow_fraction {args.fraction:g}, worker"),
+        ("inline", f"shadow_fraction {args.fraction:g}, inline"),
     ):
         print(
-            f"{what:<20} {rps(label):>7.1f} {med(label, 50):>8.1f} {med(label, 99):>8.1f} "
-            f"{failed[label]:>7}   {cpu(label, 'gateway'):>18.2f} {cpu(label, 'upstream'):>8.2f} "
-            f"{cpu(label, 'client'):>6.2f}"
+            f"{what:<30} {rps(label):>7.1f} {med(label, 50):>8.1f} {med(label, 99):>8.1f} "
+            f"{failed[label]:>7}   {cpu(label, 'gateway'):>18.2f} {cpu(label, 'worker'):>6.2f} "
+            f"{cpu(label, 'upstream'):>8.2f} {cpu(label, 'client'):>6.2f}"
         )
     print(
-        f"\nshadow/baseline: p99 {ratio_p99:.3f}x ({100 * (ratio_p99 - 1):+.1f} %; done when "
-        f"≤ +5 %), p50 {ratio_p50:.3f}x, req/s {rps('shadow') / rps('base'):.3f}x, gateway "
-        f"CPU/req {cpu('shadow', 'gateway') / cpu('base', 'gateway'):.3f}x, upstream CPU/req "
+        f"\nshadow (worker process)/baseline: p99 {ratio_p99:.3f}x "
+        f"({100 * (ratio_p99 - 1):+.1f} %; done when ≤ +5 %), p50 {ratio_p50:.3f}x, req/s "
+        f"{rps('shadow') / rps('base'):.3f}x, gateway CPU/req "
+        f"{cpu('shadow', 'gateway') / cpu('base', 'gateway'):.3f}x, upstream CPU/req "
         f"{cpu('shadow', 'upstream') / cpu('base', 'upstream'):.3f}x"
+    )
+    print(
+        f"inline/baseline: p99 {inline_p99:.3f}x ({100 * (inline_p99 - 1):+.1f} %), p50 "
+        f"{med('inline', 50) / med('base', 50):.3f}x, gateway CPU/req "
+        f"{cpu('inline', 'gateway') / cpu('base', 'gateway'):.3f}x"
     )
     print("p99 ms per round, in the order run:")
     for label in rounds:
         print(f"  {label:<6} " + "  ".join(f"{pct(x.latencies_ms, 99):.1f}" for x in rounds[label]))
+    print("p99 / the same round's baseline p99 (paired):")
+    for label in ("shadow", "inline"):
+        ratios = paired(label)
+        print(
+            f"  {label:<6} "
+            + "  ".join(f"{r:.3f}" for r in ratios)
+            + f"   median {statistics.median(ratios):.3f}x"
+        )
     print(
         f"\nshadow gateway, the measured rounds ({args.rounds * args.requests} requests): "
         + ", ".join(f"{k} {during.get(k, 0):.0f}" for k in ("queued", "dropped_full", *ENDED))
     )
     inside = sum(x.ended for x in rounds["shadow"])
     print(f"  shadow jobs that ended inside the shadow rounds: {inside} (the rest after them)")
+    print(
+        "  inline gateway, whole run: "
+        + ", ".join(f"{k} {inline_fates.get(k, 0):.0f}" for k in ("queued", "dropped_full", *ENDED))
+    )
     print(
         f"  verdicts (Feedback, source judge) on its topic, warm-up included: {len(judged)} "
         f"(its counter: {loaded.get('feedback_judge', 0)}); spend ${load_spend:.4f}, "
@@ -415,7 +462,9 @@ def main() -> None:
             "p99_ms": med(label, 99),
             "rps": rps(label),
             "failed": failed[label],
-            "cpu_ms_per_request": {w: cpu(label, w) for w in ("gateway", "upstream", "client")},
+            "cpu_ms_per_request": {
+                w: cpu(label, w) for w in ("gateway", "worker", "upstream", "client")
+            },
             "rounds": [
                 {
                     "p50_ms": pct(x.latencies_ms, 50),
@@ -437,6 +486,9 @@ def main() -> None:
         "arms": arms_out,
         "p99_ratio": ratio_p99,
         "p50_ratio": ratio_p50,
+        "inline_p99_ratio": inline_p99,
+        "paired_p99_ratios": {label: paired(label) for label in ("shadow", "inline")},
+        "inline_fates_whole_run": dict(inline_fates),
         "shadow_fates_measured_rounds": during,
         "shadow_fates_whole_run": dict(loaded),
         "verdicts": {k: len(v) for k, v in verdicts.items()},

@@ -1,9 +1,11 @@
 """Shadow sampling end to end on the real parts: a gateway built by its own wiring, LiteLLM
 calling the upstream process for the served, the shadow and the judge model, the daily budget
-in the stack's Redis, and the verdict checked against the recorded GSM8K correctness."""
+in the stack's Redis, and the verdict checked against the recorded GSM8K correctness; with the
+jobs in the shadow worker process (the default) and on the gateway's loop."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +21,8 @@ from routeiq.routing.datasets import GPT4, MIXTRAL, load_named
 from routeiq.routing.strategies import BundleHolder
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.metrics import GatewayMetrics
+from routeiq_gateway.shadow_jobs import ShadowJobs
+from routeiq_gateway.shadow_worker import ShadowProcess
 from routeiq_gateway.wiring import build_app, build_engine, build_gateway
 from starlette.testclient import TestClient
 
@@ -64,8 +68,9 @@ def model_file(path: Path, base_url: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["worker-process", "inline"])
 def test_a_shadowed_request_gets_the_recorded_verdict(
-    start_upstream: Callable[..., UpstreamProcess], stack: Any, tmp_path: Path
+    start_upstream: Callable[..., UpstreamProcess], stack: Any, tmp_path: Path, in_process: bool
 ) -> None:
     upstream = start_upstream(api_key=API_KEY, datasets="gsm8k", tokenizer="approx")
     prefix = f"routeiq-test-{uuid.uuid4().hex[:10]}"
@@ -83,6 +88,7 @@ def test_a_shadowed_request_gets_the_recorded_verdict(
         shadow_daily_usd=0.5,
         shadow_oracle_cheap="mixtral",
         shadow_oracle_strong="gpt-4",
+        shadow_process=in_process,
     )
     parsed = load_model_file(settings.config_path)
     metrics, publisher = GatewayMetrics(), Collected()
@@ -104,10 +110,19 @@ def test_a_shadowed_request_gets_the_recorded_verdict(
             r = client.post("/v1/chat/completions", json=body)
             assert r.status_code == 200, r.text
             assert r.json()["choices"][0]["message"]["content"] == table.responses[i][MIXTRAL]
-        for _ in range(400):  # the worker runs on the app's loop
+        for _ in range(600):  # jobs run after the answers (a worker process starts first)
             if sum(t == settings.feedback_topic for t, _, _ in publisher.records) == len(rows):
                 break
             time.sleep(0.05)
+        runner = gateway.shadow.runner  # type: ignore[union-attr]
+        if in_process:  # the jobs ran in the worker process, at the lowest CPU priority
+            assert isinstance(runner, ShadowProcess)
+            assert runner.pid is not None
+            assert os.getpriority(os.PRIO_PROCESS, runner.pid) == 19
+        else:
+            assert isinstance(runner, ShadowJobs)
+    if in_process:  # the app's shutdown stopped the worker
+        assert runner.pid is None
     verdicts = [
         gateway.feedback_serde.decode(v)  # type: ignore[union-attr]
         for t, _, v in publisher.records

@@ -18,17 +18,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from routeiq.errors import ConfigError
 from routeiq.routing.judge import parse_prompt, render_prompt, render_verdict
 from routeiq.routing.oracle import Oracle
+from routeiq_gateway import shadow
 from routeiq_gateway.api.app import create_app
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.gateway import Gateway
 from routeiq_gateway.routing import Plan
-from routeiq_gateway.shadow import (
-    JUDGE_LINE_TOKENS,
-    ShadowConfig,
-    ShadowJob,
-    ShadowSampler,
-    shadow_config,
-)
+from routeiq_gateway.shadow import CpuGauge, ShadowSampler, shadow_config
+from routeiq_gateway.shadow_jobs import JUDGE_LINE_TOKENS, ShadowConfig, ShadowJob, ShadowJobs
 from routeiq_gateway.upstream import UpstreamOutcome
 from starlette.testclient import TestClient
 
@@ -365,4 +361,57 @@ def test_the_estimate_prices_the_shadow_answers_and_the_judge(tmp_path: Path) ->
     instructions = len(render_prompt(".", ["", ""])) // 4
     big = 100 * 1e-5 + 300 * 3e-5  # big's prices in MODEL_FILE
     judged = (instructions + 100 + 2 * 300) * 2e-6 + 2 * JUDGE_LINE_TOKENS * 4e-6
-    assert gateway.shadow.estimate(job) == pytest.approx(big + judged)
+    assert isinstance(gateway.shadow.runner, ShadowJobs)  # inline: no worker spec in CONFIG
+    assert gateway.shadow.runner.estimate(job) == pytest.approx(big + judged)
+
+
+def test_the_cpu_gauge_reads_cores_over_its_window() -> None:
+    now, used = [0.0], [0.0]
+    gauge = CpuGauge(1.0, cpu=lambda: used[0], clock=lambda: now[0])
+    assert gauge.cores() is None  # no history yet
+    now[0], used[0] = 0.6, 0.3
+    assert gauge.cores() == pytest.approx(0.5)
+    now[0], used[0] = 2.0, 1.7  # a full core since: the first sample left the window
+    assert gauge.cores() == pytest.approx(1.0)
+    now[0], used[0] = 3.0, 2.6
+    assert gauge.cores() == pytest.approx(0.9)  # measured from 2.0: 0.6 is a window old
+    now[0], used[0] = 3.5, 2.7
+    assert gauge.cores() == pytest.approx((2.7 - 1.7) / (3.5 - 2.0))
+    now[0], used[0] = 60.0, 3.0  # after an idle minute: no recent history, so no reading
+    assert gauge.cores() is None
+
+
+class ScriptedGauge:
+    """Reads the given core counts in turn, then ``after`` for ever."""
+
+    def __init__(self, *reads: float | None, after: float = 0.0) -> None:
+        self.reads, self.after, self.count = list(reads), after, 0
+
+    def cores(self) -> float | None:
+        self.count += 1
+        return self.reads.pop(0) if self.reads else self.after
+
+
+def test_a_busy_gateway_holds_jobs_until_it_has_cpu_to_spare(model_file: Path) -> None:
+    """While the gateway uses ``cpu_limit`` cores or more, no job starts (none of its calls
+    made); they wait on the queue and run once it is under the limit."""
+    gateway, publisher, upstream = shadowing(model_file)
+    assert gateway.shadow is not None
+    busy = ScriptedGauge(None, 0.9, 0.7, after=0.2)  # no history, busy, at the limit, then idle
+    sampler = ShadowSampler(gateway.shadow.config, gateway, gauge=busy)  # type: ignore[arg-type]
+    calls_while_busy: list[int] = []
+    plan = plan_for(gateway)
+
+    async def go() -> None:
+        sampler.offer(plan, "5", served())
+        for _ in range(2):  # two of the pauses: nothing asked yet
+            await asyncio.sleep(shadow.PAUSE_S)
+            calls_while_busy.append(len(upstream.calls))
+        await sampler.queue.join()
+        await sampler.aclose()
+
+    asyncio.run(go())
+    assert calls_while_busy == [0, 0]
+    assert busy.count == 4  # three reads said wait, the fourth let the job start
+    assert [g for g, _ in upstream.calls] == ["big", "judge"]
+    assert len(feedback(gateway, publisher)) == 1

@@ -28,6 +28,7 @@ from routeiq.telemetry import configure_tracing
 from routeiq_gateway.config import GatewaySettings, load_model_file
 from routeiq_gateway.metrics import GatewayMetrics
 from routeiq_gateway.sync.wiring import build_control, build_sync
+from routeiq_gateway.upstream import LITELLM_LOGGERS
 from routeiq_gateway.wiring import (
     build_app,
     build_engine,
@@ -36,9 +37,6 @@ from routeiq_gateway.wiring import (
     build_publisher,
     log,
 )
-
-# LiteLLM logs every custom-priced model at WARNING and each call at INFO.
-LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 
 
 def build(settings: GatewaySettings) -> Runner:

@@ -25,7 +25,9 @@ from routeiq_gateway.publisher import Publisher
 from routeiq_gateway.request_models import FeedbackRequest, parse_chat_request, parse_feedback
 from routeiq_gateway.routing import Plan, RoutePlanner
 from routeiq_gateway.serving import Served, Serving
-from routeiq_gateway.shadow import ShadowConfig, ShadowSampler
+from routeiq_gateway.shadow import ShadowSampler
+from routeiq_gateway.shadow_jobs import ShadowConfig
+from routeiq_gateway.shadow_worker import ShadowProcess
 from routeiq_gateway.telemetry import DecisionTelemetry
 from routeiq_gateway.upstream import Upstream
 
@@ -69,7 +71,8 @@ class Gateway:
     query_key: bytes | None = None  # the HMAC key of decisions' query_key; none: no key
     clock: Callable[[], float] = time.time
     # Shadow sampling (``routeiq_gateway.shadow``): off unless a config with a share is given;
-    # its daily budgets live in ``shadow_redis`` (None: nothing is shadowed, fail closed).
+    # jobs run on this loop unless the config names a worker process. Inline, its daily
+    # budgets live in ``shadow_redis`` (None: nothing is shadowed, fail closed).
     shadow_config: ShadowConfig | None = None
     shadow_redis: Redis | None = None
 
@@ -95,7 +98,9 @@ class Gateway:
         )
         self.shadow = None
         if self.shadow_config is not None and self.shadow_config.enabled:
-            self.shadow = ShadowSampler(self.shadow_config, self)
+            config = self.shadow_config
+            runner = ShadowProcess(config) if config.worker is not None else None
+            self.shadow = ShadowSampler(config, self, runner=runner)
         self.serving = Serving(
             upstream=self.upstream,
             telemetry=self.telemetry,

@@ -20,9 +20,8 @@ from opentelemetry import trace
 
 from routeiq_gateway.errors import UpstreamFailed
 from routeiq_gateway.routing import Plan
-from routeiq_gateway.shadow import response_text
 from routeiq_gateway.telemetry import DecisionTelemetry
-from routeiq_gateway.upstream import Upstream, UpstreamOutcome
+from routeiq_gateway.upstream import Upstream, UpstreamOutcome, response_text
 
 DONE = b"data: [DONE]\n\n"
 # (plan, the answer's text, what happened upstream) once a request is answered and recorded.

@@ -116,6 +116,14 @@ class GatewaySettings(ServiceSettings):
     # The model group that judges (the offline upstream serves one as routeiq-judge).
     shadow_judge_group: str = "routeiq-judge"
     shadow_queue_size: int = Field(default=256, ge=1, le=100_000)
+    # Shadow jobs run in a worker process (``routeiq_gateway.shadow_worker``); false: on the
+    # serving event loop.
+    shadow_process: bool = True
+    # The worker process's CPU niceness (19: the lowest priority).
+    shadow_nice: int = Field(default=19, ge=0, le=19)
+    # A shadow job starts only while the gateway's process used fewer cores than this over the
+    # last second: a saturated gateway sheds shadow work (queued, then dropped and counted).
+    shadow_cpu_limit: float = Field(default=0.7, gt=0.0)
     # The oracle's cheap and strong model groups: verdicts then carry its cell and policy.
     shadow_oracle_cheap: str | None = None
     shadow_oracle_strong: str | None = None

@@ -18,6 +18,9 @@ from litellm.router import Router
 
 from routeiq_gateway.config import ModelFile
 
+# LiteLLM logs every custom-priced model at WARNING and each call at INFO (quieted in logs).
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+
 
 @dataclass
 class UpstreamOutcome:
@@ -64,6 +67,13 @@ def build_router(model_file: ModelFile) -> Router:
     litellm.drop_params = bool(model_file.litellm_settings.get("drop_params", True))
     litellm.telemetry = False
     return Router(model_list=model_file.model_list, **model_file.router_settings)
+
+
+def response_text(response: Any) -> str:
+    """The assistant text of an OpenAI-shaped (LiteLLM) completion."""
+    choices = getattr(response, "choices", None) or []
+    message = getattr(choices[0], "message", None) if choices else None
+    return str(getattr(message, "content", None) or "")
 
 
 def _extra(response: Any) -> Mapping[str, Any]:

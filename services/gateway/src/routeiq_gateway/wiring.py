@@ -144,6 +144,7 @@ def build_gateway(
         else (None, None)
     )
     shadow = shadow_config(settings, model_file)
+    inline = shadow is not None and shadow.worker is None
     return Gateway(
         model_file=model_file,
         engine=engine,
@@ -163,8 +164,9 @@ def build_gateway(
         include_embedding=settings.include_embedding,
         query_key=settings.query_key.get_secret_value().encode() if settings.query_key else None,
         shadow_config=shadow,
-        # Shadow jobs run off the request path: a slower Redis only delays them.
-        shadow_redis=async_redis(settings, timeout_s=2.0) if shadow is not None else None,
+        # Shadow jobs run off the request path: a slower Redis only delays them. (A worker
+        # process has its own client.)
+        shadow_redis=async_redis(settings, timeout_s=2.0) if inline else None,
     )
 
 

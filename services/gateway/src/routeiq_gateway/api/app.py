@@ -56,9 +56,10 @@ async def _bad_method(request: Request, _: Exception) -> Response:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
-    # Shutdown: uvicorn has answered the last request. The shadow worker lives on this loop, so
-    # it is drained and stopped here, before the loop closes and before the composition root
-    # closes the publisher its verdicts go through.
+    # Shutdown: uvicorn has answered the last request. The shadow sampler's task lives on this
+    # loop (and talks to its worker process from it), so it is drained and stopped here, before
+    # the loop closes and before the composition root closes the publisher its verdicts go
+    # through.
     gateway: Gateway = app.state.routeiq.gateway
     if gateway.shadow is not None:
         await gateway.shadow.aclose()
