@@ -14,6 +14,7 @@ from routeiq.routing.datasets import (
     llmrouter_prices,
 )
 from routeiq_analytics.config import AnalyticsSettings
+from routeiq_analytics.core.aggregator import Aggregator
 from support.processes import run_module
 
 
@@ -78,6 +79,31 @@ def test_auto_pair_candidates_and_the_best_model_minimum() -> None:
     assert defaults.best_model_min_graded == 20
     listed = AnalyticsSettings.load({"ROUTEIQ_ANALYTICS_CANDIDATES": f'["{GPT4}"]'})
     assert listed.candidates == (GPT4,)
+
+
+def test_the_aggregator_is_built_with_every_setting_it_takes() -> None:
+    s = AnalyticsSettings.load(
+        {
+            "ROUTEIQ_ANALYTICS_BUCKET": "30s",
+            "ROUTEIQ_ANALYTICS_RETENTION": "2h",
+            "ROUTEIQ_ANALYTICS_STRONG_MODEL": MIXTRAL,
+            "ROUTEIQ_ANALYTICS_WEAK_MODEL": GPT4,
+            "ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4}, {MIXTRAL}",
+            "ROUTEIQ_ANALYTICS_BEST_MODEL_MIN_GRADED": "7",
+            "ROUTEIQ_ANALYTICS_LATENCY_SAMPLE_SIZE": "64",
+            "ROUTEIQ_ANALYTICS_MAX_JOIN_DECISIONS": "1000",
+            "ROUTEIQ_ANALYTICS_MAX_PENDING_FEEDBACK": "500",
+            "ROUTEIQ_ANALYTICS_FEEDBACK_WAIT": "5m",
+            "ROUTEIQ_ANALYTICS_MAX_LABELS": "9",
+        }
+    )
+    agg = Aggregator.from_settings(s)
+    assert (agg.bucket_s, agg.retention_s, agg.pair) == (30, 7200, (MIXTRAL, GPT4))
+    assert agg.candidates == (GPT4, MIXTRAL)
+    assert (agg.best_model_min_graded, agg.latency_sample_size) == (7, 64)
+    assert (agg._max_join, agg._max_pending, agg._max_labels) == (1000, 500, 9)
+    assert agg._feedback_wait_s == 300
+    assert agg._prices == s.price_table()
 
 
 def test_the_process_environment_takes_table_names_and_lists(
