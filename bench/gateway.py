@@ -7,11 +7,15 @@ latency, driven by the same client at a fixed concurrency with dcrouter_test pro
       dcrouter_train) under the cost-aware strategy over all 9 candidates (λ calibrated to a
       cost target), telemetry on (an Avro event to Kafka per request, the 768-d feature
       vector in it), feature cache OFF: every request featurises its prompt
-  a+  the same with the feature cache on and prompts repeating
+  a*  a as `make up` runs it: spans exported to the stack's Jaeger (OTLP/HTTP, every request
+      sampled, the span event carrying the decision and its embedding) and the query key set
+      (an HMAC-SHA256 of the prompt in each event)
+  a+  a with the feature cache on and prompts repeating
   b   RouteIQ, `random` strategy, telemetry off, no features
   c   the LiteLLM proxy (`litellm --config`, the same model_list), calling one model
 
-Rounds are interleaved (a, a+, b, c, a, ...) and medians reported with ratios a/c and a/b,
+Rounds are interleaved (a, a*, a+, b, c, a, ...) and medians reported with ratios a/c, a/b
+and a*/a,
 with each server's own CPU time per request (user + system, from /proc, all its threads): on
 a small machine the client, the upstream and the server share the cores, so CPU per request
 says what a server costs more steadily than its throughput does.
@@ -196,6 +200,13 @@ def main() -> None:
         pids: dict[str, int] = {}
         learned = {"router_name": tag, "default_strategy": "learned", "epsilon": 0.05}
         url_a = gateway("a", learned, ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0")
+        url_a_traced = gateway(
+            "a-traced",
+            learned,
+            ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0",
+            ROUTEIQ_GATEWAY_TELEMETRY__OTLP_ENDPOINT=stack.otlp_http_url,
+            ROUTEIQ_GATEWAY_QUERY_KEY="bench-query-key-0123456789abcdef",
+        )
         url_a_cached = gateway("a-cached", learned)
         url_b = gateway(
             "b",
@@ -216,7 +227,7 @@ def main() -> None:
             location=location,
             folder=folder,
         )
-        for url in (url_a, url_a_cached):
+        for url in (url_a, url_a_traced, url_a_cached):
             wait_until(
                 lambda u=url: (
                     httpx.get(f"{u}/health/ready").json()["sync"]["active_version"] == "v1"
@@ -252,6 +263,7 @@ def main() -> None:
 
         configs = [
             ("a", url_a, "auto", "RouteIQ learned over 9, telemetry, no cache"),
+            ("a*", url_a_traced, "auto", "a + spans to Jaeger + query key"),
             ("a+", url_a_cached, "auto", "RouteIQ learned over 9, telemetry, cache"),
             ("b", url_b, "auto", "RouteIQ random, telemetry off"),
             ("c", url_c, "llama-3.1-nemotron-51b-instruct", "LiteLLM proxy"),
@@ -349,7 +361,7 @@ def main() -> None:
         rounds = "  ".join(f"{r['rps']:.0f}; {r['cpu_ms']:.2f}" for r in results[label])
         print(f"  {label:<4} {rounds}")
     print("\nratios (throughput; p99 latency; server CPU per request)")
-    for x, y in (("a", "c"), ("a+", "c"), ("a", "b"), ("b", "c")):
+    for x, y in (("a", "c"), ("a*", "c"), ("a+", "c"), ("a", "b"), ("b", "c"), ("a*", "a")):
         print(
             f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
             f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x   "

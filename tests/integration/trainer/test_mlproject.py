@@ -126,7 +126,17 @@ def test_synthetic_traffic_trains_then_deploy_gates_and_announces(
     base = _project_env(harness)
     strict = {**base, "ROUTEIQ_TRAINER_GATE_MARGIN": "1.0"}  # nothing beats random by 1.0
     experiment = f"routeiq/{name}"
-    params = {"dataset": "gsm8k", "seed": "3", "spacing_s": "30", "shadow_fraction": "0.25"}
+    # A fixed first event time (12 hours ago, on the hour), so the second run below writes the
+    # same windows: left to its default (now - span) the span moves with the clock and, when
+    # the runs straddle a window boundary, the first or last window changes.
+    start = datetime.fromtimestamp((time.time() // 3600 - 12) * 3600, tz=UTC).isoformat()
+    params = {
+        "dataset": "gsm8k",
+        "seed": "3",
+        "start": start,
+        "spacing_s": "30",
+        "shadow_fraction": "0.25",
+    }
     done = _mlflow_run("generate_synthetic", params, base, experiment)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     generated = _json_out(done)
