@@ -12,8 +12,7 @@ it (the worker, a local upstream), lengthens the clients' tail. It hands each jo
 
 - by default the shadow worker process (``routeiq_gateway.shadow_worker``), at the lowest CPU
   priority, so that the shadow and judge calls (LiteLLM's request building and response
-  parsing, several ms of CPU each) never take CPU from serving: when the gateway is saturated
-  the worker waits, the queue fills and jobs are dropped and counted, not the clients delayed;
+  parsing, several ms of CPU each) run outside the serving process and only on CPU it leaves;
 - or, with ``shadow_process=false`` (and in unit tests), on the gateway's own event loop.
 
 Either way the fate is counted and the verdict published here, in the gateway, through its

@@ -5,8 +5,9 @@ Why a process: a shadow job is two or more LiteLLM calls (the other candidate's 
 judge's verdict), several ms of CPU each for request building and response parsing. On the
 serving event loop that CPU is taken from clients: measured with ``bench/shadow.py`` at a 0 ms
 upstream (the gateway CPU-bound), 10 % shadowing raised p99 by 13 %. Here it runs at nice 19
-(``shadow_nice``), so while serving needs the CPU the worker waits, the gateway's bounded queue
-fills and jobs are dropped and counted; serving never waits for shadowing.
+(``shadow_nice``), so it only gets CPU that serving leaves; and the gateway hands it a job only
+while it has CPU to spare itself (``routeiq_gateway.shadow.CpuGauge``), since the worker's
+calls still cost CPU beside it (the provider's client, a local upstream).
 
 The gateway (``ShadowProcess``) starts the worker with ``python -m routeiq_gateway.shadow_worker``
 on its first job and talks to it over its stdin and stdout, one JSON line each way: first a
