@@ -158,7 +158,9 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
                 {"ROUTEIQ_ANALYTICS_CANDIDATES": "gpt-4-1106-preview,nobody"},
                 "no price for ['nobody']",
             ),
-            ({"ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4},{GPT4}"}, "listed twice"),
+            ({"ROUTEIQ_ANALYTICS_CANDIDATES": f"{GPT4},{GPT4}"}, f"listed twice: {GPT4}"),
+            ({"ROUTEIQ_ANALYTICS_WINDOWS": "5m,300"}, "windows: Value error, listed twice: 300"),
+            ({"ROUTEIQ_ANALYTICS_WINDOWS": ","}, "windows: Value error, list at least one"),
             ({"ROUTEIQ_ANALYTICS_EXTRA_PRICES": "cheap"}, "expected a JSON object"),
             (
                 {"ROUTEIQ_ANALYTICS_EXTRA_PRICES": '{"m": {"input_per_m": -1, "output_per_m": 1}}'},
@@ -193,7 +195,8 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
     TrainerSettings: [
         ({"ROUTEIQ_TRAINER_ROUTER_TYPES": "knn,bert"}, "bert cannot be a default router type"),
         ({"ROUTEIQ_TRAINER_ROUTER_TYPES": "knn,forest"}, "unknown router type"),
-        ({"ROUTEIQ_TRAINER_ROUTER_TYPES": "knn,knn"}, "router types repeat"),
+        ({"ROUTEIQ_TRAINER_ROUTER_TYPES": "knn,knn"}, "router_types: .*listed twice: knn"),
+        ({"ROUTEIQ_TRAINER_ROUTER_TYPES": ""}, "router_types: .*list at least one"),
         ({"ROUTEIQ_TRAINER_STRONG_MODEL": "gpt-4"}, "set both strong_model and weak_model"),
         (
             {"ROUTEIQ_TRAINER_STRONG_MODEL": "a", "ROUTEIQ_TRAINER_WEAK_MODEL": "a"},
@@ -217,8 +220,8 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
         ({"ROUTEIQ_UPSTREAM_PROT": "1"}, "ROUTEIQ_UPSTREAM_PROT"),
         ({"ROUTEIQ_UPSTREAM_PORT": "70000"}, "port"),
         ({"ROUTEIQ_UPSTREAM_DATASETS": "gsm8k,squad"}, "unknown dataset 'squad'"),
-        ({"ROUTEIQ_UPSTREAM_DATASETS": ""}, "at least one dataset"),
-        ({"ROUTEIQ_UPSTREAM_DATASETS": "gsm8k,gsm8k"}, "listed twice"),
+        ({"ROUTEIQ_UPSTREAM_DATASETS": ""}, "datasets: .*list at least one"),
+        ({"ROUTEIQ_UPSTREAM_DATASETS": "gsm8k,gsm8k"}, "datasets: .*listed twice: gsm8k"),
         ({"ROUTEIQ_UPSTREAM_DATA_DIR": "/no/such/dir"}, "not a directory"),
         ({"ROUTEIQ_UPSTREAM_LATENCY_MS": "-5"}, "latency_ms"),
         ({"ROUTEIQ_UPSTREAM_ERROR_RATE": '{"gpt-4": 1.5}'}, "within 0..1"),

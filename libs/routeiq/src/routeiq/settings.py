@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
+import redis
+import redis.asyncio
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,9 +27,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from routeiq.contracts.topics import DEAD_LETTERS
 from routeiq.errors import ConfigError
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
@@ -181,6 +184,22 @@ class RedisSettings(_Group):
     url: RedisUrl = "redis://127.0.0.1:6379/0"
     password: SecretStr | None = None
 
+    def client(self, *, timeout_s: float) -> redis.Redis:
+        """A blocking client whose every call gives up after ``timeout_s`` (connecting too):
+        callers report a Redis that does not answer rather than wait on it."""
+        return redis.Redis.from_url(self.url, **self._options(timeout_s))
+
+    def async_client(self, *, timeout_s: float) -> redis.asyncio.Redis:
+        """The asyncio client, with the same timeouts."""
+        return redis.asyncio.Redis.from_url(self.url, **self._options(timeout_s))
+
+    def _options(self, timeout_s: float) -> dict[str, Any]:
+        return {
+            "password": self.password.get_secret_value() if self.password else None,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+        }
+
 
 class TelemetrySettings(_Group):
     """OpenTelemetry export. No endpoint means spans are created but not exported."""
@@ -250,6 +269,17 @@ class ServiceSettings(BaseSettings):
             raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
 
 
+class KafkaServiceSettings(ServiceSettings):
+    """Base for the services that read or write Avro records on Kafka (gateway, labeler,
+    analytics, trainer): the brokers, the registry their serdes resolve schema ids with, and
+    the dead-letter topic for the records they cannot decode, validate or act on."""
+
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    # Where records this service cannot decode, validate or act on go, once each.
+    deadletter_topic: TopicName = DEAD_LETTERS.name
+
+
 def _assign(target: dict[str, Any], path: list[str], value: str) -> None:
     for part in path[:-1]:
         target = target.setdefault(part, {})
@@ -296,3 +326,24 @@ def listed(value: Any) -> Any:
 
 # A list setting as JSON or a comma list: ``Annotated[tuple[str, ...], NoDecode, Listed]``.
 Listed = BeforeValidator(listed)
+
+
+def _not_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not value:
+        raise ValueError("list at least one")
+    return value
+
+
+def _each_once(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    repeated = sorted({str(item) for item in value if value.count(item) > 1})
+    if repeated:
+        raise ValueError(f"listed twice: {', '.join(repeated)} in {list(value)}")
+    return value
+
+
+# Checks of a list setting, after its items are parsed: ``Annotated[tuple[str, ...], NoDecode,
+# Listed, NotEmpty, EachOnce]`` refuses an empty list and one that names an item twice.
+NotEmpty = AfterValidator(_not_empty)
+EachOnce = AfterValidator(_each_once)
+# Names as a list setting, each once (``Annotated[Names, NotEmpty]`` when one is needed).
+Names = Annotated[tuple[str, ...], NoDecode, Listed, EachOnce]

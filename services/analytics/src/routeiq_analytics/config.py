@@ -23,15 +23,16 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
-from routeiq.contracts.topics import DEAD_LETTERS, FEEDBACK_EVENTS, ROUTER_DECISIONS
+from routeiq.contracts.topics import FEEDBACK_EVENTS, ROUTER_DECISIONS
 from routeiq.errors import ConfigError
 from routeiq.routing.datasets import GPT4, MIXTRAL, ROUTELLM_PRICES, ModelPrice, llmrouter_prices
 from routeiq.settings import (
-    KafkaSettings,
+    EachOnce,
+    KafkaServiceSettings,
     Listed,
     LogLevel,
-    RegistrySettings,
-    ServiceSettings,
+    Names,
+    NotEmpty,
     TopicName,
     json_env_value,
 )
@@ -125,24 +126,21 @@ PriceTable = Annotated[dict[str, PriceSpec], NoDecode]
 PairModel = Annotated[str | None, BeforeValidator(_auto_pair)]
 
 
-class AnalyticsSettings(ServiceSettings):
+class AnalyticsSettings(KafkaServiceSettings):
     """Where analytics listens, what it reads, how long it remembers and how it prices."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_ANALYTICS_")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8095, ge=1, le=65535)
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
     decisions_topic: TopicName = ROUTER_DECISIONS.name
     feedback_topic: TopicName = FEEDBACK_EVENTS.name
-    deadletter_topic: TopicName = DEAD_LETTERS.name
     # Our own group: analytics reads at its own pace and never moves another consumer's offsets.
     group_id: str = "routeiq-analytics"
     client_id: str = "routeiq-analytics"
     # Windows shown by the dashboard and exported as metrics; the API takes any window up to
     # the retention.
-    windows: Annotated[tuple[Seconds, ...], NoDecode, Listed] = (300, 3600)
+    windows: Annotated[tuple[Seconds, ...], NoDecode, Listed, NotEmpty, EachOnce] = (300, 3600)
     bucket: Seconds = Field(default=10, ge=1, le=3600)
     # How long buckets are kept; defaults to the largest window.
     retention: Annotated[int | None, BeforeValidator(_seconds)] = None
@@ -164,7 +162,7 @@ class AnalyticsSettings(ServiceSettings):
     weak_model: PairModel = MIXTRAL
     # The models "always X" baselines are computed for; empty: those the decisions list in
     # candidate_deployments, and those that served.
-    candidates: Annotated[tuple[str, ...], NoDecode, Listed] = ()
+    candidates: Names = ()
     # A model is the best single model only on at least this many graded answers (served and
     # shadow feedback) in the window: a mean over a handful of grades is noise.
     best_model_min_graded: int = Field(default=20, ge=1, le=1_000_000)
@@ -181,10 +179,6 @@ class AnalyticsSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if not self.windows:
-            raise ValueError("windows: give at least one window (e.g. 5m,1h)")
-        if len(set(self.windows)) != len(self.windows):
-            raise ValueError(f"windows: duplicates in {list(self.windows)}")
         if min(self.windows) < self.bucket:
             raise ValueError(
                 f"windows: {min(self.windows)}s is shorter than one bucket ({self.bucket}s)"
@@ -212,8 +206,6 @@ class AnalyticsSettings(ServiceSettings):
                 raise ValueError(f"{role}: {name!r} has no price; priced models: {sorted(table)}")
         if self.strong_model is not None and self.strong_model == self.weak_model:
             raise ValueError("strong_model and weak_model must differ")
-        if len(set(self.candidates)) != len(self.candidates):
-            raise ValueError(f"candidates: listed twice in {list(self.candidates)}")
         unpriced = [name for name in self.candidates if name not in table]
         if unpriced:
             raise ValueError(

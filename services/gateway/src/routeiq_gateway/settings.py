@@ -9,7 +9,6 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.topics import (
-    DEAD_LETTERS,
     FEEDBACK_EVENTS,
     MODEL_ANNOUNCEMENTS,
     ROUTER_DECISIONS,
@@ -17,18 +16,16 @@ from routeiq.contracts.topics import (
     ROUTING_CONFIGS,
 )
 from routeiq.settings import (
-    KafkaSettings,
+    KafkaServiceSettings,
     RedisSettings,
-    RegistrySettings,
     S3Settings,
     SecretKey,
-    ServiceSettings,
     TelemetrySettings,
     TopicName,
 )
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(KafkaServiceSettings):
     """Environment settings of one gateway replica."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_GATEWAY_")
@@ -46,8 +43,6 @@ class GatewaySettings(ServiceSettings):
     # train from production labels). Shared with the trainer; none: decisions carry no key.
     query_key: SecretKey | None = None
     replica_id: str = "gateway-1"
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     s3: S3Settings = S3Settings()
     redis: RedisSettings = RedisSettings()
@@ -56,8 +51,6 @@ class GatewaySettings(ServiceSettings):
     decisions_topic: TopicName = ROUTER_DECISIONS.name
     feedback_topic: TopicName = FEEDBACK_EVENTS.name
     announcements_topic: TopicName = MODEL_ANNOUNCEMENTS.name
-    # Where announcement records this gateway cannot decode or validate go, once each.
-    deadletter_topic: TopicName = DEAD_LETTERS.name
     spool_dir: Path = Path(".routeiq/gateway-spool")
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     spool_fsync_ms: float = Field(default=50.0, ge=0.0)

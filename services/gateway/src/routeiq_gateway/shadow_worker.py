@@ -39,8 +39,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
-from redis.asyncio import Redis
+from pydantic import SecretStr
 from routeiq.service import configure_logging
+from routeiq.settings import RedisSettings
 
 from routeiq_gateway.config import load_model_file
 from routeiq_gateway.shadow_jobs import (
@@ -154,11 +155,9 @@ async def serve(out: BinaryIO) -> int:
     model_file = load_model_file(Path(worker.config_path))
     model_file.apply_environment()
     upstream = Upstream(router=build_router(model_file), model_file=model_file)
-    redis = Redis.from_url(
-        worker.redis_url,
-        password=worker.redis_password,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
+    password = SecretStr(worker.redis_password) if worker.redis_password else None
+    redis = RedisSettings(url=worker.redis_url, password=password).async_client(
+        timeout_s=REDIS_TIMEOUT_S
     )
     jobs = ShadowJobs(config, upstream=upstream, redis=redis)
     try:

@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-import redis
-import redis.asyncio
 from confluent_kafka import KafkaError, Producer
 from routeiq.contracts.catalog import (
     FEEDBACK,
@@ -166,7 +164,7 @@ def build_gateway(
         shadow_config=shadow,
         # Shadow jobs run off the request path: a slower Redis only delays them. (A worker
         # process has its own client.)
-        shadow_redis=async_redis(settings, timeout_s=2.0) if inline else None,
+        shadow_redis=settings.redis.async_client(timeout_s=2.0) if inline else None,
     )
 
 
@@ -195,17 +193,6 @@ def build_publisher(settings: GatewaySettings, metrics: GatewayMetrics) -> Event
     return EventPublisher(producer_factory=producer_factory, spool=spool, metrics=metrics)
 
 
-def async_redis(settings: GatewaySettings, *, timeout_s: float) -> redis.asyncio.Redis:
-    """An asyncio Redis client on the settings' Redis."""
-    password = settings.redis.password
-    return redis.asyncio.Redis.from_url(
-        settings.redis.url,
-        password=password.get_secret_value() if password else None,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
-
-
 def build_access(
     settings: GatewaySettings, model_file: ModelFile, metrics: GatewayMetrics
 ) -> tuple[Access, Budgets | None]:
@@ -216,7 +203,7 @@ def build_access(
     if not needs_redis:
         return Access(master_key=model_file.master_key), None
     # Short timeouts: these calls sit on the request path, and budgets fail open.
-    client = async_redis(settings, timeout_s=0.5)
+    client = settings.redis.async_client(timeout_s=0.5)
     up = metrics.dependencies["redis"]
     prefix = settings.keys_prefix
     store = owners = None

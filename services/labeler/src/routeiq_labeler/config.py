@@ -14,7 +14,6 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.topics import (
-    DEAD_LETTERS,
     FEEDBACK_EVENTS,
     RETRAIN_REQUESTS,
     ROUTER_DECISIONS,
@@ -25,11 +24,9 @@ from routeiq.routing.oracle import GradeScale, Oracle, OracleMatrix
 from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
     AnyCase,
-    KafkaSettings,
+    KafkaServiceSettings,
     LogLevel,
-    RegistrySettings,
     S3Settings,
-    ServiceSettings,
     TopicName,
     legal_topic_name,
 )
@@ -39,20 +36,17 @@ from routeiq.settings import (
 MAX_APP_ID = 200
 
 
-class LabelerSettings(ServiceSettings):
+class LabelerSettings(KafkaServiceSettings):
     """Where the labeler reads and writes, how it windows and labels, when it asks to retrain."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_LABELER_")
 
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
     s3: S3Settings = S3Settings()
     shards_bucket: str = "routeiq-shards"
 
     decisions_topic: TopicName = ROUTER_DECISIONS.name
     feedback_topic: TopicName = FEEDBACK_EVENTS.name
     retrain_topic: TopicName = RETRAIN_REQUESTS.name
-    deadletter_topic: TopicName = DEAD_LETTERS.name
     # Faust app id: the consumer group and the prefix of the tables' changelog topics.
     app_id: str = "routeiq-labeler"
     # Replication of the changelog topics the worker creates (1 on the single-broker stack).

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from routeiq.contracts.topics import (
-    DEAD_LETTERS,
     FEEDBACK_EVENTS,
     MODEL_ANNOUNCEMENTS,
     RETRAIN_REQUESTS,
@@ -31,13 +30,12 @@ from routeiq.routing.bundle import (
 )
 from routeiq.routing.routers import ROUTER_TYPES
 from routeiq.settings import (
-    KafkaSettings,
-    Listed,
+    KafkaServiceSettings,
     LogLevel,
-    RegistrySettings,
+    Names,
+    NotEmpty,
     S3Settings,
     SecretKey,
-    ServiceSettings,
     TopicName,
 )
 
@@ -76,18 +74,15 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "routeiq-trainer"
 
 
-class TrainerSettings(ServiceSettings):
+class TrainerSettings(KafkaServiceSettings):
     """Where the trainer reads requests and shards, tracks runs, stores bundles and announces."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTEIQ_TRAINER_")
 
-    kafka: KafkaSettings = KafkaSettings()
-    registry: RegistrySettings = RegistrySettings()
     s3: S3Settings = S3Settings()
 
     requests_topic: TopicName = RETRAIN_REQUESTS.name
     announcements_topic: TopicName = MODEL_ANNOUNCEMENTS.name
-    deadletter_topic: TopicName = DEAD_LETTERS.name
     consumer_group: str = "routeiq-trainer"
     # A request may train for many minutes; the worker polls again only after it (so the
     # partition is never handed to another worker mid-request). Must exceed the longest run.
@@ -113,7 +108,7 @@ class TrainerSettings(ServiceSettings):
     # routers that read text train on production labels. None: shards cannot be joined.
     query_key: SecretKey | None = None
 
-    router_types: Annotated[tuple[str, ...], NoDecode, Listed] = ("knn", "svm", "mlp", "mf")
+    router_types: Annotated[Names, NotEmpty] = ("knn", "svm", "mlp", "mf")
     strong_model: str | None = None
     weak_model: str | None = None
     # Extra or overriding list prices, USD per million tokens: {"model": [input, output]}.
@@ -161,8 +156,6 @@ class TrainerSettings(ServiceSettings):
     @field_validator("router_types")
     @classmethod
     def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one default router type is needed")
         unknown = sorted(set(value) - set(ROUTER_TYPES))
         if unknown:
             raise ValueError(f"unknown router type(s) {unknown}; known: {sorted(ROUTER_TYPES)}")
@@ -172,8 +165,6 @@ class TrainerSettings(ServiceSettings):
                 f"{', '.join(texts)} cannot be a default router type: it reads query text, which "
                 "shards never carry; ask for it per request with a dataset file or texts"
             )
-        if len(set(value)) != len(value):
-            raise ValueError(f"router types repeat: {list(value)}")
         return value
 
     @field_validator("mlflow_tracking_uri")

@@ -15,7 +15,14 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import NoDecode, SettingsConfigDict
 from routeiq.routing.datasets import GPT4, MIXTRAL
 from routeiq.routing.oracle import GradeScale
-from routeiq.settings import AnyCase, Listed, LogLevel, ServiceSettings, json_env_value
+from routeiq.settings import (
+    AnyCase,
+    LogLevel,
+    Names,
+    NotEmpty,
+    ServiceSettings,
+    json_env_value,
+)
 
 from routeiq_upstream.core.judging import DEFAULT_JUDGE_MODEL
 
@@ -40,7 +47,7 @@ class UpstreamSettings(ServiceSettings):
     port: int = Field(default=8090, ge=1, le=65535)
     # The benchmark data folder (``data/`` with routellm/ and llmrouter/); None: the loaders'.
     data_dir: Path | None = None
-    datasets: Annotated[tuple[str, ...], NoDecode, Listed] = BUILTIN_DATASETS
+    datasets: Annotated[Names, NotEmpty] = BUILTIN_DATASETS
     # Added before the answer (before the first byte when streaming).
     latency_ms: float = Field(default=0.0, ge=0, le=600_000)
     # Uniform extra delay in [0, latency_jitter_ms] per request.
@@ -75,10 +82,6 @@ class UpstreamSettings(ServiceSettings):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("serve at least one dataset")
-        if len(set(value)) != len(value):
-            raise ValueError(f"datasets listed twice: {list(value)}")
         for name in value:
             if name in BUILTIN_DATASETS:
                 continue

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import uuid
 
-import redis
 from confluent_kafka import Consumer
 from routeiq.contracts.catalog import DEAD_LETTER, MODEL_ANNOUNCEMENT, ROUTING_CONFIG
 from routeiq.contracts.serde import AvroSerde, SchemaIdResolver
@@ -54,7 +53,8 @@ def build_sync(
         verifier = verifier_from(settings.verify_algorithm, settings.verify_key.get_secret_value())
     except BundleError as exc:
         raise ConfigError(f"ROUTEIQ_GATEWAY_VERIFY_KEY: {exc}") from exc
-    redis_client = sync_redis(settings)
+    # Short timeouts: a Redis that does not answer is reported, never waited on for long.
+    redis_client = settings.redis.client(timeout_s=2.0)
     cache = BundleCache(
         name=router_name,
         replica_id=settings.replica_id,
@@ -134,7 +134,7 @@ def build_control(
     producer = make_producer(
         settings.kafka, client_id=writer, overrides={"transactional.id": transactional_id}
     )
-    redis_client = sync_redis(settings)
+    redis_client = settings.redis.client(timeout_s=2.0)
     reader_done = threading.Event()
     plane = ControlPlane(
         fleet=settings.control_fleet,
@@ -188,16 +188,4 @@ def reader_dead_letters(
         serde=serde,
         topic=settings.deadletter_topic,
         consumer=consumer,
-    )
-
-
-def sync_redis(settings: GatewaySettings) -> redis.Redis:
-    """A blocking Redis client for the background threads' locks (short timeouts: a Redis
-    that does not answer is reported, never waited on for long)."""
-    password = settings.redis.password
-    return redis.Redis.from_url(
-        settings.redis.url,
-        password=password.get_secret_value() if password else None,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
     )
