@@ -9,13 +9,17 @@ latency, driven by the same client at a fixed concurrency with dcrouter_test pro
       vector in it), feature cache OFF: every request featurises its prompt
   a*  a as `make up` runs it: spans exported to the stack's Jaeger (OTLP/HTTP, every request
       sampled, the span event carrying the decision and its embedding) and the query key set
-      (an HMAC-SHA256 of the prompt in each event)
+      (an HMAC-SHA256 of the prompt in each event); spans leave in batches of 64
+  a*L a* with the SDK's batch of 512 spans (the default before 2026-12-07), beside it. Compare
+      the two with rounds longer than the SDK's 5 s export delay (`--requests 2000`): with
+      shorter ones a gateway's batch is mostly exported while it idles through the others'
+      rounds, and the pause it causes is not seen
   a+  a with the feature cache on and prompts repeating
   b   RouteIQ, `random` strategy, telemetry off, no features
   c   the LiteLLM proxy (`litellm --config`, the same model_list), calling one model
 
-Rounds are interleaved (a, a*, a+, b, c, a, ...) and medians reported with ratios a/c, a/b
-and a*/a,
+Rounds are interleaved (a, a*, a*L, a+, b, c, a, ...) and medians reported with ratios a/c,
+a/b, a*/a and a*/a*L,
 with each server's own CPU time per request (user + system, from /proc, all its threads): on
 a small machine the client, the upstream and the server share the cores, so CPU per request
 says what a server costs more steadily than its throughput does.
@@ -207,6 +211,14 @@ def main() -> None:
             ROUTEIQ_GATEWAY_TELEMETRY__OTLP_ENDPOINT=stack.otlp_http_url,
             ROUTEIQ_GATEWAY_QUERY_KEY="bench-query-key-0123456789abcdef",
         )
+        url_a_traced_large = gateway(
+            "a-traced-large",
+            learned,
+            ROUTEIQ_GATEWAY_EMBEDDING_CACHE_SIZE="0",
+            ROUTEIQ_GATEWAY_TELEMETRY__OTLP_ENDPOINT=stack.otlp_http_url,
+            ROUTEIQ_GATEWAY_TELEMETRY__EXPORT_BATCH_SIZE="512",
+            ROUTEIQ_GATEWAY_QUERY_KEY="bench-query-key-0123456789abcdef",
+        )
         url_a_cached = gateway("a-cached", learned)
         url_b = gateway(
             "b",
@@ -227,7 +239,7 @@ def main() -> None:
             location=location,
             folder=folder,
         )
-        for url in (url_a, url_a_traced, url_a_cached):
+        for url in (url_a, url_a_traced, url_a_traced_large, url_a_cached):
             wait_until(
                 lambda u=url: (
                     httpx.get(f"{u}/health/ready").json()["sync"]["active_version"] == "v1"
@@ -264,6 +276,7 @@ def main() -> None:
         configs = [
             ("a", url_a, "auto", "RouteIQ learned over 9, telemetry, no cache"),
             ("a*", url_a_traced, "auto", "a + spans to Jaeger + query key"),
+            ("a*L", url_a_traced_large, "auto", "a* exporting 512 spans a batch"),
             ("a+", url_a_cached, "auto", "RouteIQ learned over 9, telemetry, cache"),
             ("b", url_b, "auto", "RouteIQ random, telemetry off"),
             ("c", url_c, "llama-3.1-nemotron-51b-instruct", "LiteLLM proxy"),
@@ -356,12 +369,25 @@ def main() -> None:
             f"{med(label, 'p95'):>8.1f} {med(label, 'p99'):>8.1f} {med(label, 'cpu_ms'):>11.2f} "
             f"{sum(r['errors'] for r in results[label]):>7.0f}"
         )
-    print("\nper round (req/s; CPU ms per request), in the order run")
+    print("\nper round (req/s; CPU ms per request; p99 ms), in the order run")
     for label, _, _, _ in configs:
-        rounds = "  ".join(f"{r['rps']:.0f}; {r['cpu_ms']:.2f}" for r in results[label])
+        rounds = "  ".join(
+            f"{r['rps']:.0f}; {r['cpu_ms']:.2f}; {r['p99']:.0f}" for r in results[label]
+        )
         print(f"  {label:<4} {rounds}")
+    # Each round's ratio against the other config's same round: the VM's drift between
+    # rounds (other tenants, the page cache) cancels out of it.
+    print("\npaired per-round ratios, median (p99; CPU per request)")
+    for x, y in (("a*", "a"), ("a*L", "a"), ("a*", "a*L")):
+        p99s = [r["p99"] / q["p99"] for r, q in zip(results[x], results[y], strict=True)]
+        cpus = [r["cpu_ms"] / q["cpu_ms"] for r, q in zip(results[x], results[y], strict=True)]
+        print(
+            f"  {x}/{y}: p99 {statistics.median(p99s):.2f}x ({', '.join(f'{v:.2f}' for v in p99s)})"
+            f"   CPU/req {statistics.median(cpus):.2f}x"
+        )
     print("\nratios (throughput; p99 latency; server CPU per request)")
-    for x, y in (("a", "c"), ("a*", "c"), ("a+", "c"), ("a", "b"), ("b", "c"), ("a*", "a")):
+    pairs = [("a", "c"), ("a*", "c"), ("a+", "c"), ("a", "b"), ("b", "c")]
+    for x, y in [*pairs, ("a*", "a"), ("a*L", "a"), ("a*", "a*L")]:
         print(
             f"  {x}/{y}: req/s {med(x, 'rps') / med(y, 'rps'):.2f}x   "
             f"p99 {med(x, 'p99') / med(y, 'p99'):.2f}x   "

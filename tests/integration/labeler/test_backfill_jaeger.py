@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -41,6 +40,7 @@ from routeiq.traces import (
     route_spans,
 )
 from routeiq_cli.backfill import backfill
+from support.httpd import serving
 
 pytestmark = pytest.mark.integration
 
@@ -105,12 +105,8 @@ def jaeger() -> Iterator[tuple[str, list[dict]]]:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", queries
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield url, queries
 
 
 def _route_spans() -> dict[str, dict]:

@@ -42,9 +42,19 @@ def configure_tracing(
             if settings.otlp_endpoint
             else OTLPSpanExporter()
         )
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, max_export_batch_size=_export_batch_size(settings))
+        )
     trace.set_tracer_provider(provider)
     return provider
+
+
+def _export_batch_size(settings: TelemetrySettings) -> int | None:
+    """Ours when set or when the standard variable is not; None lets the SDK read
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE."""
+    if "export_batch_size" in settings.model_fields_set:
+        return settings.export_batch_size
+    return None if os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") else settings.export_batch_size
 
 
 # Span attributes of a routing decision. The gateway sets them on its "routeiq.route" span;
