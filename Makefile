@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen --python python3.11
 export UV_PYTHON_DOWNLOADS := never
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e faults lint format bench bench-all bench-gateway bench-labeler bench-trainer bench-rollout bench-control bench-shadow docs demo
+.PHONY: help bootstrap up down status clean test test-unit test-integration test-e2e faults lint format bench bench-all bench-gateway bench-labeler bench-trainer bench-rollout bench-control bench-shadow bench-spans docs demo
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ demo: bootstrap  ## The closed loop over LLMRouter's 9 models (switches the stac
 bench: up  ## Serde benchmark: our Avro serde vs plain fastavro, encode and encode+produce
 	@$(RUN) python bench/serde.py
 
-bench-all: bench bench-gateway bench-labeler bench-trainer bench-rollout bench-control bench-shadow  ## Every benchmark
+bench-all: bench bench-gateway bench-labeler bench-trainer bench-rollout bench-control bench-shadow bench-spans  ## Every benchmark
 
 bench-gateway: up  ## Gateway (learned router, telemetry) vs the LiteLLM proxy, same run
 	@$(RUN) python bench/gateway.py
@@ -85,3 +85,6 @@ bench-control: up  ## One routing change → all replicas, the kill switch and a
 
 bench-shadow: up  ## Client p50/p99 with 10% shadow sampling vs none, same run; the shadow budget under load
 	@$(RUN) python bench/shadow.py
+
+bench-spans: bootstrap  ## How long span export pauses the gateway's process: batches of 512 and 64 vs none
+	@$(RUN) python bench/spans.py

@@ -246,6 +246,14 @@ REFUSED: dict[type[ServiceSettings], list[tuple[dict[str, str], str]]] = {
             {
                 **GATEWAY_ENV,
                 "ROUTEIQ_GATEWAY_ADMIN_KEY": "a" * 16,
+                "ROUTEIQ_GATEWAY_TELEMETRY__EXPORT_BATCH_SIZE": "0",
+            },
+            r"telemetry.export_batch_size: Input should be greater than or equal to 1",
+        ),
+        (
+            {
+                **GATEWAY_ENV,
+                "ROUTEIQ_GATEWAY_ADMIN_KEY": "a" * 16,
                 "ROUTEIQ_GATEWAY_CONTROL_AUDIT_TOPIC": ROUTER_DECISIONS.name,
             },
             f"decisions_topic and control_audit_topic are both '{ROUTER_DECISIONS.name}'",

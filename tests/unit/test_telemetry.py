@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from typing import ClassVar
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -39,30 +38,26 @@ def test_sampling_ratio_zero_records_nothing() -> None:
     assert exporter.get_finished_spans() == ()
 
 
-class _Collector(BaseHTTPRequestHandler):
-    """An OTLP/HTTP endpoint that keeps how many spans each export carried."""
-
-    batches: ClassVar[list[int]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        request = ExportTraceServiceRequest.FromString(body)
-        type(self).batches.append(
-            sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
-        )
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
 def collector() -> Iterator[tuple[str, list[int]]]:
+    """An OTLP/HTTP endpoint; yields its URL and how many spans each export carried."""
     batches: list[int] = []
-    handler = type("Collector", (_Collector,), {"batches": batches})
-    with serving(handler) as url:
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            request = ExportTraceServiceRequest.FromString(body)
+            batches.append(
+                sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+            )
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    with serving(Collector) as url:
         yield url, batches
 
 

@@ -207,9 +207,9 @@ class TelemetrySettings(_Group):
     otlp_endpoint: str | None = None
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # Spans per OTLP export. The SDK's 512 encodes and posts a batch (3 MB with the decision
-    # events) holding the GIL, a pause of up to ~190 ms here that every request in flight
-    # waits out (bench/gateway.py: p99); with 64 the longest was under 20 ms. Unset here and
-    # set in OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the standard variable's value is used.
+    # events) holding the GIL, a pause of up to 216 ms that every request in flight waits
+    # out; with 64 the longest was 12 ms (bench/spans.py; p99 in bench/gateway.py). Unset
+    # here and set in OTEL_BSP_MAX_EXPORT_BATCH_SIZE, the standard variable's value is used.
     export_batch_size: int = Field(default=64, ge=1, le=2048)
 
 
